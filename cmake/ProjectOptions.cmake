@@ -1,0 +1,16 @@
+# Flags every tpmlab target shares, as usage requirements on two INTERFACE targets
+# rather than global variables, so a target says what it wants.
+option(TPMLAB_WARNINGS_AS_ERRORS "Treat compiler warnings as errors" ON)
+
+if(NOT CMAKE_BUILD_TYPE AND NOT CMAKE_CONFIGURATION_TYPES)
+  set(CMAKE_BUILD_TYPE RelWithDebInfo CACHE STRING "Build type" FORCE)
+endif()
+
+add_library(tpmlab_options INTERFACE)
+target_compile_features(tpmlab_options INTERFACE cxx_std_20)
+
+add_library(tpmlab_warnings INTERFACE)
+target_compile_options(tpmlab_warnings INTERFACE
+  $<$<COMPILE_LANGUAGE:CXX>:-Wall -Wextra -Wpedantic -Wshadow -Wnon-virtual-dtor
+    -Wold-style-cast -Wcast-align -Wunused -Woverloaded-virtual -Wnull-dereference>
+  $<$<BOOL:${TPMLAB_WARNINGS_AS_ERRORS}>:-Werror>)

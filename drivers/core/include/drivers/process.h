@@ -1,0 +1,62 @@
+// Child processes: the emulators and tools the drivers start and supervise.
+#pragma once
+
+#include <sys/types.h>
+
+#include <chrono>
+#include <filesystem>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "drivers/status.h"
+
+namespace tpmlab {
+
+// Finds `program` on PATH (or checks it when it contains a '/').
+std::optional<std::filesystem::path> FindProgram(const std::string& program);
+
+// A started child whose stdout and stderr go to a log file. The destructor
+// kills and reaps it, so no child outlives its owner.
+class ChildProcess final {
+ public:
+  ChildProcess() = default;
+  ~ChildProcess();
+  ChildProcess(ChildProcess&& other) noexcept;
+  ChildProcess& operator=(ChildProcess&& other) noexcept;
+  ChildProcess(const ChildProcess&) = delete;
+  ChildProcess& operator=(const ChildProcess&) = delete;
+
+  static Result<ChildProcess> Spawn(const std::vector<std::string>& argv,
+                                    const std::filesystem::path& log_file);
+
+  pid_t pid() const { return pid_; }
+  bool running();
+  // The exit status once the child has ended ("exited with 1", "killed by SIGKILL").
+  std::optional<std::string> exit_description() const { return exit_; }
+  std::optional<int> exit_code() const { return exit_code_; }
+
+  // Sends `signal` and reaps the child, waiting at most `timeout`; then SIGKILL.
+  void Kill(int signal, std::chrono::milliseconds timeout);
+  // Waits for the child to end by itself; false on timeout.
+  bool Wait(std::chrono::milliseconds timeout);
+  // Stops the child without reaping it (SIGSTOP / SIGCONT), to model a hung chip.
+  void Signal(int signal);
+
+ private:
+  void Reaped(int wait_status);
+
+  pid_t pid_ = -1;
+  std::optional<std::string> exit_;
+  std::optional<int> exit_code_;
+};
+
+// Runs a program to completion; the result is its exit code.
+Result<int> RunProgram(const std::vector<std::string>& argv,
+                       const std::filesystem::path& log_file,
+                       std::chrono::milliseconds timeout);
+
+// The last `lines` lines of a text file ("" when it does not exist).
+std::string FileTail(const std::filesystem::path& file, size_t lines);
+
+}  // namespace tpmlab

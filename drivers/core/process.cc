@@ -1,0 +1,162 @@
+#include "drivers/process.h"
+
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdlib>
+#include <cstring>
+#include <deque>
+#include <fstream>
+#include <sstream>
+#include <thread>
+
+namespace tpmlab {
+
+namespace fs = std::filesystem;
+using Clock = std::chrono::steady_clock;
+
+std::optional<fs::path> FindProgram(const std::string& program) {
+  if (program.find('/') != std::string::npos) {
+    if (::access(program.c_str(), X_OK) == 0) return fs::path(program);
+    return std::nullopt;
+  }
+  const char* path = std::getenv("PATH");
+  std::stringstream dirs(path ? path : "/usr/local/bin:/usr/bin:/bin");
+  std::string dir;
+  while (std::getline(dirs, dir, ':')) {
+    fs::path candidate = fs::path(dir.empty() ? "." : dir) / program;
+    if (::access(candidate.c_str(), X_OK) == 0) return candidate;
+  }
+  return std::nullopt;
+}
+
+ChildProcess::~ChildProcess() {
+  if (pid_ > 0) Kill(SIGKILL, std::chrono::milliseconds(2000));
+}
+
+ChildProcess::ChildProcess(ChildProcess&& other) noexcept
+    : pid_(other.pid_), exit_(std::move(other.exit_)), exit_code_(other.exit_code_) {
+  other.pid_ = -1;
+}
+
+ChildProcess& ChildProcess::operator=(ChildProcess&& other) noexcept {
+  if (this != &other) {
+    if (pid_ > 0) Kill(SIGKILL, std::chrono::milliseconds(2000));
+    pid_ = other.pid_;
+    exit_ = std::move(other.exit_);
+    exit_code_ = other.exit_code_;
+    other.pid_ = -1;
+  }
+  return *this;
+}
+
+Result<ChildProcess> ChildProcess::Spawn(const std::vector<std::string>& argv,
+                                         const fs::path& log_file) {
+  if (argv.empty()) return Status::Error(Layer::kHarness, "empty command line");
+  int log_fd = ::open(log_file.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+  if (log_fd < 0) {
+    return Status::Error(Layer::kEmulator,
+                         "open log " + log_file.string() + ": " + std::strerror(errno));
+  }
+  std::vector<char*> args;
+  for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
+  args.push_back(nullptr);
+
+  pid_t pid = ::fork();
+  if (pid < 0) {
+    ::close(log_fd);
+    return Status::Error(Layer::kEmulator, std::string("fork: ") + std::strerror(errno));
+  }
+  if (pid == 0) {
+    // Child: its own process group, so a terminal's Ctrl-C reaches the harness
+    // first and the harness decides how the emulator stops.
+    ::setpgid(0, 0);
+    int devnull = ::open("/dev/null", O_RDONLY);
+    ::dup2(devnull, 0);
+    ::dup2(log_fd, 1);
+    ::dup2(log_fd, 2);
+    ::execvp(args[0], args.data());
+    std::fprintf(stderr, "exec %s: %s\n", args[0], std::strerror(errno));
+    ::_exit(127);
+  }
+  ::close(log_fd);
+  ChildProcess child;
+  child.pid_ = pid;
+  return child;
+}
+
+void ChildProcess::Reaped(int wait_status) {
+  if (WIFEXITED(wait_status)) {
+    exit_code_ = WEXITSTATUS(wait_status);
+    exit_ = "exited with " + std::to_string(*exit_code_);
+  } else if (WIFSIGNALED(wait_status)) {
+    exit_ = std::string("killed by signal ") + ::strsignal(WTERMSIG(wait_status));
+  }
+  pid_ = -1;
+}
+
+bool ChildProcess::running() {
+  if (pid_ <= 0) return false;
+  int st = 0;
+  pid_t r = ::waitpid(pid_, &st, WNOHANG);
+  if (r == pid_) {
+    Reaped(st);
+    return false;
+  }
+  return r == 0;
+}
+
+bool ChildProcess::Wait(std::chrono::milliseconds timeout) {
+  const auto deadline = Clock::now() + timeout;
+  while (running()) {
+    if (Clock::now() >= deadline) return false;
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+  return true;
+}
+
+void ChildProcess::Kill(int signal, std::chrono::milliseconds timeout) {
+  if (!running()) return;
+  ::kill(pid_, SIGCONT);  // a stopped child cannot act on SIGTERM
+  ::kill(pid_, signal);
+  if (Wait(timeout)) return;
+  ::kill(pid_, SIGKILL);
+  int st = 0;
+  if (::waitpid(pid_, &st, 0) == pid_) Reaped(st);
+}
+
+void ChildProcess::Signal(int signal) {
+  if (pid_ > 0) ::kill(pid_, signal);
+}
+
+Result<int> RunProgram(const std::vector<std::string>& argv, const fs::path& log_file,
+                       std::chrono::milliseconds timeout) {
+  TRY_ASSIGN(ChildProcess child, ChildProcess::Spawn(argv, log_file));
+  if (!child.Wait(timeout)) {
+    child.Kill(SIGKILL, std::chrono::milliseconds(1000));
+    return Status::Timeout(argv[0] + " did not finish within " +
+                           std::to_string(timeout.count()) + " ms");
+  }
+  if (!child.exit_code()) {
+    return Status::Error(Layer::kEmulator, argv[0] + " " + child.exit_description().value_or("ended"));
+  }
+  return *child.exit_code();
+}
+
+std::string FileTail(const fs::path& file, size_t lines) {
+  std::ifstream in(file);
+  std::deque<std::string> tail;
+  std::string line;
+  while (std::getline(in, line)) {
+    tail.push_back(line);
+    if (tail.size() > lines) tail.pop_front();
+  }
+  std::string out;
+  for (const auto& l : tail) out += l + "\n";
+  return out;
+}
+
+}  // namespace tpmlab

@@ -1,0 +1,136 @@
+// The swtpm DUT backend: a supervised swtpm process, its data-channel
+// Transport, its control-channel PowerControl, and first-time provisioning.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <filesystem>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "drivers/power.h"
+#include "drivers/process.h"
+#include "drivers/socket.h"
+#include "drivers/swtpm_control.h"
+#include "drivers/transport.h"
+
+namespace tpmlab {
+
+struct SwtpmConfig {
+  std::filesystem::path state_dir;        // one per DUT; created if missing
+  std::string binary = "swtpm";           // the "TPM firmware image" of an emulated DUT
+  bool unix_sockets = false;              // TCP on loopback otherwise
+  uint16_t port = 0;                      // data port (ctrl = port+1); 0 = find a free pair
+  std::chrono::milliseconds start_timeout{10000};
+  int log_level = 1;
+};
+
+// What `swtpm socket --print-capabilities` says this binary can do.
+struct SwtpmCapabilities {
+  std::string version;
+  bool disable_auto_shutdown = false;  // flags-opt-disable-auto-shutdown (>= 0.8)
+  std::string raw_json;
+};
+
+Result<SwtpmCapabilities> ProbeSwtpm(const std::string& binary);
+
+// A swtpm process this object launched, watches and stops.
+class SwtpmProcess final {
+ public:
+  static Result<std::unique_ptr<SwtpmProcess>> Launch(SwtpmConfig config);
+  ~SwtpmProcess();
+  SwtpmProcess(const SwtpmProcess&) = delete;
+  SwtpmProcess& operator=(const SwtpmProcess&) = delete;
+
+  /// Starts swtpm again on the same state (after Kill or a crash). Keeps the
+  /// ports when they are still free; otherwise finds new ones.
+  Status Relaunch();
+  /// Kills the process with `signal` and reaps it (SIGKILL: a hard power loss).
+  void Kill(int signal);
+  /// Freezes or thaws the process (SIGSTOP/SIGCONT): a TPM that stops answering.
+  void Freeze(bool frozen);
+  /// Stops swtpm cleanly: CMD_SHUTDOWN, then signals if it does not exit.
+  void Stop();
+
+  bool alive();
+  /// Ok while alive; otherwise says how it ended, with the tail of its log.
+  Status CheckAlive();
+  std::string LogTail(size_t lines = 15) const;
+
+  SwtpmControl control() const { return SwtpmControl(ctrl_); }
+  const Endpoint& data_endpoint() const { return data_; }
+  const Endpoint& ctrl_endpoint() const { return ctrl_; }
+  const SwtpmConfig& config() const { return config_; }
+  const SwtpmCapabilities& capabilities() const { return caps_; }
+  std::filesystem::path log_file() const { return config_.state_dir / "swtpm.log"; }
+  pid_t pid() const { return child_.pid(); }
+  // Increases with every launch, so connections know they are stale.
+  uint64_t generation() const { return generation_; }
+
+ private:
+  explicit SwtpmProcess(SwtpmConfig config) : config_(std::move(config)) {}
+  Status Start(bool keep_ports);
+  Status StartOnce();
+  std::vector<std::string> CommandLine() const;
+
+  SwtpmConfig config_;
+  SwtpmCapabilities caps_;
+  ChildProcess child_;
+  Endpoint data_, ctrl_;
+  uint64_t generation_ = 0;
+};
+
+// The data channel: raw TPM commands over one kept connection.
+class SwtpmTransport final : public Transport {
+ public:
+  explicit SwtpmTransport(SwtpmProcess& process) : process_(process) {}
+
+ private:
+  Status DoTransmit(ByteView command) override;
+  Result<Bytes> DoReceive(Duration timeout) override;
+  Status DoCancel() override { return process_.control().CancelTpmCommand(); }
+  Status DoSetLocality(uint8_t locality) override {
+    return process_.control().SetLocality(locality);
+  }
+  Info DoInfo() const override {
+    return {"swtpm", process_.data_endpoint().ToString()};
+  }
+  // Adds how the process ended, when it did, to an I/O error.
+  Status Explain(Status error);
+
+  SwtpmProcess& process_;
+  Socket socket_;
+  uint64_t connected_generation_ = 0;
+};
+
+// Power through the control channel; a hard cut kills the process.
+class SwtpmPower final : public PowerControl {
+ public:
+  explicit SwtpmPower(SwtpmProcess& process) : process_(process) {}
+
+  /// One _TPM_Init without a separate off: what a soft power cycle needs.
+  Status Cycle() { return process_.control().Init(true); }
+
+ private:
+  Status DoOff(PowerCut cut) override;
+  Status DoOn() override;
+
+  SwtpmProcess& process_;
+};
+
+// Manufactures a new emulated chip the way swtpm_setup does for a vTPM: EK
+// (RSA 2048 at 0x81010001, ECC at 0x81010016) with certificates in NV
+// (0x1c00002, 0x1c00016), a platform certificate, and the chosen PCR banks.
+struct ProvisionOptions {
+  std::vector<std::string> banks = {"sha1", "sha256"};
+  bool ek_certificates = true;
+  std::string swtpm_binary = "swtpm";
+  std::chrono::milliseconds timeout{120000};
+};
+Status ProvisionSwtpmState(const std::filesystem::path& state_dir,
+                           const ProvisionOptions& options);
+// True when the folder already holds a manufactured chip.
+bool SwtpmStateExists(const std::filesystem::path& state_dir);
+
+}  // namespace tpmlab
