@@ -38,12 +38,14 @@ Result<Bytes> Transport::Receive(Duration timeout) {
 Result<Bytes> Transport::Exchange(ByteView command) {
   TRY(Transmit(command));
   auto response = Receive(command_timeout_);
-  if (!response.ok() && response.status().timed_out()) {
-    // Give up on this response so the next command starts clean.
-    (void)Cancel();
-    awaiting_response_ = false;
-  }
+  if (!response.ok() && response.status().timed_out()) AbandonResponse();
   return response;
+}
+
+void Transport::AbandonResponse() {
+  if (!awaiting_response_) return;
+  (void)DoCancel();  // best effort: the TPM may be gone
+  awaiting_response_ = false;
 }
 
 }  // namespace tpmlab

@@ -226,6 +226,15 @@ Status SwtpmPower::DoOn() {
   return process_.control().Init(true);
 }
 
+Status SwtpmPower::DoCycle(PowerCut cut) {
+  if (cut == PowerCut::kHard) {
+    TRY(DoOff(cut));
+    return DoOn();
+  }
+  TRY(process_.CheckAlive());
+  return process_.control().Init(true);
+}
+
 bool SwtpmStateExists(const fs::path& state_dir) {
   return fs::exists(state_dir / "tpm2-00.permall");
 }
@@ -239,7 +248,7 @@ Status ProvisionSwtpmState(const fs::path& state_dir, const ProvisionOptions& op
   for (const auto& b : options.banks) banks += (banks.empty() ? "" : ",") + b;
   std::vector<std::string> argv = {"swtpm_setup", "--tpm2", "--tpmstate", state_dir.string(),
                                    "--createek", "--pcr-banks", banks, "--overwrite",
-                                   "--tpm", FindProgram(options.swtpm_binary)->string()};
+                                   "--tpm", FindProgram(options.swtpm_binary)->string() + " socket"};
   if (options.ek_certificates) {
     argv.insert(argv.end(), {"--create-ek-cert", "--create-platform-cert"});
   }

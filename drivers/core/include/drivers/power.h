@@ -18,10 +18,16 @@ class PowerControl {
   Status Off(PowerCut cut) { return DoOff(cut); }
   /// Restores power and delivers _TPM_Init; the TPM then waits for Startup.
   Status On() { return DoOn(); }
+  /// Off then On, as fast as the backend can do it.
+  Status Cycle(PowerCut cut) { return DoCycle(cut); }
 
  private:
   virtual Status DoOff(PowerCut cut) = 0;
   virtual Status DoOn() = 0;
+  virtual Status DoCycle(PowerCut cut) {
+    TRY(DoOff(cut));
+    return DoOn();
+  }
 };
 
 }  // namespace tpmlab

@@ -45,6 +45,10 @@ class Transport {
   /// Transmit and Receive with the transport's per-command timeout.
   Result<Bytes> Exchange(ByteView command);
 
+  /// Gives up on an owed response (after a final timeout): cancels the
+  /// command on the TPM where the backend can, and allows a new Transmit.
+  void AbandonResponse();
+
   Status Cancel() { return DoCancel(); }
   Status SetLocality(uint8_t locality) { return DoSetLocality(locality); }
   Info info() const { return DoInfo(); }

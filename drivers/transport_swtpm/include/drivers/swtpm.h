@@ -109,12 +109,11 @@ class SwtpmPower final : public PowerControl {
  public:
   explicit SwtpmPower(SwtpmProcess& process) : process_(process) {}
 
-  /// One _TPM_Init without a separate off: what a soft power cycle needs.
-  Status Cycle() { return process_.control().Init(true); }
-
  private:
   Status DoOff(PowerCut cut) override;
   Status DoOn() override;
+  // A soft cycle is one CMD_INIT: swtpm terminates and re-inits the TPM.
+  Status DoCycle(PowerCut cut) override;
 
   SwtpmProcess& process_;
 };

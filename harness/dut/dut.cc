@@ -1,0 +1,104 @@
+#include "harness/dut.h"
+
+namespace tpmlab {
+
+const char* PowerCycleKindName(PowerCycleKind kind) {
+  switch (kind) {
+    case PowerCycleKind::kReset: return "reset";
+    case PowerCycleKind::kRestart: return "restart";
+    case PowerCycleKind::kResume: return "resume";
+    case PowerCycleKind::kPowerLoss: return "power-loss";
+    case PowerCycleKind::kHardLoss: return "hard-loss";
+  }
+  return "unknown";
+}
+
+std::optional<PowerCycleKind> PowerCycleKindFromName(std::string_view name) {
+  for (PowerCycleKind k : kAllPowerCycleKinds) {
+    if (name == PowerCycleKindName(k)) return k;
+  }
+  return std::nullopt;
+}
+
+bool IsOrderly(PowerCycleKind kind) {
+  return kind == PowerCycleKind::kReset || kind == PowerCycleKind::kRestart ||
+         kind == PowerCycleKind::kResume;
+}
+
+StartupType StartupAfter(PowerCycleKind kind) {
+  return kind == PowerCycleKind::kResume ? StartupType::kState : StartupType::kClear;
+}
+
+Result<std::unique_ptr<Dut>> Dut::LaunchEmulated(const EmulatedDutConfig& config) {
+  if (!SwtpmStateExists(config.state_dir)) {
+    ProvisionOptions provision;
+    provision.banks = config.banks;
+    provision.swtpm_binary = config.swtpm_binary;
+    TRY(ProvisionSwtpmState(config.state_dir, provision));
+  }
+  SwtpmConfig swtpm;
+  swtpm.state_dir = config.state_dir;
+  swtpm.binary = config.swtpm_binary;
+  swtpm.unix_sockets = config.unix_sockets;
+
+  std::unique_ptr<Dut> dut(new Dut());
+  dut->name_ = config.name;
+  TRY_ASSIGN(dut->swtpm_, SwtpmProcess::Launch(swtpm));
+  dut->transport_ = std::make_unique<SwtpmTransport>(*dut->swtpm_);
+  dut->transport_->set_command_timeout(config.command_timeout);
+  dut->trace_ = std::make_unique<TraceTransport>(*dut->transport_, config.trace_bytes);
+  dut->power_ = std::make_unique<SwtpmPower>(*dut->swtpm_);
+  TRY_ASSIGN(dut->tpm_, Tpm::Open(*dut->trace_));
+  return dut;
+}
+
+Dut::~Dut() { Close(); }
+
+Status Dut::Health() { return swtpm_ ? swtpm_->CheckAlive() : Status::Ok(); }
+
+Status Dut::Startup(const BootOptions& boot, StartupType type) {
+  if (boot.startup_locality != 0) TRY(trace_->SetLocality(boot.startup_locality));
+  if (boot.hcrtm_data) {
+    // The H-CRTM measures before Startup: the TPM resets PCR0 to 00..04 and
+    // extends the hash of this data into it.
+    SwtpmControl ctrl = swtpm_->control();
+    TRY(ctrl.HashStart());
+    TRY(ctrl.HashData(*boot.hcrtm_data));
+    TRY(ctrl.HashEnd());
+  }
+  Status started = tpm_->Startup(type);
+  if (boot.startup_locality != 0) {
+    Status back = trace_->SetLocality(0);
+    if (started.ok()) started = back;
+  }
+  return started;
+}
+
+Status Dut::PowerCycle(PowerCycleKind kind, const BootOptions& boot) {
+  switch (kind) {
+    case PowerCycleKind::kReset:
+      TRY(tpm_->Shutdown(StartupType::kClear));
+      break;
+    case PowerCycleKind::kRestart:
+    case PowerCycleKind::kResume:
+      TRY(tpm_->Shutdown(StartupType::kState));
+      break;
+    case PowerCycleKind::kPowerLoss:
+    case PowerCycleKind::kHardLoss:
+      break;  // no Shutdown: that is what makes them unorderly
+  }
+  TRY(power_->Cycle(kind == PowerCycleKind::kHardLoss ? PowerCut::kHard : PowerCut::kSoft));
+  return Startup(boot, StartupAfter(kind));
+}
+
+void Dut::Close() {
+  if (closed_) return;
+  closed_ = true;
+  // Leave the chip as a well-behaved platform would: orderly, so the next
+  // session does not start with safe = NO and a raised DA counter.
+  if (swtpm_ && swtpm_->alive() && tpm_) (void)tpm_->Shutdown(StartupType::kClear);
+  tpm_.reset();
+  if (swtpm_) swtpm_->Stop();
+}
+
+}  // namespace tpmlab

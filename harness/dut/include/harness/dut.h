@@ -1,0 +1,84 @@
+// Dut: one TPM under test — its transport (with a command trace), its power
+// switch, and the TPM session on top — and what a power cycle means to it.
+#pragma once
+
+#include <chrono>
+#include <filesystem>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "drivers/power.h"
+#include "drivers/swtpm.h"
+#include "drivers/trace.h"
+#include "harness/tpm.h"
+
+namespace tpmlab {
+
+// The kinds of power cycle, which mean different things to a TPM.
+enum class PowerCycleKind {
+  kReset,      // Shutdown(CLEAR), _TPM_Init, Startup(CLEAR)
+  kRestart,    // Shutdown(STATE), _TPM_Init, Startup(CLEAR)
+  kResume,     // Shutdown(STATE), _TPM_Init, Startup(STATE)
+  kPowerLoss,  // _TPM_Init with no Shutdown, Startup(CLEAR)
+  kHardLoss,   // the emulator killed and relaunched on its NV state, Startup(CLEAR)
+};
+inline constexpr PowerCycleKind kAllPowerCycleKinds[] = {
+    PowerCycleKind::kReset, PowerCycleKind::kRestart, PowerCycleKind::kResume,
+    PowerCycleKind::kPowerLoss, PowerCycleKind::kHardLoss};
+const char* PowerCycleKindName(PowerCycleKind kind);  // "power-loss"
+std::optional<PowerCycleKind> PowerCycleKindFromName(std::string_view name);
+bool IsOrderly(PowerCycleKind kind);
+StartupType StartupAfter(PowerCycleKind kind);
+
+// How the platform brings the TPM up at each boot.
+struct BootOptions {
+  uint8_t startup_locality = 0;      // 0, or 3 for a locality-3 Startup
+  std::optional<Bytes> hcrtm_data;   // measured by an H-CRTM before Startup
+};
+
+struct EmulatedDutConfig {
+  std::string name = "dut0";
+  std::filesystem::path state_dir;   // swtpm state and log; provisioned if empty
+  std::vector<std::string> banks = {"sha1", "sha256"};
+  bool unix_sockets = false;
+  std::string swtpm_binary = "swtpm";
+  std::chrono::milliseconds command_timeout{30000};
+  bool trace_bytes = true;           // keep command/response bytes in the trace
+};
+
+class Dut {
+ public:
+  /// Provisions the state folder when it is new, launches swtpm and opens
+  /// ESAPI on it. The TPM is powered but not started: call Boot().
+  static Result<std::unique_ptr<Dut>> LaunchEmulated(const EmulatedDutConfig& config);
+  ~Dut();
+
+  /// Power-on sequence after _TPM_Init: locality, H-CRTM, then Startup.
+  Status Startup(const BootOptions& boot, StartupType type = StartupType::kClear);
+  /// Brings the TPM down as `kind` says and up again (ending with Startup).
+  Status PowerCycle(PowerCycleKind kind, const BootOptions& boot);
+  /// Orderly end: Shutdown(CLEAR) if the TPM answers, then stop the emulator.
+  void Close();
+
+  const std::string& name() const { return name_; }
+  Tpm& tpm() { return *tpm_; }
+  TraceTransport& trace() { return *trace_; }
+  SwtpmProcess* emulator() { return swtpm_.get(); }
+  /// Ok while the DUT's emulator runs; otherwise how it ended, with its log.
+  Status Health();
+
+ private:
+  Dut() = default;
+
+  std::string name_;
+  std::unique_ptr<SwtpmProcess> swtpm_;
+  std::unique_ptr<Transport> transport_;
+  std::unique_ptr<TraceTransport> trace_;
+  std::unique_ptr<PowerControl> power_;
+  std::unique_ptr<Tpm> tpm_;
+  bool closed_ = false;
+};
+
+}  // namespace tpmlab

@@ -1,0 +1,105 @@
+// Tpm: typed TPM 2.0 operations on tpm2-tss ESAPI over any drivers Transport.
+//
+// This folder is the only place in tpmlab that includes tpm2-tss; the header
+// shows none of it. Every call returns a Status that says whether the TPM
+// refused (layer tpm, with the response code) or the bytes never made it
+// (layer transport, with the transport's own reason).
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "drivers/transport.h"
+#include "harness/tpm_types.h"
+
+namespace tpmlab {
+
+struct KeyInfo {
+  uint32_t handle = 0;   // persistent handle
+  Bytes name;            // TPM2B_NAME contents: nameAlg || digest
+  Bytes public_area;     // marshalled TPMT_PUBLIC
+  Bytes public_der;      // SubjectPublicKeyInfo, for OpenSSL
+  KeyType type = KeyType::kRsa2048;
+  bool created = false;  // made now rather than found persisted
+};
+
+struct TpmProperties {
+  std::string manufacturer;     // "IBM " as four ASCII characters
+  uint32_t manufacturer_id = 0;
+  std::string vendor_string;    // TPM_PT_VENDOR_STRING_1..4 joined
+  uint64_t firmware_version = 0;  // (FIRMWARE_VERSION_1 << 32) | _2
+  uint32_t spec_level = 0, spec_revision = 0, spec_year = 0, spec_day = 0;
+};
+
+struct QuoteBlob {
+  Bytes attest;     // TPMS_ATTEST as signed
+  Bytes signature;  // marshalled TPMT_SIGNATURE
+};
+
+struct TimeInfo {
+  uint64_t time_ms = 0;
+  ClockInfo clock;
+};
+
+class TctiAdapter;
+
+class Tpm {
+ public:
+  static Result<std::unique_ptr<Tpm>> Open(Transport& transport);
+  ~Tpm();
+  Tpm(const Tpm&) = delete;
+  Tpm& operator=(const Tpm&) = delete;
+
+  Status Startup(StartupType type);
+  Status Shutdown(StartupType type);
+
+  /// The banks with at least one PCR allocated (TPM_CAP_PCRS).
+  Result<std::vector<HashAlg>> PcrBanks();
+  /// All 24 PCRs of every bank in `banks`.
+  Result<PcrValues> ReadPcrs(const std::vector<HashAlg>& banks);
+  /// Extends one PCR, with one digest per bank (banks not given are left alone).
+  Status Extend(int pcr, const std::map<HashAlg, Bytes>& digests);
+
+  /// The TCG default RSA-2048 EK (template L-1), persisted at kEkHandle.
+  Result<KeyInfo> EnsureEk();
+  /// The TCG default SRK in the owner hierarchy, persisted at kSrkHandle.
+  Result<KeyInfo> EnsureSrk();
+  /// A restricted signing key in the endorsement hierarchy (so quoted
+  /// counters are not obfuscated), noDA, persisted at kAkHandle. A persisted
+  /// AK of another type is replaced.
+  Result<KeyInfo> EnsureAk(KeyType type);
+
+  /// TPM2_Quote over the PCRs in `pcr_mask` (bit n = PCR n) of `bank`.
+  Result<QuoteBlob> Quote(const KeyInfo& ak, HashAlg bank, uint32_t pcr_mask, ByteView nonce);
+
+  /// TPM2_Clear authorised by the lockout or platform hierarchy.
+  Status Clear(Hierarchy auth);
+
+  Result<TpmProperties> Properties();
+  Result<TimeInfo> ReadClock();
+  /// Reads a whole NV index (e.g. the EK certificate).
+  Result<Bytes> NvRead(uint32_t index);
+
+  Transport& transport() { return transport_; }
+
+ private:
+  Tpm(Transport& transport, std::unique_ptr<TctiAdapter> tcti);
+  Status Check(uint32_t rc, const char* what) const;
+  // ESYS_TR of a persistent object, or 0 when the handle is empty.
+  Result<uint32_t> Persistent(uint32_t handle);
+  Result<KeyInfo> Describe(uint32_t esys_handle, uint32_t handle, bool created);
+  Result<KeyInfo> EnsurePrimary(uint32_t handle, Hierarchy hierarchy, const void* templ,
+                                KeyType type);
+  void ForgetObjects();
+
+  Transport& transport_;
+  std::unique_ptr<TctiAdapter> tcti_;
+  struct EsysDeleter { void operator()(void* ctx) const; };
+  std::unique_ptr<void, EsysDeleter> esys_;
+  std::map<uint32_t, uint32_t> objects_;  // persistent handle -> ESYS_TR
+};
+
+}  // namespace tpmlab
