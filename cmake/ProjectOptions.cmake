@@ -12,5 +12,5 @@ target_compile_features(tpmlab_options INTERFACE cxx_std_20)
 add_library(tpmlab_warnings INTERFACE)
 target_compile_options(tpmlab_warnings INTERFACE
   $<$<COMPILE_LANGUAGE:CXX>:-Wall -Wextra -Wpedantic -Wshadow -Wnon-virtual-dtor
-    -Wold-style-cast -Wcast-align -Wunused -Woverloaded-virtual -Wnull-dereference>
+    -Wold-style-cast -Wcast-align -Wunused -Woverloaded-virtual>
   $<$<BOOL:${TPMLAB_WARNINGS_AS_ERRORS}>:-Werror>)

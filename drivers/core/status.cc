@@ -8,6 +8,7 @@ const char* LayerName(Layer layer) {
     case Layer::kTpm: return "tpm";
     case Layer::kTransport: return "transport";
     case Layer::kEmulator: return "emulator";
+    case Layer::kEnvironment: return "environment";
     case Layer::kParse: return "parse";
     case Layer::kScenario: return "scenario";
     case Layer::kStore: return "store";

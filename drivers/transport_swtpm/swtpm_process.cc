@@ -15,7 +15,7 @@ using Clock = std::chrono::steady_clock;
 namespace {
 
 Status MissingPackage(const std::string& program, const std::string& package) {
-  return Status::Error(Layer::kEmulator, program + " not found on PATH: install the Debian package '" +
+  return Status::Error(Layer::kEnvironment, program + " not found on PATH: install the Debian package '" +
                                              package + "' (apt-get install " + package +
                                              ", or run tools/setup)");
 }

@@ -18,7 +18,8 @@ enum class Layer : uint8_t {
   kNone,       // no error
   kTpm,        // the TPM answered with a response code
   kTransport,  // bytes did not get there or back (socket, device, timeout)
-  kEmulator,   // the swtpm process: missing binary, died, control channel
+  kEmulator,   // the swtpm process: died, control channel refused
+  kEnvironment,  // something tpmlab needs is not installed (names the package)
   kParse,      // bytes from a file or the TPM that do not decode
   kScenario,   // a scenario or bench description is wrong
   kStore,      // the results database
@@ -121,7 +122,8 @@ Status AsStatus(const Result<T>& r) { return r.status(); }
     if (!try_status_.ok()) return try_status_;                          \
   } while (0)
 
-// Declares `lhs` from a Result, or returns its Status from the enclosing function.
+// Declares (or assigns) `lhs` from a Result, or returns its Status from the
+// enclosing function. It expands to several statements: inside an `if`, use braces.
 #define TRY_ASSIGN(lhs, expr) \
   TRY_ASSIGN_IMPL(TPMLAB_CONCAT(try_result_, __LINE__), lhs, expr)
 #define TRY_ASSIGN_IMPL(tmp, lhs, expr) \

@@ -55,6 +55,8 @@ class Dut {
   static Result<std::unique_ptr<Dut>> LaunchEmulated(const EmulatedDutConfig& config);
   ~Dut();
 
+  /// Delivers _TPM_Init (power on); relaunches a dead emulator first.
+  Status PowerOn() { return power_->On(); }
   /// Power-on sequence after _TPM_Init: locality, H-CRTM, then Startup.
   Status Startup(const BootOptions& boot, StartupType type = StartupType::kClear);
   /// Brings the TPM down as `kind` says and up again (ending with Startup).

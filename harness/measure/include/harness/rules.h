@@ -1,0 +1,44 @@
+// The rules TPM 2.0 sets for power cycles, as checks on what a DUT did:
+// counters, the safe flag, the clock, PCR reset or retention, and identity.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "harness/dut.h"
+#include "harness/snapshot.h"
+
+namespace tpmlab {
+
+struct Check {
+  std::string name;    // "reset_count", "pcrs_after_startup", ...
+  bool passed = false;
+  std::string detail;  // what was expected and what was seen
+};
+
+// What the harness read just before bringing the TPM down.
+struct BeforeCycle {
+  ClockInfo clock;
+  PcrValues pcrs;
+};
+
+/// Counters, safe and clock after `kind`, compared with before it.
+std::vector<Check> CheckCounters(PowerCycleKind kind, const ClockInfo& before, const ClockInfo& after);
+
+/// PCRs right after Startup and before any measurement: reset to their
+/// initial values (PCR0 per locality or H-CRTM) after Startup(CLEAR); after
+/// Startup(STATE), PCRs 0-15 kept and 16-23 reset.
+Check CheckStartupPcrs(StartupType startup, const BootOptions& boot, const PcrValues& before,
+                       const PcrValues& after);
+
+/// The value PCR0 of `bank` holds after Startup(CLEAR) with these options.
+Bytes ExpectedPcr0(HashAlg bank, const BootOptions& boot);
+
+/// EK unchanged always; SRK and AK unchanged when no clear happened since.
+std::vector<Check> CheckIdentity(const Snapshot& reference, const Snapshot& now);
+
+Check CheckQuote(const Snapshot& snapshot);
+
+bool AllPassed(const std::vector<Check>& checks);
+
+}  // namespace tpmlab

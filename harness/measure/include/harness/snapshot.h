@@ -1,0 +1,47 @@
+// Snapshot: everything an attestation verifier would look at, taken at one
+// point — every allocated bank, a verified quote and its clock counters,
+// the TPM's identity (manufacturer, firmware, EK/SRK/AK names).
+#pragma once
+
+#include <map>
+#include <string>
+#include <vector>
+
+#include "drivers/trace.h"
+#include "harness/attest.h"
+#include "harness/tpm.h"
+
+namespace tpmlab {
+
+struct Snapshot {
+  std::string taken_at;  // UTC, ISO 8601
+  std::vector<HashAlg> banks;
+  PcrValues pcrs;
+  HashAlg quote_bank = HashAlg::kSha256;
+  uint32_t quote_pcrs = 0;  // bit n = PCR n
+  Bytes nonce;
+  QuoteBlob quote;
+  QuoteCheck quote_check;  // includes the parsed TPMS_ATTEST (clock, firmware)
+  TpmProperties properties;
+  KeyInfo ek, srk, ak;
+  std::map<std::string, double> latency_us;  // command name -> median µs
+
+  const ClockInfo& clock() const { return quote_check.attest.clock; }
+};
+
+struct SnapshotOptions {
+  KeyType ak_type = KeyType::kRsa2048;
+  HashAlg quote_bank = HashAlg::kSha256;  // falls back to the first bank allocated
+  uint32_t quote_pcrs = 0xFFFFFF;         // PCRs 0-23
+};
+
+/// Reads all banks, then quotes them with a fresh nonce and verifies the quote
+/// against what was read. Creates the EK, SRK and AK where they are missing.
+Result<Snapshot> TakeSnapshot(Tpm& tpm, const SnapshotOptions& options);
+
+/// Median duration per command name over a trace.
+std::map<std::string, double> LatencyByCommand(const std::vector<TraceRecord>& trace);
+
+std::string UtcNow();
+
+}  // namespace tpmlab

@@ -1,0 +1,63 @@
+#include "harness/snapshot.h"
+
+#include <openssl/rand.h>
+
+#include <algorithm>
+#include <ctime>
+
+namespace tpmlab {
+
+std::string UtcNow() {
+  const auto now = std::chrono::system_clock::now();
+  const std::time_t t = std::chrono::system_clock::to_time_t(now);
+  const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(now.time_since_epoch()) % 1000;
+  std::tm tm{};
+  ::gmtime_r(&t, &tm);
+  char buf[40];
+  std::strftime(buf, sizeof(buf), "%Y-%m-%dT%H:%M:%S", &tm);
+  char out[48];
+  std::snprintf(out, sizeof(out), "%s.%03dZ", buf, static_cast<int>(ms.count()));
+  return out;
+}
+
+Result<Snapshot> TakeSnapshot(Tpm& tpm, const SnapshotOptions& options) {
+  Snapshot s;
+  s.taken_at = UtcNow();
+  TRY_ASSIGN(s.properties, tpm.Properties());
+  TRY_ASSIGN(s.ek, tpm.EnsureEk());
+  TRY_ASSIGN(s.srk, tpm.EnsureSrk());
+  TRY_ASSIGN(s.ak, tpm.EnsureAk(options.ak_type));
+  TRY_ASSIGN(s.banks, tpm.PcrBanks());
+  if (s.banks.empty()) return Status::Error(Layer::kTpm, "the TPM has no PCR bank allocated");
+  TRY_ASSIGN(s.pcrs, tpm.ReadPcrs(s.banks));
+
+  s.quote_bank = std::count(s.banks.begin(), s.banks.end(), options.quote_bank)
+                     ? options.quote_bank
+                     : s.banks.front();
+  s.quote_pcrs = options.quote_pcrs;
+  s.nonce.resize(32);
+  if (RAND_bytes(s.nonce.data(), static_cast<int>(s.nonce.size())) != 1) {
+    return Status::Error(Layer::kHarness, "OpenSSL could not make a nonce");
+  }
+  TRY_ASSIGN(s.quote, tpm.Quote(s.ak, s.quote_bank, s.quote_pcrs, s.nonce));
+  s.quote_check = VerifyQuote(s.quote, s.ak.public_der, s.nonce, s.pcrs);
+  return s;
+}
+
+std::map<std::string, double> LatencyByCommand(const std::vector<TraceRecord>& trace) {
+  std::map<std::string, std::vector<double>> all;
+  for (const auto& r : trace) {
+    if (r.failed) continue;
+    all[TpmCommandName(r.command_code)].push_back(
+        std::chrono::duration<double, std::micro>(r.duration).count());
+  }
+  std::map<std::string, double> median;
+  for (auto& [name, v] : all) {
+    std::sort(v.begin(), v.end());
+    const size_t n = v.size();
+    median[name] = n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
+  }
+  return median;
+}
+
+}  // namespace tpmlab

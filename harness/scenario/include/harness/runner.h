@@ -1,0 +1,49 @@
+// The runner: executes a Scenario on a DUT, checks every step against the
+// TPM 2.0 rules, records each step in the store as it completes, and writes
+// run.json at the end.
+#pragma once
+
+#include <atomic>
+#include <filesystem>
+#include <functional>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "harness/scenario.h"
+#include "harness/store.h"
+
+namespace tpmlab {
+
+enum class RunStatus { kPassed, kFailed, kError, kInterrupted };
+const char* RunStatusName(RunStatus status);
+
+struct RunOptions {
+  std::filesystem::path out_dir;          // run.json and the DUT's state go here
+  std::filesystem::path database;         // SQLite file
+  std::optional<uint64_t> seed;           // overrides the scenario's
+  bool keep_state = false;                // reuse the DUT state found in out_dir
+  bool unix_sockets = false;
+  // Called after each step (progress display).
+  std::function<void(const StepResult&, int total_steps)> on_step;
+  // Set from a signal handler to stop between steps.
+  const std::atomic<bool>* stop = nullptr;
+};
+
+struct RunResult {
+  RunStatus status = RunStatus::kPassed;
+  int64_t run_id = 0;
+  uint64_t seed = 0;
+  std::vector<StepResult> steps;
+  std::filesystem::path run_json;
+  std::string error;  // what ended the run early, when it did
+};
+
+/// Runs the scenario. Returns an error Status only when the run could not be
+/// set up (bad options, database, missing swtpm); a run that starts always
+/// ends with a RunResult, its steps stored, and run.json written.
+Result<RunResult> RunScenario(const Scenario& scenario, const RunOptions& options);
+
+inline constexpr const char* kTpmlabVersion = "0.1.0";
+
+}  // namespace tpmlab

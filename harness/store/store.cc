@@ -1,0 +1,225 @@
+#include "harness/store.h"
+
+#include <sqlite3.h>
+
+#include "harness/snapshot_json.h"
+
+namespace tpmlab {
+namespace {
+
+constexpr const char* kSchema = R"sql(
+CREATE TABLE IF NOT EXISTS runs (
+  id INTEGER PRIMARY KEY,
+  scenario TEXT NOT NULL,
+  scenario_file TEXT,
+  seed INTEGER NOT NULL,
+  status TEXT NOT NULL,            -- running, passed, failed, error, interrupted
+  started_at TEXT NOT NULL,
+  finished_at TEXT,
+  tpmlab_version TEXT,
+  host TEXT,
+  dut TEXT,
+  config_json TEXT
+);
+CREATE TABLE IF NOT EXISTS steps (
+  id INTEGER PRIMARY KEY,
+  run_id INTEGER NOT NULL REFERENCES runs(id),
+  idx INTEGER NOT NULL,
+  action TEXT NOT NULL,
+  cycle INTEGER,
+  kind TEXT,
+  status TEXT NOT NULL,            -- passed, failed, error
+  started_at TEXT NOT NULL,
+  duration_ms REAL,
+  error TEXT,
+  checks_json TEXT,
+  UNIQUE (run_id, idx)
+);
+CREATE TABLE IF NOT EXISTS snapshots (
+  id INTEGER PRIMARY KEY,
+  step_id INTEGER NOT NULL REFERENCES steps(id),
+  run_id INTEGER NOT NULL REFERENCES runs(id),
+  taken_at TEXT NOT NULL,
+  pcrs_json TEXT NOT NULL,
+  clock_ms INTEGER,
+  reset_count INTEGER,
+  restart_count INTEGER,
+  safe INTEGER,
+  firmware_version INTEGER,
+  manufacturer TEXT,
+  quote_verified INTEGER,
+  quote_failure TEXT,
+  quote_bank TEXT,
+  nonce BLOB,
+  quote_attest BLOB,
+  quote_signature BLOB,
+  ek_name TEXT,
+  srk_name TEXT,
+  ak_name TEXT,
+  ak_public_der BLOB,
+  latency_json TEXT
+);
+CREATE TABLE IF NOT EXISTS commands (
+  step_id INTEGER NOT NULL REFERENCES steps(id),
+  seq INTEGER NOT NULL,
+  code INTEGER NOT NULL,
+  name TEXT NOT NULL,
+  response_code INTEGER,
+  failed INTEGER NOT NULL,
+  duration_us REAL,
+  command BLOB,
+  response BLOB
+);
+CREATE INDEX IF NOT EXISTS steps_by_run ON steps(run_id);
+CREATE INDEX IF NOT EXISTS snapshots_by_run ON snapshots(run_id);
+CREATE INDEX IF NOT EXISTS commands_by_step ON commands(step_id);
+)sql";
+
+// A prepared statement that finalises itself.
+class Statement {
+ public:
+  Statement(sqlite3* db, const char* sql) { sqlite3_prepare_v2(db, sql, -1, &stmt_, nullptr); }
+  ~Statement() { sqlite3_finalize(stmt_); }
+  Statement(const Statement&) = delete;
+  Statement& operator=(const Statement&) = delete;
+  bool ok() const { return stmt_ != nullptr; }
+
+  Statement& Text(int i, const std::string& v) {
+    sqlite3_bind_text(stmt_, i, v.c_str(), static_cast<int>(v.size()), SQLITE_TRANSIENT);
+    return *this;
+  }
+  Statement& Int(int i, int64_t v) { sqlite3_bind_int64(stmt_, i, v); return *this; }
+  Statement& Real(int i, double v) { sqlite3_bind_double(stmt_, i, v); return *this; }
+  Statement& Blob(int i, const Bytes& v) {
+    sqlite3_bind_blob(stmt_, i, v.data(), static_cast<int>(v.size()), SQLITE_TRANSIENT);
+    return *this;
+  }
+  Statement& Null(int i) { sqlite3_bind_null(stmt_, i); return *this; }
+  bool Run() {
+    const int rc = sqlite3_step(stmt_);
+    sqlite3_reset(stmt_);
+    return rc == SQLITE_DONE || rc == SQLITE_ROW;
+  }
+
+ private:
+  sqlite3_stmt* stmt_ = nullptr;
+};
+
+}  // namespace
+
+Store::~Store() { sqlite3_close(db_); }
+
+Status Store::Error(const std::string& what) const {
+  return Status::Error(Layer::kStore, file_.string() + ": " + what + ": " + sqlite3_errmsg(db_));
+}
+
+Status Store::Exec(const char* sql) {
+  char* message = nullptr;
+  if (sqlite3_exec(db_, sql, nullptr, nullptr, &message) != SQLITE_OK) {
+    std::string m = message ? message : "unknown error";
+    sqlite3_free(message);
+    return Status::Error(Layer::kStore, file_.string() + ": " + m);
+  }
+  return Status::Ok();
+}
+
+Result<std::unique_ptr<Store>> Store::Open(const std::filesystem::path& file) {
+  std::error_code ec;
+  if (file.has_parent_path()) std::filesystem::create_directories(file.parent_path(), ec);
+  sqlite3* db = nullptr;
+  if (sqlite3_open_v2(file.c_str(), &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, nullptr) !=
+      SQLITE_OK) {
+    std::string m = db ? sqlite3_errmsg(db) : "out of memory";
+    sqlite3_close(db);
+    return Status::Error(Layer::kStore, "cannot open " + file.string() + ": " + m);
+  }
+  std::unique_ptr<Store> store(new Store(db, file));
+  sqlite3_busy_timeout(db, 5000);  // another run may be writing to the same file
+  // WAL: readers see every committed step while a run is writing, and a
+  // crashed writer never corrupts what was committed.
+  TRY(store->Exec("PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA foreign_keys=ON;"));
+  TRY(store->Exec("BEGIN IMMEDIATE;"));
+  Status schema = store->Exec(kSchema);
+  if (schema.ok()) {
+    schema = store->Exec(("PRAGMA user_version=" + std::to_string(kStoreSchemaVersion) + ";").c_str());
+  }
+  if (!schema.ok()) {
+    (void)store->Exec("ROLLBACK;");
+    return schema.Wrap("creating the schema (is this a tpmlab database?)");
+  }
+  TRY(store->Exec("COMMIT;"));
+  return store;
+}
+
+Result<int64_t> Store::BeginRun(const RunInfo& run) {
+  Statement st(db_, "INSERT INTO runs (scenario, scenario_file, seed, status, started_at, "
+                    "tpmlab_version, host, dut, config_json) VALUES (?,?,?,'running',?,?,?,?,?)");
+  if (!st.ok()) return Error("prepare run");
+  st.Text(1, run.scenario).Text(2, run.scenario_file).Int(3, static_cast<int64_t>(run.seed))
+      .Text(4, run.started_at).Text(5, run.tpmlab_version).Text(6, run.host).Text(7, run.dut)
+      .Text(8, run.config_json);
+  if (!st.Run()) return Error("insert run");
+  return static_cast<int64_t>(sqlite3_last_insert_rowid(db_));
+}
+
+Status Store::RecordStep(int64_t run_id, const StepResult& step) {
+  TRY(Exec("BEGIN IMMEDIATE;"));
+  auto fail = [this](const std::string& what) {
+    Status s = Error(what);
+    (void)Exec("ROLLBACK;");
+    return s;
+  };
+  {
+    Statement st(db_, "INSERT INTO steps (run_id, idx, action, cycle, kind, status, started_at, "
+                      "duration_ms, error, checks_json) VALUES (?,?,?,?,?,?,?,?,?,?)");
+    if (!st.ok()) return fail("prepare step");
+    st.Int(1, run_id).Int(2, step.index).Text(3, step.action);
+    step.cycle ? st.Int(4, *step.cycle) : st.Null(4);
+    st.Text(5, step.kind).Text(6, step.status).Text(7, step.started_at).Real(8, step.duration_ms)
+        .Text(9, step.error).Text(10, ChecksToJson(step.checks).dump());
+    if (!st.Run()) return fail("insert step");
+  }
+  const int64_t step_id = sqlite3_last_insert_rowid(db_);
+  if (step.snapshot) {
+    const Snapshot& s = *step.snapshot;
+    Statement st(db_, "INSERT INTO snapshots (step_id, run_id, taken_at, pcrs_json, clock_ms, "
+                      "reset_count, restart_count, safe, firmware_version, manufacturer, "
+                      "quote_verified, quote_failure, quote_bank, nonce, quote_attest, "
+                      "quote_signature, ek_name, srk_name, ak_name, ak_public_der, latency_json) "
+                      "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)");
+    if (!st.ok()) return fail("prepare snapshot");
+    st.Int(1, step_id).Int(2, run_id).Text(3, s.taken_at).Text(4, PcrsToJson(s.pcrs).dump())
+        .Int(5, static_cast<int64_t>(s.clock().clock_ms)).Int(6, s.clock().reset_count)
+        .Int(7, s.clock().restart_count).Int(8, s.clock().safe)
+        .Int(9, static_cast<int64_t>(s.properties.firmware_version)).Text(10, s.properties.manufacturer)
+        .Int(11, s.quote_check.verified()).Text(12, s.quote_check.failure)
+        .Text(13, HashAlgName(s.quote_bank)).Blob(14, s.nonce).Blob(15, s.quote.attest)
+        .Blob(16, s.quote.signature).Text(17, ToHex(s.ek.name)).Text(18, ToHex(s.srk.name))
+        .Text(19, ToHex(s.ak.name)).Blob(20, s.ak.public_der)
+        .Text(21, nlohmann::json(s.latency_us).dump());
+    if (!st.Run()) return fail("insert snapshot");
+  }
+  if (!step.trace.empty()) {
+    Statement st(db_, "INSERT INTO commands (step_id, seq, code, name, response_code, failed, "
+                      "duration_us, command, response) VALUES (?,?,?,?,?,?,?,?,?)");
+    if (!st.ok()) return fail("prepare commands");
+    for (const auto& r : step.trace) {
+      st.Int(1, step_id).Int(2, static_cast<int64_t>(r.sequence)).Int(3, r.command_code)
+          .Text(4, TpmCommandName(r.command_code)).Int(5, r.response_code).Int(6, r.failed)
+          .Real(7, std::chrono::duration<double, std::micro>(r.duration).count())
+          .Blob(8, r.command).Blob(9, r.response);
+      if (!st.Run()) return fail("insert command");
+    }
+  }
+  return Exec("COMMIT;");
+}
+
+Status Store::FinishRun(int64_t run_id, const std::string& status, const std::string& finished_at) {
+  Statement st(db_, "UPDATE runs SET status = ?, finished_at = ? WHERE id = ?");
+  if (!st.ok()) return Error("prepare finish");
+  st.Text(1, status).Text(2, finished_at).Int(3, run_id);
+  if (!st.Run()) return Error("finish run");
+  return Status::Ok();
+}
+
+}  // namespace tpmlab
