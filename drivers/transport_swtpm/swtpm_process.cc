@@ -100,7 +100,6 @@ std::vector<std::string> SwtpmProcess::CommandLine() const {
 }
 
 Status SwtpmProcess::Start(bool keep_ports) {
-  const bool chosen_port = config_.port != 0;
   constexpr int kAttempts = 8;
   Status last;
   for (int attempt = 0; attempt < kAttempts; ++attempt) {
@@ -110,17 +109,23 @@ Status SwtpmProcess::Start(bool keep_ports) {
       std::error_code ignored;
       fs::remove(data_.path, ignored);
       fs::remove(ctrl_.path, ignored);
-    } else if (!(keep_ports && attempt == 0 && data_.port != 0)) {
-      uint16_t port = chosen_port ? config_.port : RandomPortPair();
-      if (!chosen_port && !(LoopbackPortFree(port) && LoopbackPortFree(port + 1))) continue;
+    } else if (attempt == 0 && keep_ports && data_.port != 0) {
+      // A relaunch keeps its ports, so clients reconnect where they were.
+    } else if (attempt == 0 && config_.port != 0) {
+      data_ = Endpoint{"127.0.0.1", config_.port, ""};
+      ctrl_ = Endpoint{"127.0.0.1", static_cast<uint16_t>(config_.port + 1), ""};
+    } else {
+      uint16_t port = RandomPortPair();
+      if (!(LoopbackPortFree(port) && LoopbackPortFree(port + 1))) continue;
       data_ = Endpoint{"127.0.0.1", port, ""};
       ctrl_ = Endpoint{"127.0.0.1", static_cast<uint16_t>(port + 1), ""};
     }
     last = StartOnce();
     if (last.ok()) return last;
-    // Another process may have taken the ports between our check and swtpm's
-    // bind: try a new pair unless the user fixed the port.
-    if (chosen_port || config_.unix_sockets || alive()) break;
+    // swtpm exits when it cannot bind: the port was taken (by someone else,
+    // or between our check and its bind). Try another pair. A swtpm that
+    // runs but does not answer is a different failure: give up.
+    if (config_.unix_sockets || last.timed_out()) break;
   }
   return last.ok() ? Status::Error(Layer::kEmulator, "no free loopback port pair found") : last;
 }
@@ -178,7 +183,10 @@ std::string SwtpmProcess::LogTail(size_t lines) const { return FileTail(log_file
 
 Status SwtpmTransport::Explain(Status error) {
   socket_.Close();
-  if (!process_.alive()) return process_.CheckAlive().Wrap(error.message());
+  // A dropped connection usually means swtpm died: say how, with its log.
+  if (!error.timed_out() && process_.EndedWithin(std::chrono::milliseconds(250))) {
+    return process_.CheckAlive().Wrap(error.message());
+  }
   return error;
 }
 

@@ -318,6 +318,7 @@ Result<RunResult> RunScenario(const Scenario& scenario, const RunOptions& option
   info.config_json = json({{"scenario", ScenarioConfigJson(scenario, seed)}, {"dut", dut_json}}).dump();
   TRY_ASSIGN(int64_t run_id, store->BeginRun(info));
 
+  if (options.on_dut_ready) options.on_dut_ready(*dut);
   Run run(scenario, options, *store, *dut, run_id, seed);
   RunResult result = run.Execute();
   dut->Close();

@@ -21,7 +21,8 @@ struct SwtpmConfig {
   std::filesystem::path state_dir;        // one per DUT; created if missing
   std::string binary = "swtpm";           // the "TPM firmware image" of an emulated DUT
   bool unix_sockets = false;              // TCP on loopback otherwise
-  uint16_t port = 0;                      // data port (ctrl = port+1); 0 = find a free pair
+  uint16_t port = 0;                      // preferred data port (ctrl = port+1); another
+                                          // free pair is used when it is taken; 0 = any
   std::chrono::milliseconds start_timeout{10000};
   int log_level = 1;
 };
@@ -54,6 +55,9 @@ class SwtpmProcess final {
   void Stop();
 
   bool alive();
+  /// True when the process has ended or ends within `grace` (a connection
+  /// reset often arrives a moment before the kernel reports the exit).
+  bool EndedWithin(std::chrono::milliseconds grace) { return child_.Wait(grace); }
   /// Ok while alive; otherwise says how it ended, with the tail of its log.
   Status CheckAlive();
   std::string LogTail(size_t lines = 15) const;
@@ -89,7 +93,10 @@ class SwtpmTransport final : public Transport {
  private:
   Status DoTransmit(ByteView command) override;
   Result<Bytes> DoReceive(Duration timeout) override;
-  Status DoCancel() override { return process_.control().CancelTpmCommand(); }
+  // A short control timeout: the TPM that needs cancelling may be hung.
+  Status DoCancel() override {
+    return SwtpmControl(process_.ctrl_endpoint(), std::chrono::milliseconds(1000)).CancelTpmCommand();
+  }
   Status DoSetLocality(uint8_t locality) override {
     return process_.control().SetLocality(locality);
   }

@@ -26,6 +26,8 @@ struct RunOptions {
   bool unix_sockets = false;
   // Called after each step (progress display).
   std::function<void(const StepResult&, int total_steps)> on_step;
+  // Called once the DUT is up, before the first step (scripting, fault hooks).
+  std::function<void(Dut&)> on_dut_ready;
   // Set from a signal handler to stop between steps.
   const std::atomic<bool>* stop = nullptr;
 };

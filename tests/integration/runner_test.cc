@@ -1,0 +1,177 @@
+// The runner end to end on a real swtpm: a seeded mix of power cycles whose
+// counters follow the TPM 2.0 table, run.json and the SQLite store agreeing,
+// and a swtpm that dies mid-run ending the run cleanly with its log tail.
+#define BOOST_TEST_MODULE runner
+#include <boost/test/unit_test.hpp>
+#include <signal.h>
+#include <sqlite3.h>
+
+#include <fstream>
+#include <set>
+#include <nlohmann/json.hpp>
+
+#include "emulated.h"
+#include "harness/runner.h"
+#include "harness/scenario_yaml.h"
+
+namespace tpmlab::testing {
+namespace {
+
+using nlohmann::json;
+
+Scenario Mix(int cycles, uint64_t seed = 7) {
+  const std::string text = R"(
+name: mix
+seed: )" + std::to_string(seed) + R"(
+platform:
+  banks: [sha1, sha256]
+  measurements:
+    - {pcr: 0, data: "crtm"}
+    - {pcr: 7, data: "secure boot"}
+steps:
+  - boot
+  - repeat:
+      count: )" + std::to_string(cycles) + R"(
+      steps:
+        - power_cycle:
+            mix: {reset: 1, restart: 1, resume: 1, power-loss: 1, hard-loss: 1}
+)";
+  return Require(LoadScenarioText(text, "mix.yaml"));
+}
+
+json ReadJson(const fs::path& file) {
+  std::ifstream in(file);
+  return json::parse(in);
+}
+
+int64_t Count(const fs::path& db, const std::string& sql) {
+  sqlite3* handle = nullptr;
+  BOOST_REQUIRE(sqlite3_open_v2(db.c_str(), &handle, SQLITE_OPEN_READONLY, nullptr) == SQLITE_OK);
+  sqlite3_stmt* st = nullptr;
+  BOOST_REQUIRE_MESSAGE(sqlite3_prepare_v2(handle, sql.c_str(), -1, &st, nullptr) == SQLITE_OK,
+                        sqlite3_errmsg(handle));
+  BOOST_REQUIRE(sqlite3_step(st) == SQLITE_ROW);
+  const int64_t n = sqlite3_column_int64(st, 0);
+  sqlite3_finalize(st);
+  sqlite3_close(handle);
+  return n;
+}
+
+BOOST_AUTO_TEST_CASE(seeded_mix_follows_the_counter_table) {
+  const fs::path out = MakeTempDir("run");
+  RunOptions o;
+  o.out_dir = out;
+  o.database = out / "results.db";
+  RunResult r = Require(RunScenario(Mix(30), o));
+  BOOST_TEST(RunStatusName(r.status) == "passed");
+  BOOST_REQUIRE(r.steps.size() == 31u);
+
+  // Re-derive the table from run.json alone, as a user would.
+  json run = ReadJson(out / "run.json");
+  BOOST_TEST(run["status"] == "passed");
+  BOOST_TEST(run["seed"] == 7);
+  std::set<std::string> kinds;
+  json previous = run["steps"][0]["snapshot"];
+  for (size_t i = 1; i < run["steps"].size(); ++i) {
+    const json& step = run["steps"][i];
+    BOOST_TEST(step["action"] == "power_cycle");
+    BOOST_TEST(step["cycle"] == static_cast<int>(i));
+    const std::string kind = step["kind"];
+    kinds.insert(kind);
+    const json& now = step["snapshot"];
+    const json& a = previous["clock"];
+    const json& b = now["clock"];
+    if (kind == "restart" || kind == "resume") {
+      BOOST_TEST(b["reset_count"] == a["reset_count"], "step " << i << " " << kind);
+      BOOST_TEST(b["restart_count"].get<int>() == a["restart_count"].get<int>() + 1);
+    } else {
+      BOOST_TEST(b["reset_count"].get<int>() == a["reset_count"].get<int>() + 1, "step " << i);
+      BOOST_TEST(b["restart_count"] == 0);
+    }
+    if (kind == "power-loss" || kind == "hard-loss") BOOST_TEST(b["safe"] == false);
+    BOOST_TEST(now["quote"]["verified"] == true);
+    BOOST_TEST(now["ek_name"] == previous["ek_name"]);
+    BOOST_TEST(now["pcrs"]["sha256"].size() == 24u);
+    BOOST_TEST(now["latency_us"].contains("TPM2_Quote"));
+    previous = now;
+  }
+  BOOST_TEST(kinds.size() == 5u, "every kind drawn in 30 cycles with seed 7");
+
+  // The same run in the database: one row per step, one snapshot per boot.
+  const fs::path db = out / "results.db";
+  BOOST_TEST(Count(db, "SELECT COUNT(*) FROM steps WHERE run_id = " + std::to_string(r.run_id)) == 31);
+  BOOST_TEST(Count(db, "SELECT COUNT(*) FROM snapshots WHERE quote_verified = 1") == 31);
+  BOOST_TEST(Count(db, "SELECT COUNT(*) FROM runs WHERE status = 'passed'") == 1);
+  BOOST_TEST(Count(db, "SELECT COUNT(*) FROM commands WHERE name = 'TPM2_Quote'") == 31);
+  fs::remove_all(out);
+}
+
+BOOST_AUTO_TEST_CASE(same_seed_draws_the_same_kinds) {
+  auto kinds = [](uint64_t seed) {
+    const fs::path out = MakeTempDir("seed");
+    RunOptions o;
+    o.out_dir = out;
+    o.database = out / "r.db";
+    o.seed = seed;
+    RunResult r = Require(RunScenario(Mix(12), o));
+    std::vector<std::string> k;
+    for (const auto& s : r.steps) k.push_back(s.kind);
+    fs::remove_all(out);
+    return k;
+  };
+  BOOST_TEST(kinds(99) == kinds(99), boost::test_tools::per_element());
+  BOOST_TEST((kinds(99) != kinds(100)));
+}
+
+BOOST_AUTO_TEST_CASE(swtpm_dying_mid_run_ends_the_run_cleanly) {
+  const fs::path out = MakeTempDir("die");
+  Dut* dut = nullptr;
+  RunOptions o;
+  o.out_dir = out;
+  o.database = out / "results.db";
+  o.on_dut_ready = [&](Dut& d) { dut = &d; };
+  o.on_step = [&](const StepResult& step, int) {
+    // After the third step the emulator dies behind the harness's back.
+    if (step.index == 2) ::kill(dut->emulator()->pid(), SIGKILL);
+  };
+  RunResult r = Require(RunScenario(Mix(10), o));
+  BOOST_TEST(RunStatusName(r.status) == "error");
+  BOOST_REQUIRE(r.steps.size() == 4u);  // three good steps, then the one that failed
+  BOOST_TEST(r.steps[3].status == "error");
+  BOOST_TEST(r.steps[3].error.find("killed by signal") != std::string::npos, r.steps[3].error);
+  BOOST_TEST(r.steps[3].error.find("log tail") != std::string::npos);
+
+  json run = ReadJson(out / "run.json");
+  BOOST_TEST(run["status"] == "error");
+  BOOST_TEST(run["steps"].size() == 4u);
+  const fs::path db = out / "results.db";
+  BOOST_TEST(Count(db, "SELECT COUNT(*) FROM steps WHERE status = 'passed'") == 3);
+  BOOST_TEST(Count(db, "SELECT COUNT(*) FROM steps WHERE status = 'error'") == 1);
+  BOOST_TEST(Count(db, "SELECT COUNT(*) FROM runs WHERE status = 'error'") == 1);
+  fs::remove_all(out);
+}
+
+BOOST_AUTO_TEST_CASE(a_hung_tpm_costs_one_timeout) {
+  const fs::path out = MakeTempDir("hang");
+  Scenario s = Mix(5);
+  s.platform.command_timeout_ms = 300;
+  Dut* dut = nullptr;
+  RunOptions o;
+  o.out_dir = out;
+  o.database = out / "results.db";
+  o.on_dut_ready = [&](Dut& d) { dut = &d; };
+  o.on_step = [&](const StepResult& step, int) {
+    if (step.index == 1) dut->emulator()->Freeze(true);  // SIGSTOP: "TPM not responding"
+  };
+  const auto start = std::chrono::steady_clock::now();
+  RunResult r = Require(RunScenario(s, o));
+  const auto took = std::chrono::steady_clock::now() - start;
+  BOOST_TEST(RunStatusName(r.status) == "error");
+  BOOST_REQUIRE(r.steps.size() == 3u);
+  BOOST_TEST(r.steps[2].error.find("timed out") != std::string::npos, r.steps[2].error);
+  BOOST_TEST(took < std::chrono::seconds(30));
+  fs::remove_all(out);
+}
+
+}  // namespace
+}  // namespace tpmlab::testing
