@@ -1,0 +1,96 @@
+#!/usr/bin/env bash
+# The tpmlab command as a user meets it: the main job, its run.json, and the
+# exit codes for bad input and a missing emulator.
+#   cli_test.sh TPMLAB_BINARY SOURCE_DIR
+set -uo pipefail
+tpmlab=$1
+src=$2
+tmp=$(mktemp -d /tmp/tpmlab-cli-XXXXXX)
+trap 'rm -rf "$tmp"' EXIT
+failures=0
+
+fail() { echo "FAIL: $*"; failures=$((failures + 1)); }
+expect_exit() {  # expected, description, command...
+  local want=$1 what=$2; shift 2
+  "$@" >"$tmp/stdout" 2>"$tmp/stderr"
+  local got=$?
+  if [[ $got -ne $want ]]; then
+    fail "$what: exit $got, expected $want"; sed 's/^/  | /' "$tmp/stderr"
+  else
+    echo "ok: $what (exit $got)"
+  fi
+}
+expect_stderr() {  # pattern, description
+  grep -qE -- "$1" "$tmp/stderr" || { fail "$2: stderr lacks /$1/"; sed 's/^/  | /' "$tmp/stderr"; }
+}
+
+# 1. The main job: 50 power cycles whose counters follow the TPM 2.0 table.
+expect_exit 0 "power-cycle scenario, 50 cycles" \
+  "$tpmlab" run "$src/scenarios/power-cycle.yaml" --cycles 50 --out "$tmp/o"
+grep -q "results: $tmp/o/run.json" "$tmp/stdout" || fail "summary does not say where run.json is"
+/usr/bin/python3 - "$tmp/o/run.json" <<'PY' || fail "run.json does not follow the table"
+import json, sys
+run = json.load(open(sys.argv[1]))
+assert run["status"] == "passed", run["status"]
+assert run["scenario"] == "power-cycle" and isinstance(run["seed"], int)
+steps = run["steps"]
+cycles = [s for s in steps if s["action"] == "power_cycle"]
+assert len(cycles) == 50, len(cycles)
+prev = steps[0]["snapshot"]
+for s in steps[1:]:
+    assert s["status"] == "passed", s
+    assert s["index"] == steps.index(s) and s["cycle"] >= 1
+    snap = s["snapshot"]
+    a, b = prev["clock"], snap["clock"]
+    if s["kind"] in ("restart", "resume"):
+        assert b["reset_count"] == a["reset_count"] and b["restart_count"] == a["restart_count"] + 1, s["kind"]
+    else:
+        assert b["reset_count"] == a["reset_count"] + 1 and b["restart_count"] == 0, s["kind"]
+    if s["kind"] in ("power-loss", "hard-loss"):
+        assert b["safe"] is False
+    assert snap["quote"]["verified"] is True
+    assert snap["ek_name"] == prev["ek_name"]
+    assert set(snap["pcrs"]) == {"sha1", "sha256"} and len(snap["pcrs"]["sha256"]) == 24
+    assert all(len(v) == 64 and v == v.lower() for v in snap["pcrs"]["sha256"].values())
+    for key in ("firmware_version", "srk_name", "ak_name", "latency_us"):
+        assert key in snap, key
+    prev = snap
+assert len({s["kind"] for s in cycles}) == 5, "every kind drawn"
+PY
+[[ -s "$tmp/o/tpmlab.db" ]] || fail "no SQLite database"
+
+# 2. A malformed scenario: file:line:column, exit 2, nothing run.
+cat >"$tmp/bad.yaml" <<'YAML'
+name: bad
+steps:
+  - boot
+  - power_cycle:
+      kind: reboot
+YAML
+expect_exit 2 "unknown power_cycle kind" "$tpmlab" run "$tmp/bad.yaml" --out "$tmp/bad"
+expect_stderr "bad.yaml:5:13: unknown power_cycle kind 'reboot'" "unknown kind message"
+[[ ! -e "$tmp/bad" ]] || fail "a malformed scenario created its output folder"
+
+printf 'name: typo\nstep:\n  - boot\n' >"$tmp/typo.yaml"
+expect_exit 2 "unknown key" "$tpmlab" run "$tmp/typo.yaml" --out "$tmp/typo"
+expect_stderr "typo.yaml:2:1: unknown key 'step'" "unknown key message"
+
+printf 'name: x\nsteps: [boot, {power_cycle: reset}]\n' >"$tmp/norepeat.yaml"
+expect_exit 2 "--cycles without a repeat" "$tpmlab" run "$tmp/norepeat.yaml" --cycles 3 --out "$tmp/nr"
+expect_stderr "needs a top-level repeat" "--cycles message"
+
+expect_exit 2 "missing scenario file" "$tpmlab" run "$tmp/nope.yaml"
+expect_stderr "nope.yaml: cannot read" "missing file message"
+expect_exit 2 "no subcommand" "$tpmlab"
+expect_exit 2 "unknown option" "$tpmlab" run "$src/scenarios/power-cycle.yaml" --cycels 3
+expect_exit 0 "--version" "$tpmlab" --version
+
+# 3. swtpm not installed: exit 4 and the package to install.
+expect_exit 4 "swtpm not on PATH" env PATH=/nonexistent "$tpmlab" run "$src/scenarios/power-cycle.yaml" --cycles 1 --out "$tmp/nopath"
+expect_stderr "install the Debian package 'swtpm(-tools)?'" "missing package message"
+
+if [[ $failures -ne 0 ]]; then
+  echo "cli_test: $failures failure(s)"
+  exit 1
+fi
+echo "cli_test: all passed"
