@@ -32,6 +32,12 @@ Result<Bytes> Transport::Receive(Duration timeout) {
   auto response = DoReceive(timeout);
   // A timeout leaves the response owed; any other failure ends the exchange.
   if (response.ok() || !response.status().timed_out()) awaiting_response_ = false;
+  if (response.ok() && (response->size() < kTpmHeaderSize || TpmHeaderSize(*response) != response->size())) {
+    return Status::Error(Layer::kTransport,
+                         "response of " + std::to_string(response->size()) + " bytes from " +
+                             DoInfo().description + " claims " +
+                             std::to_string(TpmHeaderSize(*response)) + " in its header");
+  }
   return response;
 }
 
@@ -44,7 +50,7 @@ Result<Bytes> Transport::Exchange(ByteView command) {
 
 void Transport::AbandonResponse() {
   if (!awaiting_response_) return;
-  (void)DoCancel();  // best effort: the TPM may be gone
+  DoAbandonResponse();  // best effort: the TPM may be gone
   awaiting_response_ = false;
 }
 

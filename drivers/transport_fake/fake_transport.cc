@@ -16,6 +16,7 @@ Status FakeTransport::DoTransmit(ByteView command) {
 }
 
 Result<Bytes> FakeTransport::DoReceive(Duration) {
+  if (!next_) return Status::Error(Layer::kTransport, "fake transport: no reply pending");
   Reply r = std::move(*next_);
   next_.reset();
   return r;

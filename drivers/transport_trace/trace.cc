@@ -30,4 +30,12 @@ Result<Bytes> TraceTransport::DoReceive(Duration timeout) {
   return response;
 }
 
+void TraceTransport::DoAbandonResponse() {
+  pending_.duration = std::chrono::steady_clock::now() - pending_.started;
+  pending_.failed = true;
+  records_.push_back(std::move(pending_));
+  pending_ = TraceRecord{};
+  inner_.AbandonResponse();
+}
+
 }  // namespace tpmlab

@@ -39,7 +39,9 @@ class Transport {
 
   /// Waits at most `timeout` for the response to the last command.
   /// @returns the response; a transport error with timed_out() set on timeout
-  ///          (the response is still owed and a later Receive may get it).
+  ///          (the response is still owed and a later Receive may get it);
+  ///          a transport error when the response's header size does not
+  ///          match its length (a cut or padded response must never decode).
   Result<Bytes> Receive(Duration timeout);
 
   /// Transmit and Receive with the transport's per-command timeout.
@@ -62,6 +64,8 @@ class Transport {
   virtual Status DoCancel() = 0;
   virtual Status DoSetLocality(uint8_t locality) = 0;
   virtual Info DoInfo() const = 0;
+  // Decorators forward this so every layer below gives up the response too.
+  virtual void DoAbandonResponse() { (void)DoCancel(); }
 
   bool awaiting_response_ = false;
   Duration command_timeout_{30000};

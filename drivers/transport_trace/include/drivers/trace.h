@@ -43,6 +43,8 @@ class TraceTransport final : public Transport {
     Info i = inner_.info();
     return {"trace(" + i.name + ")", i.description};
   }
+  // The abandoned command goes into the trace as failed, with how long it waited.
+  void DoAbandonResponse() override;
 
   Transport& inner_;
   bool keep_bytes_;
