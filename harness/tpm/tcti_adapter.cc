@@ -70,6 +70,7 @@ TSS2_RC TctiAdapter::Receive(TSS2_TCTI_CONTEXT* ctx, size_t* size, uint8_t* resp
     }
     self->response_ = std::move(*r);
     self->have_response_ = true;
+    self->last_response_code_ = TpmHeaderCode(self->response_);
   }
   // The size query form: report the length and keep the response.
   if (response == nullptr) {

@@ -17,6 +17,13 @@ class TctiAdapter {
   TSS2_TCTI_CONTEXT* context() { return reinterpret_cast<TSS2_TCTI_CONTEXT*>(&context_); }
   // Why the last transmit or receive failed, in the transport's words.
   const Status& last_error() const { return last_error_; }
+  // The response code of the last response received (ESAPI hides some).
+  uint32_t last_response_code() const { return last_response_code_; }
+  // Drops a response still held, after the ESAPI context was rebuilt.
+  void Reset() {
+    response_.clear();
+    have_response_ = false;
+  }
 
  private:
   static TctiAdapter* From(TSS2_TCTI_CONTEXT* ctx);
@@ -42,6 +49,7 @@ class TctiAdapter {
   Bytes response_;
   bool have_response_ = false;
   Status last_error_;
+  uint32_t last_response_code_ = 0;
 };
 
 }  // namespace tpmlab

@@ -196,21 +196,39 @@ Result<std::unique_ptr<Tpm>> Tpm::Open(Transport& transport) {
   return tpm;
 }
 
-Status Tpm::Check(uint32_t rc, const char* what) const {
+Status Tpm::Check(uint32_t rc, const char* what) {
   if (rc == TSS2_RC_SUCCESS) return Status::Ok();
   const uint32_t layer = rc & TSS2_RC_LAYER_MASK;
   if (layer == TSS2_TPM_RC_LAYER) {
     return Status::Tpm(rc, std::string(what) + ": " + Tss2_RC_Decode(rc));
   }
-  if (layer == TSS2_TCTI_RC_LAYER && !tcti_->last_error().ok()) {
-    return tcti_->last_error().Wrap(what);
+  Status error = Status::Error(Layer::kHarness, std::string(what) + ": " + Tss2_RC_Decode(rc));
+  if (layer == TSS2_TCTI_RC_LAYER) {
+    if (!tcti_->last_error().ok()) error = tcti_->last_error().Wrap(what);
+    // The ESAPI context is now in its internal-error state: start a new one
+    // on the same TCTI. Handles of the old context are gone with it.
+    ESYS_CONTEXT* fresh = nullptr;
+    if (Esys_Initialize(&fresh, tcti_->context(), nullptr) == TSS2_RC_SUCCESS) {
+      objects_.clear();
+      esys_.reset(fresh);
+      tcti_->Reset();
+    }
   }
-  return Status::Error(Layer::kHarness, std::string(what) + ": " + Tss2_RC_Decode(rc));
+  return error;
 }
 
 Status Tpm::Startup(StartupType type) {
-  return Check(Esys_Startup(Ctx(esys_.get()), type == StartupType::kClear ? TPM2_SU_CLEAR : TPM2_SU_STATE),
-               type == StartupType::kClear ? "TPM2_Startup(CLEAR)" : "TPM2_Startup(STATE)");
+  const char* what = type == StartupType::kClear ? "TPM2_Startup(CLEAR)" : "TPM2_Startup(STATE)";
+  TRY(Check(Esys_Startup(Ctx(esys_.get()), type == StartupType::kClear ? TPM2_SU_CLEAR : TPM2_SU_STATE),
+            what));
+  // Esys_Startup reports TPM_RC_INITIALIZE as success; to a harness it means
+  // the TPM was already started, so the power cycle before it did not happen.
+  if (tcti_->last_response_code() == TPM2_RC_INITIALIZE) {
+    return Status::Tpm(TPM2_RC_INITIALIZE, std::string(what) +
+                                               ": TPM_RC_INITIALIZE: the TPM is already started "
+                                               "(no _TPM_Init reached it since its last Startup)");
+  }
+  return Status::Ok();
 }
 
 Status Tpm::Shutdown(StartupType type) {

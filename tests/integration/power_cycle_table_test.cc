@@ -29,9 +29,11 @@ struct Cycle {
   Snapshot snapshot;
 };
 
-// Boots, measures, cycles with `kind`, and snapshots.
-Cycle RunCycle(EmulatedDut& dut, PowerCycleKind kind, const BootOptions& boot = {}) {
-  REQUIRE_OK(dut->Startup(boot));
+// Boots (unless the TPM is already started), measures, cycles with `kind`,
+// and snapshots.
+Cycle RunCycle(EmulatedDut& dut, PowerCycleKind kind, bool started = false) {
+  const BootOptions boot;
+  if (!started) REQUIRE_OK(dut->Startup(boot));
   ExtendEverything(dut.tpm());
   Cycle c;
   c.before = Require(dut.tpm().ReadClock()).clock;
@@ -92,7 +94,7 @@ BOOST_AUTO_TEST_CASE(power_loss_counts_a_reset_and_is_not_safe) {
   REQUIRE_OK(dut->Startup({}));
   const Bytes ek_before = Require(dut.tpm().EnsureEk()).name;
   REQUIRE_OK(dut->PowerCycle(PowerCycleKind::kReset, {}));  // leave a safe TPM first
-  Cycle c = RunCycle(dut, PowerCycleKind::kPowerLoss);
+  Cycle c = RunCycle(dut, PowerCycleKind::kPowerLoss, /*started=*/true);
   BOOST_TEST(c.before.safe);
   BOOST_TEST(c.after.reset_count == c.before.reset_count + 1);
   BOOST_TEST(c.after.restart_count == 0u);
@@ -108,7 +110,7 @@ BOOST_AUTO_TEST_CASE(hard_loss_relaunches_on_the_same_state) {
   const Bytes srk_before = Require(dut.tpm().EnsureSrk()).name;
   REQUIRE_OK(dut->PowerCycle(PowerCycleKind::kReset, {}));
   const pid_t pid_before = dut->emulator()->pid();
-  Cycle c = RunCycle(dut, PowerCycleKind::kHardLoss);
+  Cycle c = RunCycle(dut, PowerCycleKind::kHardLoss, /*started=*/true);
   BOOST_TEST(dut->emulator()->pid() != pid_before);
   BOOST_TEST(c.after.reset_count == c.before.reset_count + 1);
   BOOST_TEST(c.after.restart_count == 0u);
@@ -134,6 +136,14 @@ BOOST_AUTO_TEST_CASE(clear_zeroes_counters_changes_srk_keeps_ek) {
   BOOST_TEST((after.srk.name != before.srk.name));
   BOOST_TEST((after.ek.name == before.ek.name));
   BOOST_TEST(after.ek.created);  // Clear evicted it; re-created identically
+}
+
+BOOST_AUTO_TEST_CASE(startup_without_a_power_cycle_is_refused) {
+  EmulatedDut dut;
+  REQUIRE_OK(dut->Startup({}));
+  Status again = dut->Startup({});
+  BOOST_TEST(!again.ok());
+  BOOST_TEST(again.tpm_rc() == 0x100u, again.ToString());
 }
 
 BOOST_AUTO_TEST_CASE(startup_at_locality_3_sets_pcr0_to_3) {
@@ -174,7 +184,7 @@ BOOST_AUTO_TEST_CASE(unix_sockets_carry_the_same_cycle) {
   BOOST_TEST(dut->emulator()->data_endpoint().is_unix());
   Cycle c = RunCycle(dut, PowerCycleKind::kPowerLoss);
   BOOST_TEST(c.after.reset_count == c.before.reset_count + 1);
-  Cycle h = RunCycle(dut, PowerCycleKind::kHardLoss);
+  Cycle h = RunCycle(dut, PowerCycleKind::kHardLoss, /*started=*/true);
   BOOST_TEST(h.after.reset_count == h.before.reset_count + 1);
 }
 

@@ -102,12 +102,8 @@ BOOST_AUTO_TEST_CASE(startup_refused_is_a_tpm_layer_error_with_its_code) {
 }
 
 // TPM_RC_INITIALIZE to a Startup means the TPM never saw _TPM_Init: the power
-// cycle did not happen. ESAPI's Esys_Startup reports it as success, so the
-// harness cannot tell. Known library gap; remove the decorator once
-// Tpm::Startup sees the response code (e.g. by sending the 12-byte command
-// through the transport itself).
-BOOST_AUTO_TEST_CASE(startup_answered_initialize_is_reported,
-                     *boost::unit_test::expected_failures(3)) {
+// cycle did not happen. ESAPI's Esys_Startup reports it as success; Tpm must not.
+BOOST_AUTO_TEST_CASE(startup_answered_initialize_is_reported) {
   fake.Enqueue(Message(kRcInitialize));
   Status s = tpm->Startup(StartupType::kClear);
   BOOST_TEST(!s.ok());
@@ -141,11 +137,9 @@ BOOST_AUTO_TEST_CASE(timeout_returns_promptly_without_retrying) {
 // A power cut or a hung TPM must not leave the Tpm object unusable: the
 // harness power-cycles and carries on with the same session. Known library
 // bug: after any TCTI error ESAPI parks its context in an internal-error
-// state and refuses every later call ("Function called in the wrong order",
-// blamed on the harness layer). Remove the decorator once Tpm re-initialises
-// ESAPI after a TCTI-layer failure.
-BOOST_AUTO_TEST_CASE(the_session_survives_transport_failures,
-                     *boost::unit_test::expected_failures(2)) {
+// state and refuses every later call ("Function called in the wrong order");
+// Tpm re-initialises ESAPI after a TCTI-layer failure.
+BOOST_AUTO_TEST_CASE(the_session_survives_transport_failures) {
   fake.Enqueue(Status::Timeout("the TPM did not answer"));
   fake.Enqueue(Status::Error(Layer::kTransport, "cable unplugged"));
   fake.Enqueue(Message(0));

@@ -87,7 +87,10 @@ class Tpm {
 
  private:
   Tpm(Transport& transport, std::unique_ptr<TctiAdapter> tcti);
-  Status Check(uint32_t rc, const char* what) const;
+  // Turns a tpm2-tss result into a Status that names the layer at fault.
+  // After a TCTI failure it rebuilds the ESAPI context, which tpm2-tss
+  // otherwise leaves refusing every later call.
+  Status Check(uint32_t rc, const char* what);
   // ESYS_TR of a persistent object, or 0 when the handle is empty.
   Result<uint32_t> Persistent(uint32_t handle);
   Result<KeyInfo> Describe(uint32_t esys_handle, uint32_t handle, bool created);
