@@ -117,7 +117,9 @@ Status SwtpmControl::ResetTpmEstablished(uint8_t locality) {
 
 Result<StateBlob> SwtpmControl::GetStateBlob(StateBlobType type, bool decrypted) {
   const std::string what = "CMD_GET_STATEBLOB";
-  TRY_ASSIGN(Socket s, Socket::Connect(endpoint_, timeout_));
+  auto connected = Socket::Connect(endpoint_, timeout_);
+  if (!connected.ok()) return connected.status().Wrap(what);
+  Socket s = std::move(*connected);
   Bytes req = ByteWriter()
                   .U32(decrypted ? 1 : 0)
                   .U32(static_cast<uint32_t>(type))
@@ -136,7 +138,8 @@ Result<StateBlob> SwtpmControl::GetStateBlob(StateBlobType type, bool decrypted)
                                                std::to_string(length));
   }
   blob.data.resize(length);
-  TRY(s.ReadExact(blob.data.data(), length, timeout_));
+  Status got = s.ReadExact(blob.data.data(), length, timeout_);
+  if (!got.ok()) return got.Wrap(what);
   return blob;
 }
 
@@ -170,7 +173,9 @@ Result<BufferSizes> SwtpmControl::SetBufferSize(uint32_t size) {
 }
 
 Result<std::string> SwtpmControl::GetInfo(uint64_t flags) {
-  TRY_ASSIGN(Socket s, Socket::Connect(endpoint_, timeout_));
+  auto connected = Socket::Connect(endpoint_, timeout_);
+  if (!connected.ok()) return connected.status().Wrap("CMD_GET_INFO");
+  Socket s = std::move(*connected);
   Bytes req = ByteWriter().U64(flags).U32(0).U32(0).Take();
   TRY_ASSIGN(Bytes head, CallOn(s, SwtpmCtrl::kGetInfo, req, 8));
   ByteReader r(head, "CMD_GET_INFO response");
@@ -181,7 +186,8 @@ Result<std::string> SwtpmControl::GetInfo(uint64_t flags) {
                                                std::to_string(length));
   }
   std::string json(length, '\0');
-  TRY(s.ReadExact(reinterpret_cast<uint8_t*>(json.data()), length, timeout_));
+  Status got = s.ReadExact(reinterpret_cast<uint8_t*>(json.data()), length, timeout_);
+  if (!got.ok()) return got.Wrap("CMD_GET_INFO");
   // swtpm counts the terminating NUL in the length.
   while (!json.empty() && json.back() == '\0') json.pop_back();
   return json;

@@ -25,8 +25,11 @@ class Reader {
 
   Status Keys(const YAML::Node& map, const std::string& what, std::set<std::string> allowed) const {
     if (!map.IsMap()) return Error(map, what + " must be a mapping");
+    std::set<std::string> seen;
     for (const auto& kv : map) {
       const std::string key = kv.first.as<std::string>();
+      // yaml-cpp keeps the first of two equal keys and drops the second.
+      if (!seen.insert(key).second) return Error(kv.first, "duplicate key '" + key + "' in " + what);
       if (!allowed.count(key)) {
         std::string list;
         for (const auto& a : allowed) list += (list.empty() ? "" : ", ") + a;
@@ -71,6 +74,7 @@ class Reader {
                              "command_timeout_ms"}));
     if (n["banks"]) {
       if (!n["banks"].IsSequence()) return Error(n["banks"], "platform.banks must be a list");
+      if (n["banks"].size() == 0) return Error(n["banks"], "platform.banks is empty");
       p.banks.clear();
       for (const auto& b : n["banks"]) {
         TRY_ASSIGN(std::string bank, String(b, "a bank"));

@@ -44,8 +44,12 @@ TSS2_RC TctiAdapter::Transmit(TSS2_TCTI_CONTEXT* ctx, size_t size, const uint8_t
   }
   Status s = self->transport_.Transmit(ByteView(command, size));
   if (!s.ok()) {
-    const bool sequence = s.layer() == Layer::kHarness;
-    return self->Fail(s, sequence ? TSS2_TCTI_RC_BAD_SEQUENCE : TSS2_TCTI_RC_IO_ERROR);
+    // The base Transport refuses a command out of sequence or with a header
+    // that disagrees with its length; anything else is I/O.
+    const bool refused = s.layer() == Layer::kHarness;
+    const bool sequence = refused && s.message().find("sequence") != std::string::npos;
+    return self->Fail(s, !refused ? TSS2_TCTI_RC_IO_ERROR
+                                  : sequence ? TSS2_TCTI_RC_BAD_SEQUENCE : TSS2_TCTI_RC_BAD_VALUE);
   }
   return TSS2_RC_SUCCESS;
 }
