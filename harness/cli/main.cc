@@ -15,7 +15,9 @@
 #include <cstdio>
 #include <ctime>
 #include <iostream>
+#include <nlohmann/json.hpp>
 
+#include "harness/replay.h"
 #include "harness/runner.h"
 #include "harness/scenario_yaml.h"
 
@@ -132,6 +134,41 @@ int Run(const std::string& scenario_file, std::string out_dir, std::string db,
   return kExitRunError;
 }
 
+// tpmlab eventlog replay FILE [--json]
+int EventlogReplay(const std::string& file, bool as_json) {
+  auto log = ReadEventLogFile(file);
+  if (!log.ok()) {
+    std::cerr << "tpmlab: " << log.status().message() << "\n";
+    return kExitUsage;
+  }
+  auto replay = ReplayEventLog(*log);
+  if (!replay.ok()) {
+    std::cerr << "tpmlab: " << replay.status().ToString() << "\n";
+    return kExitRunError;
+  }
+  nlohmann::json pcrs = nlohmann::json::object();
+  for (const auto& [alg, values] : replay->pcrs) {
+    const uint32_t mask = replay->extended.at(alg);
+    if (mask == 0) continue;
+    nlohmann::json bank = nlohmann::json::object();
+    for (int i = 0; i < kPcrCount; ++i) {
+      if (mask & (1u << i)) bank[std::to_string(i)] = ToHex(values[i]);
+    }
+    pcrs[HashAlgName(alg)] = std::move(bank);
+  }
+  nlohmann::json out = {{"file", file}, {"format", LogFormatName(log->format())},
+                        {"events", log->size()}, {"pcrs", pcrs}, {"findings", nlohmann::json::array()}};
+  if (as_json) {
+    std::cout << out.dump(2) << "\n";
+  } else {
+    std::cout << file << ": " << LogFormatName(log->format()) << ", " << log->size() << " events\n";
+    for (const auto& [bank, values] : pcrs.items()) {
+      for (const auto& [pcr, hex] : values.items()) std::cout << "  " << bank << ":" << pcr << " " << hex.get<std::string>() << "\n";
+    }
+  }
+  return kExitPassed;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -153,12 +190,21 @@ int main(int argc, char** argv) {
   run->add_flag("--unix-sockets", unix_sockets, "Talk to swtpm over unix sockets instead of loopback TCP");
   run->add_flag("-q,--quiet", quiet, "No progress lines, only the summary");
 
+  auto* eventlog = app.add_subcommand("eventlog", "Read, replay and compare TCG event logs");
+  eventlog->require_subcommand(1);
+  auto* replay = eventlog->add_subcommand("replay", "Replay a log into PCR values per bank");
+  std::string log_file;
+  bool as_json = false;
+  replay->add_option("FILE", log_file, "Event log (binary_bios_measurements)")->required();
+  replay->add_flag("--json", as_json, "JSON output");
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
     const int rc = app.exit(e);
     return rc == 0 ? 0 : kExitUsage;
   }
+  if (*replay) return EventlogReplay(log_file, as_json);
   if (*run) return Run(scenario, out_dir, db, seed, cycles, keep_state, unix_sockets, quiet);
   return kExitUsage;
 }
