@@ -2,11 +2,6 @@
 
 namespace tpmlab {
 
-std::string SourceLocation::ToString() const {
-  if (line == 0) return file.empty() ? "<code>" : file;
-  return file + ":" + std::to_string(line) + ":" + std::to_string(column);
-}
-
 const char* StepActionName(const Step& step) {
   struct Name {
     const char* operator()(const BootStep&) const { return "boot"; }

@@ -1,62 +1,14 @@
 #include "harness/scenario_yaml.h"
 
-#include <yaml-cpp/yaml.h>
-
-#include <fstream>
-#include <set>
-#include <sstream>
+#include "harness/yaml_reader.h"
 
 namespace tpmlab {
 namespace {
 
-// Walks the YAML tree; every error names file:line:column of the node at fault.
-class Reader {
+// The scenario's own vocabulary on top of the shared YAML reader.
+class Reader : public YamlReader {
  public:
-  explicit Reader(std::string file) : file_(std::move(file)) {}
-
-  SourceLocation Where(const YAML::Node& n) const {
-    const YAML::Mark m = n.Mark();
-    if (m.line < 0) return {file_, 0, 0};
-    return {file_, m.line + 1, m.column + 1};
-  }
-  Status Error(const YAML::Node& n, const std::string& message) const {
-    return Status::Error(Layer::kScenario, Where(n).ToString() + ": " + message);
-  }
-
-  Status Keys(const YAML::Node& map, const std::string& what, std::set<std::string> allowed) const {
-    if (!map.IsMap()) return Error(map, what + " must be a mapping");
-    std::set<std::string> seen;
-    for (const auto& kv : map) {
-      const std::string key = kv.first.as<std::string>();
-      // yaml-cpp keeps the first of two equal keys and drops the second.
-      if (!seen.insert(key).second) return Error(kv.first, "duplicate key '" + key + "' in " + what);
-      if (!allowed.count(key)) {
-        std::string list;
-        for (const auto& a : allowed) list += (list.empty() ? "" : ", ") + a;
-        return Error(kv.first, "unknown key '" + key + "' in " + what + " (expected one of: " + list + ")");
-      }
-    }
-    return Status::Ok();
-  }
-
-  template <typename T>
-  Result<T> Scalar(const YAML::Node& n, const std::string& what, const char* type) const {
-    if (!n.IsScalar()) return Error(n, what + " must be " + type);
-    T value;
-    if (!YAML::convert<T>::decode(n, value)) {
-      return Error(n, what + " must be " + type + ", not '" + n.Scalar() + "'");
-    }
-    return value;
-  }
-  Result<std::string> String(const YAML::Node& n, const std::string& what) const {
-    return Scalar<std::string>(n, what, "a string");
-  }
-  Result<int64_t> Int(const YAML::Node& n, const std::string& what) const {
-    return Scalar<int64_t>(n, what, "an integer");
-  }
-  Result<bool> Bool(const YAML::Node& n, const std::string& what) const {
-    return Scalar<bool>(n, what, "true or false");
-  }
+  using YamlReader::YamlReader;
 
   Result<PowerCycleKind> Kind(const YAML::Node& n) const {
     TRY_ASSIGN(std::string name, String(n, "power_cycle kind"));
@@ -197,10 +149,10 @@ class Reader {
   }
 
   Result<Scenario> ReadScenario(const YAML::Node& root) const {
-    if (!root || root.IsNull()) return Status::Error(Layer::kScenario, file_ + ": the file is empty");
+    if (!root || root.IsNull()) return Error("the file is empty");
     TRY(Keys(root, "the scenario", {"name", "description", "seed", "platform", "steps"}));
     Scenario s;
-    s.file = file_;
+    s.file = file();
     if (!root["name"]) return Error(root, "the scenario needs a name");
     TRY_ASSIGN(s.name, String(root["name"], "name"));
     if (root["description"]) { TRY_ASSIGN(s.description, String(root["description"], "description")); }
@@ -213,30 +165,20 @@ class Reader {
     TRY(ValidateScenario(s));
     return s;
   }
-
- private:
-  std::string file_;
 };
 
 }  // namespace
 
 Result<Scenario> LoadScenarioText(const std::string& text, const std::string& file_name) {
   Reader reader(file_name);
-  try {
-    return reader.ReadScenario(YAML::Load(text));
-  } catch (const YAML::Exception& e) {
-    // Syntax errors from the YAML parser carry their own mark.
-    return Status::Error(Layer::kScenario, file_name + ":" + std::to_string(e.mark.line + 1) + ":" +
-                                               std::to_string(e.mark.column + 1) + ": " + e.msg);
-  }
+  TRY_ASSIGN(YAML::Node root, reader.Parse(text));
+  return reader.ReadScenario(root);
 }
 
 Result<Scenario> LoadScenarioFile(const std::filesystem::path& file) {
-  std::ifstream in(file);
-  if (!in) return Status::Error(Layer::kScenario, file.string() + ": cannot read the scenario file");
-  std::stringstream text;
-  text << in.rdbuf();
-  return LoadScenarioText(text.str(), file.string());
+  auto text = YamlReader::ReadText(file, Layer::kScenario);
+  if (!text.ok()) return Status::Error(Layer::kScenario, file.string() + ": cannot read the scenario file");
+  return LoadScenarioText(*text, file.string());
 }
 
 }  // namespace tpmlab

@@ -11,16 +11,10 @@
 #include <vector>
 
 #include "harness/dut.h"
+#include "harness/yaml_reader.h"
 
 namespace tpmlab {
 
-// Where a step came from, for error messages ("power-cycle.yaml:12:5").
-struct SourceLocation {
-  std::string file;
-  int line = 0;    // 1-based; 0 when built in code
-  int column = 0;
-  std::string ToString() const;
-};
 
 // What the emulated platform's firmware extends at every cold boot: the
 // stand-in for a measured boot until firmware models arrive.
