@@ -21,6 +21,20 @@ json ClockToJson(const ClockInfo& c) {
           {"safe", c.safe}};
 }
 
+json EventlogToJson(const Snapshot& s) {
+  if (!s.eventlog) return nullptr;
+  json matches = json::object();
+  for (HashAlg bank : s.replay_banks) {
+    auto it = s.replay_differs.find(bank);
+    matches[HashAlgName(bank)] = it == s.replay_differs.end() ? json(true) : json(it->second);
+  }
+  auto digest = Hash(HashAlg::kSha256, *s.eventlog);
+  return {{"events", s.eventlog_events},
+          {"bytes", s.eventlog->size()},
+          {"sha256", digest.ok() ? ToHex(*digest) : ""},
+          {"replay_matches", matches}};
+}
+
 json SnapshotToJson(const Snapshot& s) {
   json banks = json::array();
   for (HashAlg b : s.banks) banks.push_back(HashAlgName(b));
@@ -63,6 +77,7 @@ json SnapshotToJson(const Snapshot& s) {
       {"ak_type", KeyTypeName(s.ak.type)},
       {"ak_public_der", ToHex(s.ak.public_der)},
       {"latency_us", s.latency_us},
+      {"eventlog", EventlogToJson(s)},
   };
 }
 

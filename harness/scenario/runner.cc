@@ -5,6 +5,8 @@
 #include <fstream>
 #include <random>
 
+#include "harness/boot_source.h"
+#include "harness/replay.h"
 #include "harness/snapshot_json.h"
 
 namespace tpmlab {
@@ -48,8 +50,6 @@ std::string Hostname() {
 
 json ScenarioConfigJson(const Scenario& s, uint64_t seed) {
   json banks = s.platform.banks;
-  json measurements = json::array();
-  for (const auto& m : s.platform.measurements) measurements.push_back({{"pcr", m.pcr}, {"data", m.data}});
   return {{"scenario", s.name},
           {"file", s.file},
           {"seed", seed},
@@ -61,7 +61,9 @@ json ScenarioConfigJson(const Scenario& s, uint64_t seed) {
                           ? json(std::string(s.platform.boot.hcrtm_data->begin(),
                                              s.platform.boot.hcrtm_data->end()))
                           : json(nullptr)},
-            {"measurements", measurements},
+            {"firmware", s.platform.firmware ? json({{"name", s.platform.firmware->name},
+                                                     {"file", s.platform.firmware->file}})
+                                              : json(nullptr)},
             {"command_timeout_ms", s.platform.command_timeout_ms}}}};
 }
 
@@ -73,6 +75,9 @@ class Run {
         rng_(seed), total_(CountSteps(scenario.steps)) {
     result_.run_id = run_id;
     result_.seed = seed;
+    if (scenario.platform.firmware) {
+      firmware_ = std::make_unique<EmulatedFirmware>(*scenario.platform.firmware, scenario.platform.boot);
+    }
   }
 
   RunResult Execute() {
@@ -143,18 +148,6 @@ class Run {
     return Status::Error(Layer::kHarness, "unhandled step");
   }
 
-  // The platform firmware's measurements at a cold boot.
-  Status Measure() {
-    for (const auto& m : scenario_.platform.measurements) {
-      std::map<HashAlg, Bytes> digests;
-      for (HashAlg bank : banks_) {
-        TRY_ASSIGN(digests[bank], Hash(bank, AsBytes(m.data)));
-      }
-      TRY(dut_.tpm().Extend(m.pcr, digests));
-    }
-    return Status::Ok();
-  }
-
   // After Startup: check the PCRs against the rules, measure, snapshot.
   Status AfterStartup(StartupType startup, const PcrValues& before, bool snapshot, StepResult& r) {
     if (banks_.empty()) {
@@ -162,8 +155,8 @@ class Run {
     }
     TRY_ASSIGN(PcrValues now, dut_.tpm().ReadPcrs(banks_));
     r.checks.push_back(CheckStartupPcrs(startup, scenario_.platform.boot, before, now));
-    // S3 resume does not re-run the firmware's measured boot.
-    if (startup == StartupType::kClear) TRY(Measure());
+    // The platform firmware measures and logs (not again on an S3 resume).
+    if (firmware_) TRY(firmware_->AfterStartup(dut_.tpm(), startup, banks_));
     if (snapshot) TRY(Snap(r));
     return Status::Ok();
   }
@@ -199,6 +192,7 @@ class Run {
     o.ak_type = scenario_.platform.ak;
     TRY_ASSIGN(Snapshot s, TakeSnapshot(dut_.tpm(), o));
     r.checks.push_back(CheckQuote(s));
+    if (firmware_) r.checks.push_back(AttachEventLog(s));
     if (reference_) {
       auto identity = CheckIdentity(*reference_, s);
       r.checks.insert(r.checks.end(), identity.begin(), identity.end());
@@ -207,6 +201,28 @@ class Run {
     }
     r.snapshot = std::move(s);
     return Status::Ok();
+  }
+
+  // The log the OS would read now, and whether it replays to the PCRs read.
+  Check AttachEventLog(Snapshot& s) {
+    const EventLog& log = firmware_->log();
+    s.eventlog = WriteEventLog(log);
+    s.eventlog_events = log.size();
+    auto replay = ReplayEventLog(log);
+    if (!replay.ok()) return {"eventlog_replay", false, replay.status().ToString()};
+    s.replay_differs = CompareReplay(*replay, s.pcrs);
+    std::string detail;
+    for (const auto& [bank, values] : replay->pcrs) {
+      if (s.pcrs.count(bank)) s.replay_banks.push_back(bank);
+    }
+    for (const auto& [bank, pcrs] : s.replay_differs) {
+      detail += std::string(detail.empty() ? "" : "; ") + HashAlgName(bank) + " PCRs";
+      for (int p : pcrs) detail += " " + std::to_string(p);
+    }
+    const bool matches = s.replay_differs.empty();
+    return {"eventlog_replay", matches,
+            matches ? "the log's " + std::to_string(log.size()) + " events replay to the PCRs read in every bank"
+                    : "replay differs: " + detail};
   }
 
   const Scenario& scenario_;
@@ -221,8 +237,25 @@ class Run {
   bool ended_ = false;
   std::vector<HashAlg> banks_;
   std::optional<Snapshot> reference_;  // the first snapshot: identity to hold
+  std::unique_ptr<EmulatedFirmware> firmware_;
   RunResult result_;
 };
+
+// Keeps each distinct log once, as eventlogs/<sha256>.bin beside run.json,
+// so any tool can read the exact bytes a snapshot saw.
+std::string SaveEventLog(const fs::path& out_dir, const Bytes& log) {
+  auto digest = Hash(HashAlg::kSha256, log);
+  if (!digest.ok()) return "";
+  const std::string name = "eventlogs/" + ToHex(*digest) + ".bin";
+  const fs::path file = out_dir / name;
+  if (!fs::exists(file)) {
+    std::error_code ec;
+    fs::create_directories(file.parent_path(), ec);
+    std::ofstream(file, std::ios::binary).write(reinterpret_cast<const char*>(log.data()),
+                                                static_cast<std::streamsize>(log.size()));
+  }
+  return name;
+}
 
 json StepToJson(const StepResult& s) {
   json j = {{"index", s.index},
@@ -246,6 +279,9 @@ Status WriteRunJson(const fs::path& file, const Scenario& scenario, const RunRes
   int failed = 0;
   for (const auto& s : result.steps) {
     steps.push_back(StepToJson(s));
+    if (s.snapshot && s.snapshot->eventlog) {
+      steps.back()["snapshot"]["eventlog"]["file"] = SaveEventLog(file.parent_path(), *s.snapshot->eventlog);
+    }
     if (!s.kind.empty()) by_kind[s.kind]++;
     for (const auto& c : s.checks) failed += c.passed ? 0 : 1;
   }

@@ -22,7 +22,7 @@ class Reader : public YamlReader {
 
   Result<Platform> ReadPlatform(const YAML::Node& n) const {
     Platform p;
-    TRY(Keys(n, "platform", {"banks", "ak", "startup_locality", "hcrtm", "measurements",
+    TRY(Keys(n, "platform", {"banks", "ak", "startup_locality", "hcrtm", "firmware",
                              "command_timeout_ms"}));
     if (n["banks"]) {
       if (!n["banks"].IsSequence()) return Error(n["banks"], "platform.banks must be a list");
@@ -56,18 +56,18 @@ class Reader : public YamlReader {
       if (ms <= 0 || ms > 3600000) return Error(n["command_timeout_ms"], "command_timeout_ms must be 1..3600000");
       p.command_timeout_ms = static_cast<int>(ms);
     }
-    if (n["measurements"]) {
-      if (!n["measurements"].IsSequence()) return Error(n["measurements"], "platform.measurements must be a list");
-      for (const auto& m : n["measurements"]) {
-        TRY(Keys(m, "a measurement", {"pcr", "data"}));
-        if (!m["pcr"] || !m["data"]) return Error(m, "a measurement needs pcr and data");
-        Measurement meas;
-        TRY_ASSIGN(int64_t pcr, Int(m["pcr"], "measurement pcr"));
-        if (pcr < 0 || pcr > 23) return Error(m["pcr"], "pcr must be 0..23");
-        meas.pcr = static_cast<int>(pcr);
-        TRY_ASSIGN(meas.data, String(m["data"], "measurement data"));
-        p.measurements.push_back(meas);
-      }
+    if (n["firmware"]) {
+      TRY_ASSIGN(std::string name, String(n["firmware"], "platform.firmware"));
+      const auto dir = std::filesystem::path(file()).parent_path();
+      auto path = ResolveFirmwareModel(name, dir.empty() ? "." : dir);
+      if (!path.ok()) return Error(n["firmware"], path.status().message());
+      auto model = LoadFirmwareModel(*path);
+      if (!model.ok()) return Error(n["firmware"], model.status().message());
+      // The model's platform options apply unless the scenario gives its own.
+      if (model->banks && !n["banks"]) p.banks = *model->banks;
+      if (model->startup_locality && !n["startup_locality"]) p.boot.startup_locality = *model->startup_locality;
+      if (model->hcrtm && !n["hcrtm"]) p.boot.hcrtm_data = Bytes(model->hcrtm->begin(), model->hcrtm->end());
+      p.firmware = std::move(*model);
     }
     return p;
   }

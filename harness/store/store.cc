@@ -57,7 +57,9 @@ CREATE TABLE IF NOT EXISTS snapshots (
   srk_name TEXT,
   ak_name TEXT,
   ak_public_der BLOB,
-  latency_json TEXT
+  latency_json TEXT,
+  eventlog BLOB,                   -- the log the OS would read, when there is one
+  eventlog_json TEXT               -- events, sha256, replay_matches
 );
 CREATE TABLE IF NOT EXISTS commands (
   step_id INTEGER NOT NULL REFERENCES steps(id),
@@ -74,6 +76,13 @@ CREATE INDEX IF NOT EXISTS steps_by_run ON steps(run_id);
 CREATE INDEX IF NOT EXISTS snapshots_by_run ON snapshots(run_id);
 CREATE INDEX IF NOT EXISTS commands_by_step ON commands(step_id);
 )sql";
+
+// What each schema version adds to the one before it; a database written by
+// an older tpmlab is brought up to date when it is opened.
+constexpr const char* kMigrations[] = {
+    /* 1 -> 2 */ "ALTER TABLE snapshots ADD COLUMN eventlog BLOB;"
+                 "ALTER TABLE snapshots ADD COLUMN eventlog_json TEXT;",
+};
 
 // A prepared statement that finalises itself.
 class Statement {
@@ -95,6 +104,12 @@ class Statement {
     return *this;
   }
   Statement& Null(int i) { sqlite3_bind_null(stmt_, i); return *this; }
+  // The first column of the first row (0 when there is none).
+  int64_t ColumnInt() {
+    const int64_t v = sqlite3_step(stmt_) == SQLITE_ROW ? sqlite3_column_int64(stmt_, 0) : 0;
+    sqlite3_reset(stmt_);
+    return v;
+  }
   bool Run() {
     const int rc = sqlite3_step(stmt_);
     sqlite3_reset(stmt_);
@@ -139,7 +154,22 @@ Result<std::unique_ptr<Store>> Store::Open(const std::filesystem::path& file) {
   // crashed writer never corrupts what was committed.
   TRY(store->Exec("PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA foreign_keys=ON;"));
   TRY(store->Exec("BEGIN IMMEDIATE;"));
-  Status schema = store->Exec(kSchema);
+  int version = 0;
+  {
+    Statement st(db, "PRAGMA user_version");
+    version = st.ok() ? st.ColumnInt() : 0;
+  }
+  if (version > kStoreSchemaVersion) {
+    (void)store->Exec("ROLLBACK;");
+    return Status::Error(Layer::kStore, file.string() + ": schema version " + std::to_string(version) +
+                                            " is newer than this tpmlab knows (" +
+                                            std::to_string(kStoreSchemaVersion) + ")");
+  }
+  Status schema = Status::Ok();
+  for (int v = std::max(version, 1); v < kStoreSchemaVersion && schema.ok() && version != 0; ++v) {
+    schema = store->Exec(kMigrations[v - 1]);
+  }
+  if (schema.ok()) schema = store->Exec(kSchema);
   if (schema.ok()) {
     schema = store->Exec(("PRAGMA user_version=" + std::to_string(kStoreSchemaVersion) + ";").c_str());
   }
@@ -185,8 +215,9 @@ Status Store::RecordStep(int64_t run_id, const StepResult& step) {
     Statement st(db_, "INSERT INTO snapshots (step_id, run_id, taken_at, pcrs_json, clock_ms, "
                       "reset_count, restart_count, safe, firmware_version, manufacturer, "
                       "quote_verified, quote_failure, quote_bank, nonce, quote_attest, "
-                      "quote_signature, ek_name, srk_name, ak_name, ak_public_der, latency_json) "
-                      "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)");
+                      "quote_signature, ek_name, srk_name, ak_name, ak_public_der, latency_json, "
+                      "eventlog, eventlog_json) "
+                      "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)");
     if (!st.ok()) return fail("prepare snapshot");
     st.Int(1, step_id).Int(2, run_id).Text(3, s.taken_at).Text(4, PcrsToJson(s.pcrs).dump())
         .Int(5, static_cast<int64_t>(s.clock().clock_ms)).Int(6, s.clock().reset_count)
@@ -197,6 +228,11 @@ Status Store::RecordStep(int64_t run_id, const StepResult& step) {
         .Blob(16, s.quote.signature).Text(17, ToHex(s.ek.name)).Text(18, ToHex(s.srk.name))
         .Text(19, ToHex(s.ak.name)).Blob(20, s.ak.public_der)
         .Text(21, nlohmann::json(s.latency_us).dump());
+    if (s.eventlog) {
+      st.Blob(22, *s.eventlog).Text(23, EventlogToJson(s).dump());
+    } else {
+      st.Null(22).Null(23);
+    }
     if (!st.Run()) return fail("insert snapshot");
   }
   if (!step.trace.empty()) {

@@ -25,9 +25,7 @@ name: mix
 seed: )" + std::to_string(seed) + R"(
 platform:
   banks: [sha1, sha256]
-  measurements:
-    - {pcr: 0, data: "crtm"}
-    - {pcr: 7, data: "secure boot"}
+  firmware: )" TPMLAB_SOURCE_DIR R"(/scenarios/firmware/baseline.yaml
 steps:
   - boot
   - repeat:
@@ -93,6 +91,11 @@ BOOST_AUTO_TEST_CASE(seeded_mix_follows_the_counter_table) {
     BOOST_TEST(now["ek_name"] == previous["ek_name"]);
     BOOST_TEST(now["pcrs"]["sha256"].size() == 24u);
     BOOST_TEST(now["latency_us"].contains("TPM2_Quote"));
+    // The firmware's log replays to the PCRs read, in every bank.
+    BOOST_TEST(now["eventlog"]["events"].get<int>() > 30);
+    BOOST_TEST(now["eventlog"]["replay_matches"]["sha1"] == true);
+    BOOST_TEST(now["eventlog"]["replay_matches"]["sha256"] == true);
+    BOOST_TEST(fs::exists(out / now["eventlog"]["file"].get<std::string>()));
     previous = now;
   }
   BOOST_TEST(kinds.size() == 5u, "every kind drawn in 30 cycles with seed 7");

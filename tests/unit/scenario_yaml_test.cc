@@ -34,10 +34,10 @@ constexpr const char* kFull =
     "  startup_locality: 3\n"                            // 7
     "  hcrtm: HCRTM image\n"                             // 8
     "  command_timeout_ms: 5000\n"                       // 9
-    "  measurements:\n"                                  // 10
-    "    - {pcr: 0, data: S-CRTM}\n"                     // 11
-    "    - pcr: 7\n"                                     // 12
-    "      data: secure boot\n"                          // 13
+    "  firmware: " TPMLAB_SOURCE_DIR "/scenarios/firmware/secure-boot-off.yaml\n"  // 10
+    "  # the model brings banks, locality and H-CRTM\n"  // 11
+    "  # only where the scenario gives none:\n"          // 12
+    "  # these lines keep the numbering below\n"         // 13
     "steps:\n"                                           // 14
     "  - boot\n"                                         // 15
     "  - snapshot\n"                                     // 16
@@ -106,11 +106,10 @@ BOOST_AUTO_TEST_CASE(full_scenario_loads_into_the_model) {
   BOOST_REQUIRE(p.boot.hcrtm_data.has_value());
   BOOST_TEST(std::string(p.boot.hcrtm_data->begin(), p.boot.hcrtm_data->end()) == "HCRTM image");
   BOOST_TEST(p.command_timeout_ms == 5000);
-  BOOST_REQUIRE(p.measurements.size() == 2u);
-  BOOST_TEST(p.measurements[0].pcr == 0);
-  BOOST_TEST(p.measurements[0].data == "S-CRTM");
-  BOOST_TEST(p.measurements[1].pcr == 7);
-  BOOST_TEST(p.measurements[1].data == "secure boot");
+  BOOST_REQUIRE(p.firmware.has_value());
+  BOOST_TEST(p.firmware->name == "secure-boot-off");
+  BOOST_TEST(!p.firmware->secure_boot.enabled);  // its own change
+  BOOST_TEST(p.firmware->kernel.image == "linux 6.1.0-13-amd64");  // inherited from baseline
 
   BOOST_REQUIRE(s.steps.size() == 5u);
   const auto* boot = std::get_if<BootStep>(&s.steps[0].action);
@@ -164,7 +163,7 @@ BOOST_AUTO_TEST_CASE(defaults_for_what_is_left_out) {
   BOOST_TEST(loaded->platform.banks == defaults.platform.banks);
   BOOST_TEST(loaded->platform.boot.startup_locality == 0);
   BOOST_TEST(!loaded->platform.boot.hcrtm_data.has_value());
-  BOOST_TEST(loaded->platform.measurements.empty());
+  BOOST_TEST(!loaded->platform.firmware.has_value());
 }
 
 BOOST_AUTO_TEST_CASE(every_power_cycle_kind_has_a_name) {
@@ -267,9 +266,8 @@ BOOST_AUTO_TEST_CASE(startup_locality_2) {
   EXPECT_ERROR_AT(Minimal("platform:\n  startup_locality: 2\n"), "3:21", "startup_locality");
 }
 
-BOOST_AUTO_TEST_CASE(measurement_out_of_range_or_incomplete) {
-  EXPECT_ERROR_AT(Minimal("platform:\n  measurements:\n    - {pcr: 24, data: x}\n"), "4:13", "pcr");
-  EXPECT_ERROR_AT(Minimal("platform:\n  measurements:\n    - {pcr: 1}\n"), "4:7", "pcr and data");
+BOOST_AUTO_TEST_CASE(firmware_model_not_found) {
+  EXPECT_ERROR_AT(Minimal("platform:\n  firmware: no-such-model\n"), "3:13", "firmware model 'no-such-model' not found");
 }
 
 BOOST_AUTO_TEST_CASE(power_cycle_with_both_kind_and_mix) {

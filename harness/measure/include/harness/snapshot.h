@@ -4,6 +4,7 @@
 #pragma once
 
 #include <map>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -25,6 +26,14 @@ struct Snapshot {
   TpmProperties properties;
   KeyInfo ek, srk, ak;
   std::map<std::string, double> latency_us;  // command name -> median µs
+
+  // The event log the OS would read now, when the platform keeps one, and
+  // how its replay compares with the PCRs read: per bank compared, the PCRs
+  // that differ (empty: the replay matches).
+  std::optional<Bytes> eventlog;
+  size_t eventlog_events = 0;
+  std::map<HashAlg, std::vector<int>> replay_differs;
+  std::vector<HashAlg> replay_banks;
 
   const ClockInfo& clock() const { return quote_check.attest.clock; }
 };

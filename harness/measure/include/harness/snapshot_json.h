@@ -12,6 +12,8 @@ namespace tpmlab {
 nlohmann::json PcrsToJson(const PcrValues& pcrs);
 nlohmann::json ClockToJson(const ClockInfo& clock);
 nlohmann::json SnapshotToJson(const Snapshot& snapshot);
+// {events, bytes, sha256, replay_matches: bank -> true | [PCRs that differ]}, or null.
+nlohmann::json EventlogToJson(const Snapshot& snapshot);
 nlohmann::json ChecksToJson(const std::vector<Check>& checks);
 
 }  // namespace tpmlab

@@ -11,23 +11,19 @@
 #include <vector>
 
 #include "harness/dut.h"
+#include "harness/firmware_model.h"
 #include "harness/yaml_reader.h"
 
 namespace tpmlab {
 
 
-// What the emulated platform's firmware extends at every cold boot: the
-// stand-in for a measured boot until firmware models arrive.
-struct Measurement {
-  int pcr = 0;
-  std::string data;  // each bank gets H_bank(data)
-};
-
 struct Platform {
   std::vector<std::string> banks = {"sha1", "sha256"};
   KeyType ak = KeyType::kRsa2048;
   BootOptions boot;
-  std::vector<Measurement> measurements;
+  // What the emulated firmware measures and logs at every cold boot; none
+  // means a bare platform that measures nothing and has no log.
+  std::optional<FirmwareModel> firmware;
   int command_timeout_ms = 30000;
 };
 

@@ -43,7 +43,7 @@ struct RunInfo {
   std::string config_json;     // the scenario as run, and the DUT's setup
 };
 
-inline constexpr int kStoreSchemaVersion = 1;
+inline constexpr int kStoreSchemaVersion = 2;
 
 class Store {
  public:
