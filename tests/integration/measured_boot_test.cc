@@ -5,6 +5,7 @@
 #define BOOST_TEST_MODULE measured_boot
 #include <boost/test/unit_test.hpp>
 
+#include <fstream>
 #include <set>
 
 #include "emulated.h"
@@ -112,6 +113,24 @@ BOOST_AUTO_TEST_CASE(generated_logs_round_trip_through_the_writer) {
     BOOST_TEST((parsed == log), name);
     BOOST_TEST((WriteEventLog(parsed) == bytes), name);
   }
+}
+
+BOOST_AUTO_TEST_CASE(a_real_platform_log_is_read_from_its_file) {
+  const fs::path dir = MakeTempDir("platformlog");
+  const Bytes bytes = WriteEventLog(MeasuredBootLog(Model("baseline"), {}, kBanks));
+  {
+    std::ofstream out(dir / "binary_bios_measurements", std::ios::binary);
+    out.write(reinterpret_cast<const char*>(bytes.data()), static_cast<std::streamsize>(bytes.size()));
+  }
+  PlatformLog platform(dir / "binary_bios_measurements");
+  BOOST_TEST((Require(platform.ReadLog()) == bytes));
+
+  PlatformLog missing(dir / "nope");
+  auto none = missing.ReadLog();
+  BOOST_REQUIRE(!none.ok());
+  BOOST_TEST((none.status().layer() == Layer::kEnvironment));
+  BOOST_TEST(none.status().message().find("nope") != std::string::npos);
+  fs::remove_all(dir);
 }
 
 }  // namespace
