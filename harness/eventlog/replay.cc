@@ -1,32 +1,109 @@
 #include "harness/replay.h"
 
 #include <openssl/evp.h>
+#include <sched.h>
 
 #include <cstring>
+#include <system_error>
+#include <thread>
 
 namespace tpmlab {
 namespace {
 
 constexpr char kStartupLocality[] = "StartupLocality";  // 16 bytes with its NUL
 
-const EVP_MD* Digest(HashAlg alg) {
+// The digest's implementation, fetched from the provider once per replay: an
+// EVP_sha256()-style method would be fetched again at every DigestInit.
+const char* FetchName(HashAlg alg) {
   switch (alg) {
-    case HashAlg::kSha1: return EVP_sha1();
-    case HashAlg::kSha256: return EVP_sha256();
-    case HashAlg::kSha384: return EVP_sha384();
-    case HashAlg::kSha512: return EVP_sha512();
-    case HashAlg::kSm3_256: return EVP_get_digestbyname("SM3");
+    case HashAlg::kSha1: return "SHA1";
+    case HashAlg::kSha256: return "SHA256";
+    case HashAlg::kSha384: return "SHA384";
+    case HashAlg::kSha512: return "SHA512";
+    case HashAlg::kSm3_256: return "SM3";
   }
   return nullptr;
 }
 
-// One bank being replayed: its digest fetched once, one context reused.
-struct Bank {
-  HashAlg alg;
-  const EVP_MD* md;
-  PcrBank* values;
-  uint32_t* extended;
+// One bank being replayed: its digest fetched once, its PCRs in one flat
+// buffer that every extend hashes from and finalises into (cache-line
+// aligned, so threads extending different banks share no line).
+struct alignas(64) Bank {
+  uint8_t pcrs[kPcrCount][EVP_MAX_MD_SIZE];
+  uint16_t alg_id = 0;
+  HashAlg alg{};
+  EVP_MD* md = nullptr;
+  unsigned size = 0;
+  unsigned group = 0;  // the thread that extends it; 0 is the caller's
+  uint32_t extended = 0;
 };
+
+struct Banks {
+  std::vector<Bank> list;
+  ~Banks() {
+    for (Bank& b : list) EVP_MD_free(b.md);
+  }
+};
+
+// Banks are independent, so a long log replays each group of banks on its
+// own thread, when the process may run on more than one CPU.
+constexpr size_t kThreadedExtends = 16384;
+
+unsigned UsableCpus() {
+  cpu_set_t set;
+  CPU_ZERO(&set);
+  if (sched_getaffinity(0, sizeof(set), &set) != 0) return 1;
+  const int n = CPU_COUNT(&set);
+  return n > 1 ? static_cast<unsigned>(n) : 1;
+}
+
+// Extends, in log order, every digest for a bank of `group`. With `events`,
+// also counts the events that extend some bank (of any group). Works from
+// its own copy of the bank table, so the hot loop touches no shared line.
+Status ExtendGroup(const EventLog& log, std::vector<Bank>& banks, unsigned group, size_t* events) {
+  struct Slot {
+    uint16_t alg_id;
+    unsigned size;
+    bool mine;
+    EVP_MD* md;
+    uint8_t (*pcrs)[EVP_MAX_MD_SIZE];
+    uint32_t extended;
+  };
+  std::vector<Slot> slots;
+  slots.reserve(banks.size());
+  for (Bank& b : banks) slots.push_back({b.alg_id, b.size, b.group == group, b.md, b.pcrs, 0});
+  EVP_MD_CTX* ctx = EVP_MD_CTX_new();
+  if (ctx == nullptr) return Status::Error(Layer::kHarness, "OpenSSL: out of memory");
+  Slot* const first = slots.data();
+  Slot* const last = first + slots.size();
+  size_t count = 0;
+  for (const Event& e : log.events()) {
+    if (e.type == ev::kNoAction || e.pcr >= kPcrCount) continue;
+    bool any = false;
+    for (uint32_t i = 0; i < e.digest_count; ++i) {
+      const auto& d = log.DigestAt(e, i);
+      Slot* b = first;
+      while (b != last && b->alg_id != d.alg) ++b;
+      if (b == last || d.size != b->size) continue;  // a digest of the wrong size cannot extend
+      any = true;
+      if (!b->mine) continue;
+      uint8_t* pcr = b->pcrs[e.pcr];
+      unsigned int len = 0;
+      EVP_DigestInit_ex2(ctx, b->md, nullptr);
+      EVP_DigestUpdate(ctx, pcr, b->size);
+      EVP_DigestUpdate(ctx, log.DigestBytes(d).data(), d.size);
+      EVP_DigestFinal_ex(ctx, pcr, &len);
+      b->extended |= 1u << e.pcr;
+    }
+    count += any ? 1 : 0;
+  }
+  EVP_MD_CTX_free(ctx);
+  for (size_t i = 0; i < slots.size(); ++i) {
+    if (slots[i].mine) banks[i].extended = slots[i].extended;
+  }
+  if (events != nullptr) *events = count;
+  return Status::Ok();
+}
 
 }  // namespace
 
@@ -53,47 +130,58 @@ Result<Replay> ReplayEventLog(const EventLog& log) {
   }
   const uint8_t pcr0_start = replay.hcrtm ? 4 : replay.startup_locality;
 
-  std::vector<Bank> banks;
+  // replay.pcrs orders the banks; a bank appears once however often the
+  // Spec ID event lists it.
+  Banks banks;
   for (uint16_t id : algs) {
     auto alg = HashAlgFromId(id);
     if (!alg) continue;  // an algorithm tpmlab has no name for: not replayed
-    const EVP_MD* md = Digest(*alg);
+    if (replay.pcrs.count(*alg) != 0) continue;
+    EVP_MD* md = EVP_MD_fetch(nullptr, FetchName(*alg), nullptr);
     if (md == nullptr) {
       return Status::Error(Layer::kHarness, std::string("OpenSSL cannot compute ") + HashAlgName(*alg));
     }
     PcrBank& values = replay.pcrs[*alg];
     for (int i = 0; i < kPcrCount; ++i) values[i] = PcrResetValue(*alg, i, pcr0_start);
     replay.extended[*alg] = 0;
+    Bank& b = banks.list.emplace_back();
+    b.alg = *alg;
+    b.alg_id = id;
+    b.md = md;
+    b.size = static_cast<unsigned>(values[0].size());
   }
-  for (auto& [alg, values] : replay.pcrs) {
-    banks.push_back({alg, Digest(alg), &values, &replay.extended[alg]});
+  for (Bank& b : banks.list) {
+    const PcrBank& values = replay.pcrs[b.alg];
+    for (int i = 0; i < kPcrCount; ++i) std::memcpy(b.pcrs[i], values[i].data(), b.size);
   }
 
-  EVP_MD_CTX* ctx = EVP_MD_CTX_new();
-  uint8_t out[EVP_MAX_MD_SIZE];
-  for (const Event& e : log.events()) {
-    if (e.type == ev::kNoAction || e.pcr >= kPcrCount) continue;
-    bool any = false;
-    for (uint32_t i = 0; i < e.digest_count; ++i) {
-      const auto& d = log.DigestAt(e, i);
-      for (Bank& b : banks) {
-        if (static_cast<uint16_t>(b.alg) != d.alg) continue;
-        Bytes& pcr = (*b.values)[e.pcr];
-        if (d.size != pcr.size()) break;  // a digest of the wrong size cannot extend
-        unsigned int len = 0;
-        EVP_DigestInit_ex2(ctx, b.md, nullptr);
-        EVP_DigestUpdate(ctx, pcr.data(), pcr.size());
-        EVP_DigestUpdate(ctx, log.DigestBytes(d).data(), d.size);
-        EVP_DigestFinal_ex(ctx, out, &len);
-        std::memcpy(pcr.data(), out, len);
-        *b.extended |= 1u << e.pcr;
-        any = true;
-        break;
-      }
-    }
-    replay.events_extended += any ? 1 : 0;
+  unsigned groups = 1;
+  if (banks.list.size() > 1 && log.size() * banks.list.size() >= kThreadedExtends) {
+    groups = std::min<unsigned>(static_cast<unsigned>(banks.list.size()), UsableCpus());
   }
-  EVP_MD_CTX_free(ctx);
+  for (size_t i = 0; i < banks.list.size(); ++i) banks.list[i].group = static_cast<unsigned>(i % groups);
+  std::vector<std::thread> workers;
+  std::vector<Status> worker_status(groups);
+  std::vector<unsigned> unstarted;
+  for (unsigned g = 1; g < groups; ++g) {
+    try {
+      workers.emplace_back([&, g] { worker_status[g] = ExtendGroup(log, banks.list, g, nullptr); });
+    } catch (const std::system_error&) {
+      unstarted.push_back(g);  // no thread: the caller extends this group after its own
+    }
+  }
+  Status status = ExtendGroup(log, banks.list, 0, &replay.events_extended);
+  for (unsigned g : unstarted) worker_status[g] = ExtendGroup(log, banks.list, g, nullptr);
+  for (std::thread& t : workers) t.join();
+  for (Status& s : worker_status) {
+    if (status.ok() && !s.ok()) status = std::move(s);
+  }
+  if (!status.ok()) return status;
+  for (const Bank& b : banks.list) {
+    PcrBank& values = replay.pcrs[b.alg];
+    for (int i = 0; i < kPcrCount; ++i) values[i].assign(b.pcrs[i], b.pcrs[i] + b.size);
+    replay.extended[b.alg] = b.extended;
+  }
   return replay;
 }
 

@@ -52,19 +52,13 @@ TPML_PCR_SELECTION Selection(HashAlg bank, uint32_t mask) {
   return sel;
 }
 
-// TCG EK Credential Profile, template L-1 (RSA 2048, AES-128-CFB).
-TPM2B_PUBLIC EkTemplate() {
-  static constexpr uint8_t kPolicy[32] = {
-      0x83, 0x71, 0x97, 0x67, 0x44, 0x84, 0xB3, 0xF8, 0x1A, 0x90, 0xCC, 0x8D, 0x46, 0xA5, 0xD7, 0x24,
-      0xFD, 0x52, 0xD7, 0x6E, 0x06, 0x52, 0x0B, 0x64, 0xF2, 0xA1, 0xDA, 0x1B, 0x33, 0x14, 0x69, 0xAA};
+// An RSA-2048 restricted decryption key with AES-128-CFB: the shape both
+// the EK and the SRK templates share; they differ in attributes and policy.
+TPM2B_PUBLIC RsaStorageKey(TPMA_OBJECT attributes) {
   TPM2B_PUBLIC t{};
   t.publicArea.type = TPM2_ALG_RSA;
   t.publicArea.nameAlg = TPM2_ALG_SHA256;
-  t.publicArea.objectAttributes = TPMA_OBJECT_FIXEDTPM | TPMA_OBJECT_FIXEDPARENT |
-                                  TPMA_OBJECT_SENSITIVEDATAORIGIN | TPMA_OBJECT_ADMINWITHPOLICY |
-                                  TPMA_OBJECT_RESTRICTED | TPMA_OBJECT_DECRYPT;
-  t.publicArea.authPolicy.size = sizeof(kPolicy);
-  std::memcpy(t.publicArea.authPolicy.buffer, kPolicy, sizeof(kPolicy));
+  t.publicArea.objectAttributes = attributes;
   auto& rsa = t.publicArea.parameters.rsaDetail;
   rsa.symmetric.algorithm = TPM2_ALG_AES;
   rsa.symmetric.keyBits.aes = 128;
@@ -72,25 +66,28 @@ TPM2B_PUBLIC EkTemplate() {
   rsa.scheme.scheme = TPM2_ALG_NULL;
   rsa.keyBits = 2048;
   rsa.exponent = 0;
+  return t;
+}
+
+// TCG EK Credential Profile, template L-1 (RSA 2048, AES-128-CFB).
+TPM2B_PUBLIC EkTemplate() {
+  static constexpr uint8_t kPolicy[32] = {
+      0x83, 0x71, 0x97, 0x67, 0x44, 0x84, 0xB3, 0xF8, 0x1A, 0x90, 0xCC, 0x8D, 0x46, 0xA5, 0xD7, 0x24,
+      0xFD, 0x52, 0xD7, 0x6E, 0x06, 0x52, 0x0B, 0x64, 0xF2, 0xA1, 0xDA, 0x1B, 0x33, 0x14, 0x69, 0xAA};
+  TPM2B_PUBLIC t = RsaStorageKey(TPMA_OBJECT_FIXEDTPM | TPMA_OBJECT_FIXEDPARENT |
+                                  TPMA_OBJECT_SENSITIVEDATAORIGIN | TPMA_OBJECT_ADMINWITHPOLICY |
+                                  TPMA_OBJECT_RESTRICTED | TPMA_OBJECT_DECRYPT);
+  t.publicArea.authPolicy.size = sizeof(kPolicy);
+  std::memcpy(t.publicArea.authPolicy.buffer, kPolicy, sizeof(kPolicy));
   t.publicArea.unique.rsa.size = 256;  // zeros
   return t;
 }
 
 // TCG storage root key: RSA 2048 restricted decrypt, noDA.
 TPM2B_PUBLIC SrkTemplate() {
-  TPM2B_PUBLIC t{};
-  t.publicArea.type = TPM2_ALG_RSA;
-  t.publicArea.nameAlg = TPM2_ALG_SHA256;
-  t.publicArea.objectAttributes = TPMA_OBJECT_FIXEDTPM | TPMA_OBJECT_FIXEDPARENT |
-                                  TPMA_OBJECT_SENSITIVEDATAORIGIN | TPMA_OBJECT_USERWITHAUTH |
-                                  TPMA_OBJECT_NODA | TPMA_OBJECT_RESTRICTED | TPMA_OBJECT_DECRYPT;
-  auto& rsa = t.publicArea.parameters.rsaDetail;
-  rsa.symmetric.algorithm = TPM2_ALG_AES;
-  rsa.symmetric.keyBits.aes = 128;
-  rsa.symmetric.mode.aes = TPM2_ALG_CFB;
-  rsa.scheme.scheme = TPM2_ALG_NULL;
-  rsa.keyBits = 2048;
-  return t;
+  return RsaStorageKey(TPMA_OBJECT_FIXEDTPM | TPMA_OBJECT_FIXEDPARENT | TPMA_OBJECT_SENSITIVEDATAORIGIN |
+                       TPMA_OBJECT_USERWITHAUTH | TPMA_OBJECT_NODA | TPMA_OBJECT_RESTRICTED |
+                       TPMA_OBJECT_DECRYPT);
 }
 
 // Attestation key: restricted signing, noDA so that power losses after a
