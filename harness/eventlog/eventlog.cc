@@ -1,4 +1,5 @@
 #include <cstring>
+#include <filesystem>
 #include <fstream>
 
 #include "harness/eventlog.h"
@@ -281,13 +282,17 @@ Result<EventLog> ParseEventLog(Bytes bytes) {
 }
 
 Result<EventLog> ReadEventLogFile(const std::string& path) {
+  std::error_code ec;
+  if (std::filesystem::is_directory(path, ec)) return Status::Parse(path + ": is a folder, not an event log");
   std::ifstream in(path, std::ios::binary);
   if (!in) return Status::Parse(path + ": cannot read the event log");
-  in.seekg(0, std::ios::end);
-  const std::streamoff size = in.tellg();
-  in.seekg(0);
-  Bytes bytes(static_cast<size_t>(size < 0 ? 0 : size));
-  in.read(reinterpret_cast<char*>(bytes.data()), static_cast<std::streamsize>(bytes.size()));
+  // Read to the end rather than trusting the size the file reports:
+  // securityfs (binary_bios_measurements) and pipes report none.
+  Bytes bytes;
+  char chunk[1 << 16];
+  while (in.read(chunk, sizeof(chunk)) || in.gcount() > 0) {
+    bytes.insert(bytes.end(), chunk, chunk + in.gcount());
+  }
   auto log = ParseEventLog(std::move(bytes));
   if (!log.ok()) return Status::Parse(path + ": " + log.status().message(), log.status().offset());
   return log;
