@@ -20,13 +20,38 @@ std::string UtcNow() {
   return out;
 }
 
+namespace {
+
+// A key the TPM refused to make is evidence (EK_MISSING), not a failed
+// snapshot; a transport failure still ends the snapshot.
+Status KeepKey(Result<KeyInfo> r, KeyInfo& key, std::string& error) {
+  if (r.ok()) {
+    key = std::move(*r);
+    return Status::Ok();
+  }
+  if (r.status().layer() != Layer::kTpm) return r.status();
+  error = r.status().message();
+  return Status::Ok();
+}
+
+}  // namespace
+
 Result<Snapshot> TakeSnapshot(Tpm& tpm, const SnapshotOptions& options) {
   Snapshot s;
   s.taken_at = UtcNow();
+  s.taken_at_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+                      std::chrono::system_clock::now().time_since_epoch())
+                      .count();
   TRY_ASSIGN(s.properties, tpm.Properties());
-  TRY_ASSIGN(s.ek, tpm.EnsureEk());
-  TRY_ASSIGN(s.srk, tpm.EnsureSrk());
-  TRY_ASSIGN(s.ak, tpm.EnsureAk(options.ak_type));
+  TRY(KeepKey(tpm.EnsureEk(), s.ek, s.ek_error));
+  TRY(KeepKey(tpm.EnsureSrk(), s.srk, s.srk_error));
+  TRY(KeepKey(tpm.EnsureAk(options.ak_type), s.ak, s.ak_error));
+  auto cert = tpm.NvRead(kEkCertRsaIndex);
+  if (cert.ok()) {
+    s.ek_certificate = std::move(*cert);
+  } else if (cert.status().layer() != Layer::kTpm) {
+    return cert.status();
+  }
   TRY_ASSIGN(s.banks, tpm.PcrBanks());
   if (s.banks.empty()) return Status::Error(Layer::kTpm, "the TPM has no PCR bank allocated");
   TRY_ASSIGN(s.pcrs, tpm.ReadPcrs(s.banks));
@@ -35,6 +60,10 @@ Result<Snapshot> TakeSnapshot(Tpm& tpm, const SnapshotOptions& options) {
                      ? options.quote_bank
                      : s.banks.front();
   s.quote_pcrs = options.quote_pcrs;
+  if (!s.ak_error.empty()) {
+    s.quote_check.failure = "no quote: the AK could not be made (" + s.ak_error + ")";
+    return s;
+  }
   s.nonce.resize(32);
   if (RAND_bytes(s.nonce.data(), static_cast<int>(s.nonce.size())) != 1) {
     return Status::Error(Layer::kHarness, "OpenSSL could not make a nonce");

@@ -47,6 +47,7 @@ json SnapshotToJson(const Snapshot& s) {
   const auto& q = s.quote_check;
   return {
       {"taken_at", s.taken_at},
+      {"taken_at_ms", s.taken_at_ms},
       {"banks", banks},
       {"pcrs", PcrsToJson(s.pcrs)},
       {"clock", ClockToJson(s.clock())},
@@ -76,6 +77,12 @@ json SnapshotToJson(const Snapshot& s) {
       {"ak_name", ToHex(s.ak.name)},
       {"ak_type", KeyTypeName(s.ak.type)},
       {"ak_public_der", ToHex(s.ak.public_der)},
+      {"ek_public_der", ToHex(s.ek.public_der)},
+      {"ek_certificate", s.ek_certificate ? json(ToHex(*s.ek_certificate)) : json(nullptr)},
+      {"key_errors", {{"ek", s.ek_error}, {"srk", s.srk_error}, {"ak", s.ak_error}}},
+      {"hierarchies", {{"platform", s.properties.platform_enabled},
+                       {"owner", s.properties.owner_enabled},
+                       {"endorsement", s.properties.endorsement_enabled}}},
       {"latency_us", s.latency_us},
       {"eventlog", EventlogToJson(s)},
   };

@@ -8,6 +8,7 @@
 #include "harness/boot_source.h"
 #include "harness/replay.h"
 #include "harness/snapshot_json.h"
+#include "harness/verify.h"
 
 namespace tpmlab {
 
@@ -118,6 +119,11 @@ class Run {
     if (!s.ok()) {
       r.status = "error";
       r.error = s.ToString();
+      // A TPM that does not answer is what a verifier would see, too.
+      if (s.layer() == Layer::kTransport || s.layer() == Layer::kEmulator ||
+          (s.layer() == Layer::kTpm && (s.tpm_rc() & 0xFFF) == 0x101)) {
+        r.alarms.push_back(TpmUnreachable(s));
+      }
       // When the emulator died, say how, with its log tail.
       Status health = dut_.Health();
       if (!health.ok() && r.error.find("log tail") == std::string::npos) {
@@ -145,6 +151,7 @@ class Run {
     if (const auto* b = std::get_if<BootStep>(&step.action)) return Boot(*b, r);
     if (const auto* p = std::get_if<PowerCycleStep>(&step.action)) return PowerCycle(*p, r);
     if (std::get_if<SnapshotStep>(&step.action)) return Snap(r);
+    if (std::get_if<EnrollStep>(&step.action)) return Enroll(r);
     return Status::Error(Layer::kHarness, "unhandled step");
   }
 
@@ -193,6 +200,11 @@ class Run {
     TRY_ASSIGN(Snapshot s, TakeSnapshot(dut_.tpm(), o));
     r.checks.push_back(CheckQuote(s));
     if (firmware_) r.checks.push_back(AttachEventLog(s));
+    // Judge it as a verifier would, against the enrollment and the last quote.
+    Verdict verdict = Verify(s, last_ ? &*last_ : nullptr, enrollment_ ? &*enrollment_ : nullptr);
+    r.alarms = std::move(verdict.alarms);
+    r.not_run = std::move(verdict.not_run);
+    last_ = s;
     if (reference_) {
       auto identity = CheckIdentity(*reference_, s);
       r.checks.insert(r.checks.end(), identity.begin(), identity.end());
@@ -200,6 +212,20 @@ class Run {
       reference_ = s;
     }
     r.snapshot = std::move(s);
+    return Status::Ok();
+  }
+
+  // vCenter adding a host: the latest snapshot becomes the enrolled identity
+  // and golden reference.
+  Status Enroll(StepResult& r) {
+    if (!last_) return Status::Error(Layer::kScenario, "enroll needs a snapshot first (a boot or snapshot step)");
+    enrollment_ = EnrollFromSnapshot(*last_, dut_.name());
+    TRY(store_.RecordEnrollment(run_id_, r.index, *enrollment_));
+    const fs::path file = options_.out_dir / "enrollment.json";
+    std::ofstream(file) << EnrollmentToJson(*enrollment_).dump(2) << "\n";
+    r.checks.push_back({"enrolled", true, "EK " + ToHex(enrollment_->ek_name) + ", AK " +
+                                              ToHex(enrollment_->ak_name) + "; golden reference from step " +
+                                              std::to_string(r.index - 1) + " (" + file.string() + ")"});
     return Status::Ok();
   }
 
@@ -238,6 +264,8 @@ class Run {
   std::vector<HashAlg> banks_;
   std::optional<Snapshot> reference_;  // the first snapshot: identity to hold
   std::unique_ptr<EmulatedFirmware> firmware_;
+  std::optional<Snapshot> last_;            // the latest snapshot: counters and drift
+  std::optional<Enrollment> enrollment_;    // set by an enroll step
   RunResult result_;
 };
 
@@ -267,6 +295,12 @@ json StepToJson(const StepResult& s) {
   if (s.cycle) j["cycle"] = *s.cycle;
   if (!s.kind.empty()) j["kind"] = s.kind;
   if (!s.error.empty()) j["error"] = s.error;
+  json alarms = json::array();
+  for (const auto& a : s.alarms) alarms.push_back(AlarmToJson(a));
+  j["alarms"] = alarms;
+  if (!s.not_run.empty()) j["not_run"] = s.not_run;
+  if (!s.drift.is_null()) j["drift"] = s.drift;
+  if (!s.golden_drift.is_null()) j["golden_drift"] = s.golden_drift;
   if (s.snapshot) j["snapshot"] = SnapshotToJson(*s.snapshot);
   j["commands"] = s.trace.size();
   return j;
@@ -276,8 +310,10 @@ Status WriteRunJson(const fs::path& file, const Scenario& scenario, const RunRes
                     const json& dut, const RunOptions& options, const std::string& started_at) {
   json steps = json::array();
   std::map<std::string, int> by_kind;
+  std::map<std::string, int> alarm_counts;
   int failed = 0;
   for (const auto& s : result.steps) {
+    for (const auto& a : s.alarms) alarm_counts[a.code]++;
     steps.push_back(StepToJson(s));
     if (s.snapshot && s.snapshot->eventlog) {
       steps.back()["snapshot"]["eventlog"]["file"] = SaveEventLog(file.parent_path(), *s.snapshot->eventlog);
@@ -300,7 +336,8 @@ Status WriteRunJson(const fs::path& file, const Scenario& scenario, const RunRes
               {"summary", {{"steps", result.steps.size()},
                            {"power_cycles", cycles},
                            {"by_kind", by_kind},
-                           {"failed_checks", failed}}},
+                           {"failed_checks", failed},
+                           {"alarms", alarm_counts}}},
               {"steps", steps}};
   if (!result.error.empty()) run["error"] = result.error;
   const fs::path tmp = file.string() + ".tmp";

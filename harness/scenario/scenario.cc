@@ -7,6 +7,7 @@ const char* StepActionName(const Step& step) {
     const char* operator()(const BootStep&) const { return "boot"; }
     const char* operator()(const PowerCycleStep&) const { return "power_cycle"; }
     const char* operator()(const SnapshotStep&) const { return "snapshot"; }
+    const char* operator()(const EnrollStep&) const { return "enroll"; }
     const char* operator()(const RepeatStep&) const { return "repeat"; }
   };
   return std::visit(Name{}, step.action);

@@ -107,6 +107,9 @@ class Reader : public YamlReader {
     } else if (action == "snapshot") {
       if (!empty) TRY(Keys(body, "snapshot", {}));
       step.action = SnapshotStep{};
+    } else if (action == "enroll") {
+      if (!empty) TRY(Keys(body, "enroll", {}));
+      step.action = EnrollStep{};
     } else if (action == "power_cycle") {
       PowerCycleStep p;
       if (empty) return Error(n, "power_cycle needs a kind or a mix");
@@ -143,7 +146,7 @@ class Reader : public YamlReader {
       TRY_ASSIGN(r.steps, ReadSteps(body["steps"], depth + 1));
       step.action = std::move(r);
     } else {
-      return Error(n, "unknown step '" + action + "' (expected boot, power_cycle, snapshot or repeat)");
+      return Error(n, "unknown step '" + action + "' (expected boot, power_cycle, snapshot, enroll or repeat)");
     }
     return step;
   }

@@ -33,7 +33,19 @@ CREATE TABLE IF NOT EXISTS steps (
   duration_ms REAL,
   error TEXT,
   checks_json TEXT,
+  alarms_json TEXT,
+  drift_json TEXT,
   UNIQUE (run_id, idx)
+);
+CREATE TABLE IF NOT EXISTS enrollments (
+  id INTEGER PRIMARY KEY,
+  run_id INTEGER REFERENCES runs(id),
+  step_idx INTEGER,
+  dut TEXT NOT NULL,
+  enrolled_at TEXT NOT NULL,
+  ek_name TEXT,
+  ak_name TEXT,
+  enrollment_json TEXT NOT NULL
 );
 CREATE TABLE IF NOT EXISTS snapshots (
   id INTEGER PRIMARY KEY,
@@ -82,6 +94,8 @@ CREATE INDEX IF NOT EXISTS commands_by_step ON commands(step_id);
 constexpr const char* kMigrations[] = {
     /* 1 -> 2 */ "ALTER TABLE snapshots ADD COLUMN eventlog BLOB;"
                  "ALTER TABLE snapshots ADD COLUMN eventlog_json TEXT;",
+    /* 2 -> 3 */ "ALTER TABLE steps ADD COLUMN alarms_json TEXT;"
+                 "ALTER TABLE steps ADD COLUMN drift_json TEXT;",
 };
 
 // A prepared statement that finalises itself.
@@ -201,12 +215,17 @@ Status Store::RecordStep(int64_t run_id, const StepResult& step) {
   };
   {
     Statement st(db_, "INSERT INTO steps (run_id, idx, action, cycle, kind, status, started_at, "
-                      "duration_ms, error, checks_json) VALUES (?,?,?,?,?,?,?,?,?,?)");
+                      "duration_ms, error, checks_json, alarms_json, drift_json) "
+                      "VALUES (?,?,?,?,?,?,?,?,?,?,?,?)");
     if (!st.ok()) return fail("prepare step");
     st.Int(1, run_id).Int(2, step.index).Text(3, step.action);
     step.cycle ? st.Int(4, *step.cycle) : st.Null(4);
     st.Text(5, step.kind).Text(6, step.status).Text(7, step.started_at).Real(8, step.duration_ms)
         .Text(9, step.error).Text(10, ChecksToJson(step.checks).dump());
+    nlohmann::json alarms = nlohmann::json::array();
+    for (const auto& a : step.alarms) alarms.push_back(AlarmToJson(a));
+    st.Text(11, nlohmann::json{{"alarms", alarms}, {"not_run", step.not_run}}.dump())
+        .Text(12, nlohmann::json{{"previous", step.drift}, {"golden", step.golden_drift}}.dump());
     if (!st.Run()) return fail("insert step");
   }
   const int64_t step_id = sqlite3_last_insert_rowid(db_);
@@ -248,6 +267,16 @@ Status Store::RecordStep(int64_t run_id, const StepResult& step) {
     }
   }
   return Exec("COMMIT;");
+}
+
+Status Store::RecordEnrollment(int64_t run_id, int step_index, const Enrollment& e) {
+  Statement st(db_, "INSERT INTO enrollments (run_id, step_idx, dut, enrolled_at, ek_name, ak_name, "
+                    "enrollment_json) VALUES (?,?,?,?,?,?,?)");
+  if (!st.ok()) return Error("prepare enrollment");
+  st.Int(1, run_id).Int(2, step_index).Text(3, e.dut).Text(4, e.enrolled_at).Text(5, ToHex(e.ek_name))
+      .Text(6, ToHex(e.ak_name)).Text(7, EnrollmentToJson(e).dump());
+  if (!st.Run()) return Error("insert enrollment");
+  return Status::Ok();
 }
 
 Status Store::FinishRun(int64_t run_id, const std::string& status, const std::string& finished_at) {

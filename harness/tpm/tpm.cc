@@ -487,6 +487,19 @@ Result<TpmProperties> Tpm::Properties() {
   p.spec_revision = props[TPM2_PT_REVISION];
   p.spec_year = props[TPM2_PT_YEAR];
   p.spec_day = props[TPM2_PT_DAY_OF_YEAR];
+  // The hierarchy switches are in the variable group: one more property.
+  EsysOut<TPMS_CAPABILITY_DATA> var;
+  TPMI_YES_NO more = 0;
+  TRY(Check(Esys_GetCapability(Ctx(esys_.get()), ESYS_TR_NONE, ESYS_TR_NONE, ESYS_TR_NONE,
+                               TPM2_CAP_TPM_PROPERTIES, TPM2_PT_STARTUP_CLEAR, 1, &more, &var),
+            "TPM2_GetCapability(STARTUP_CLEAR)"));
+  if (var->data.tpmProperties.count == 1 &&
+      var->data.tpmProperties.tpmProperty[0].property == TPM2_PT_STARTUP_CLEAR) {
+    const uint32_t flags = var->data.tpmProperties.tpmProperty[0].value;
+    p.platform_enabled = flags & TPMA_STARTUP_CLEAR_PHENABLE;
+    p.owner_enabled = flags & TPMA_STARTUP_CLEAR_SHENABLE;
+    p.endorsement_enabled = flags & TPMA_STARTUP_CLEAR_EHENABLE;
+  }
   return p;
 }
 

@@ -16,6 +16,7 @@ namespace tpmlab {
 
 struct Snapshot {
   std::string taken_at;  // UTC, ISO 8601
+  int64_t taken_at_ms = 0;  // the same instant, ms since the Unix epoch (wall time)
   std::vector<HashAlg> banks;
   PcrValues pcrs;
   HashAlg quote_bank = HashAlg::kSha256;
@@ -25,6 +26,10 @@ struct Snapshot {
   QuoteCheck quote_check;  // includes the parsed TPMS_ATTEST (clock, firmware)
   TpmProperties properties;
   KeyInfo ek, srk, ak;
+  // Why a key could not be had (a disabled hierarchy, say); empty when it could.
+  std::string ek_error, srk_error, ak_error;
+  // The RSA EK certificate from NV (0x01C00002), when there is one.
+  std::optional<Bytes> ek_certificate;
   std::map<std::string, double> latency_us;  // command name -> median µs
 
   // The event log the OS would read now, when the platform keeps one, and
@@ -45,7 +50,9 @@ struct SnapshotOptions {
 };
 
 /// Reads all banks, then quotes them with a fresh nonce and verifies the quote
-/// against what was read. Creates the EK, SRK and AK where they are missing.
+/// against what was read. Creates the EK, SRK and AK where they are missing;
+/// a key that cannot be had is recorded (ek_error, ...), not fatal, and
+/// without an AK there is no quote (quote_check.parsed stays false).
 Result<Snapshot> TakeSnapshot(Tpm& tpm, const SnapshotOptions& options);
 
 /// Median duration per command name over a trace.

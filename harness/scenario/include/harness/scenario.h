@@ -39,6 +39,10 @@ struct PowerCycleStep {
 
 struct SnapshotStep {};
 
+// Enrolls the DUT from the latest snapshot: its EK, AK, firmware version and
+// the golden reference (PCRs and log) every later boot is verified against.
+struct EnrollStep {};
+
 struct Step;
 struct RepeatStep {
   int count = 1;
@@ -47,7 +51,7 @@ struct RepeatStep {
 
 struct Step {
   SourceLocation where;
-  std::variant<BootStep, PowerCycleStep, SnapshotStep, RepeatStep> action;
+  std::variant<BootStep, PowerCycleStep, SnapshotStep, EnrollStep, RepeatStep> action;
 };
 
 struct Scenario {

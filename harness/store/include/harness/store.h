@@ -12,6 +12,7 @@
 #include "drivers/trace.h"
 #include "harness/rules.h"
 #include "harness/snapshot.h"
+#include "harness/verify.h"
 
 struct sqlite3;
 
@@ -30,6 +31,13 @@ struct StepResult {
   std::string error;
   std::optional<Snapshot> snapshot;
   std::vector<TraceRecord> trace;
+  // What a verifier says of this step's snapshot (or of a TPM it could not reach).
+  std::vector<Alarm> alarms;
+  std::vector<std::string> not_run;
+  // Drift from the previous boot and from the golden reference, as JSON
+  // ({pcrs, events, causes}); null when there was nothing to compare.
+  nlohmann::json drift;
+  nlohmann::json golden_drift;
 };
 
 struct RunInfo {
@@ -43,7 +51,7 @@ struct RunInfo {
   std::string config_json;     // the scenario as run, and the DUT's setup
 };
 
-inline constexpr int kStoreSchemaVersion = 2;
+inline constexpr int kStoreSchemaVersion = 3;
 
 class Store {
  public:
@@ -56,6 +64,7 @@ class Store {
   Result<int64_t> BeginRun(const RunInfo& run);
   Status RecordStep(int64_t run_id, const StepResult& step);
   Status FinishRun(int64_t run_id, const std::string& status, const std::string& finished_at);
+  Status RecordEnrollment(int64_t run_id, int step_index, const Enrollment& enrollment);
 
   const std::filesystem::path& file() const { return file_; }
 

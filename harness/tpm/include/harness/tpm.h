@@ -32,6 +32,8 @@ struct TpmProperties {
   std::string vendor_string;    // TPM_PT_VENDOR_STRING_1..4 joined
   uint64_t firmware_version = 0;  // (FIRMWARE_VERSION_1 << 32) | _2
   uint32_t spec_level = 0, spec_revision = 0, spec_year = 0, spec_day = 0;
+  // TPMA_STARTUP_CLEAR: which hierarchies are enabled now.
+  bool platform_enabled = true, owner_enabled = true, endorsement_enabled = true;
 };
 
 struct QuoteBlob {

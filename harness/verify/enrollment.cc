@@ -1,0 +1,107 @@
+#include "harness/enrollment.h"
+
+#include "harness/snapshot_json.h"
+
+namespace tpmlab {
+
+using nlohmann::json;
+
+Enrollment EnrollFromSnapshot(const Snapshot& s, const std::string& dut) {
+  Enrollment e;
+  e.dut = dut;
+  e.enrolled_at = UtcNow();
+  e.ek_name = s.ek.name;
+  e.ek_public_der = s.ek.public_der;
+  e.ek_certificate = s.ek_certificate;
+  e.ak_name = s.ak.name;
+  e.ak_public_der = s.ak.public_der;
+  e.firmware_version = s.properties.firmware_version;
+  e.banks = s.banks;
+  e.golden_pcrs = s.pcrs;
+  e.golden_eventlog = s.eventlog;
+  return e;
+}
+
+json EnrollmentToJson(const Enrollment& e) {
+  json banks = json::array();
+  for (HashAlg b : e.banks) banks.push_back(HashAlgName(b));
+  return {{"dut", e.dut},
+          {"enrolled_at", e.enrolled_at},
+          {"ek_name", ToHex(e.ek_name)},
+          {"ek_public_der", ToHex(e.ek_public_der)},
+          {"ek_certificate", e.ek_certificate ? json(ToHex(*e.ek_certificate)) : json(nullptr)},
+          {"ak_name", ToHex(e.ak_name)},
+          {"ak_public_der", ToHex(e.ak_public_der)},
+          {"firmware_version", e.firmware_version},
+          {"banks", banks},
+          {"golden_pcrs", PcrsToJson(e.golden_pcrs)},
+          {"golden_eventlog", e.golden_eventlog ? json(ToHex(*e.golden_eventlog)) : json(nullptr)}};
+}
+
+namespace {
+
+Result<Bytes> HexField(const json& j, const char* key, const std::string& where) {
+  if (!j.contains(key) || !j[key].is_string()) {
+    return Status::Parse(where + ": enrollment field '" + key + "' is missing or not a string");
+  }
+  auto bytes = FromHex(j[key].get<std::string>());
+  if (!bytes.ok()) return Status::Parse(where + ": enrollment field '" + key + "': " + bytes.status().message());
+  return bytes;
+}
+
+}  // namespace
+
+Result<PcrValues> PcrsFromJson(const json& j, const std::string& where) {
+  PcrValues pcrs;
+  if (!j.is_object()) return Status::Parse(where + ": PCRs must be an object of banks");
+  for (const auto& [bank_name, values] : j.items()) {
+    auto bank = HashAlgFromName(bank_name);
+    if (!bank) return Status::Parse(where + ": unknown bank '" + bank_name + "'");
+    PcrBank& out = pcrs[*bank];
+    for (int i = 0; i < kPcrCount; ++i) out[i] = PcrResetValue(*bank, i);
+    for (const auto& [index, hex] : values.items()) {
+      int pcr = -1;
+      try {
+        pcr = std::stoi(index);
+      } catch (...) {
+      }
+      if (pcr < 0 || pcr >= kPcrCount || !hex.is_string()) {
+        return Status::Parse(where + ": bad PCR entry '" + index + "' in bank " + bank_name);
+      }
+      auto bytes = FromHex(hex.get<std::string>());
+      if (!bytes.ok() || bytes->size() != HashSize(*bank)) {
+        return Status::Parse(where + ": PCR " + bank_name + ":" + index + " is not a " +
+                             std::to_string(HashSize(*bank)) + "-byte hex digest");
+      }
+      out[pcr] = std::move(*bytes);
+    }
+  }
+  return pcrs;
+}
+
+Result<Enrollment> EnrollmentFromJson(const json& j, const std::string& where) {
+  if (!j.is_object()) return Status::Parse(where + ": an enrollment is a JSON object");
+  Enrollment e;
+  e.dut = j.value("dut", "");
+  e.enrolled_at = j.value("enrolled_at", "");
+  TRY_ASSIGN(e.ek_name, HexField(j, "ek_name", where));
+  TRY_ASSIGN(e.ek_public_der, HexField(j, "ek_public_der", where));
+  TRY_ASSIGN(e.ak_name, HexField(j, "ak_name", where));
+  TRY_ASSIGN(e.ak_public_der, HexField(j, "ak_public_der", where));
+  if (j.contains("ek_certificate") && j["ek_certificate"].is_string()) {
+    TRY_ASSIGN(e.ek_certificate, HexField(j, "ek_certificate", where));
+  }
+  if (j.contains("golden_eventlog") && j["golden_eventlog"].is_string()) {
+    TRY_ASSIGN(e.golden_eventlog, HexField(j, "golden_eventlog", where));
+  }
+  e.firmware_version = j.value("firmware_version", uint64_t{0});
+  for (const auto& b : j.value("banks", json::array())) {
+    auto bank = b.is_string() ? HashAlgFromName(b.get<std::string>()) : std::nullopt;
+    if (!bank) return Status::Parse(where + ": unknown bank in 'banks'");
+    e.banks.push_back(*bank);
+  }
+  TRY_ASSIGN(e.golden_pcrs, PcrsFromJson(j.value("golden_pcrs", json::object()), where));
+  return e;
+}
+
+}  // namespace tpmlab

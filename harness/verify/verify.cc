@@ -1,0 +1,320 @@
+#include "harness/verify.h"
+
+#include <algorithm>
+
+#include "harness/event_data.h"
+#include "harness/eventlog.h"
+#include "harness/findings.h"
+#include "harness/replay.h"
+
+namespace tpmlab {
+
+using nlohmann::json;
+
+const char* SeverityName(Severity severity) {
+  switch (severity) {
+    case Severity::kInfo: return "info";
+    case Severity::kWarning: return "warning";
+    case Severity::kError: return "error";
+  }
+  return "error";
+}
+
+const std::vector<std::string>& AllAlarmCodes() {
+  static const std::vector<std::string> kAll = {
+      alarm::kTpmUnreachable, alarm::kQuoteSignatureInvalid, alarm::kQuoteNonceMismatch,
+      alarm::kQuotePcrDigestMismatch, alarm::kQuoteMalformed, alarm::kPcrReplayMismatch,
+      alarm::kEventlogMalformed, alarm::kEventDigestMismatch, alarm::kUnknownEventType,
+      alarm::kSha256BankMissing, alarm::kSecureBootDisabled, alarm::kEkMissing,
+      alarm::kEkCertMissing, alarm::kEkChanged, alarm::kAkUnknown, alarm::kCounterRollback,
+      alarm::kClockNotSafe, alarm::kClockNotMonotonic, alarm::kClockSkew,
+      alarm::kTpmFirmwareChanged, alarm::kHierarchyDisabled, alarm::kPcrPolicyMismatch};
+  return kAll;
+}
+
+bool Verdict::Has(const std::string& code) const { return Count(code) > 0; }
+
+size_t Verdict::Count(const std::string& code) const {
+  return static_cast<size_t>(
+      std::count_if(alarms.begin(), alarms.end(), [&](const Alarm& a) { return a.code == code; }));
+}
+
+namespace {
+
+class Judge {
+ public:
+  Judge(const Snapshot& now, const Snapshot* previous, const Enrollment* enrollment,
+        const VerifyOptions& options)
+      : now_(now), previous_(previous), enrollment_(enrollment), options_(options) {}
+
+  Verdict Run() {
+    Quote();
+    Keys();
+    Banks();
+    Log();
+    Counters();
+    Enrolled();
+    return std::move(v_);
+  }
+
+ private:
+  void Raise(const char* code, Severity severity, std::string message,
+             std::map<std::string, std::string> evidence = {}) {
+    v_.alarms.push_back({code, severity, std::move(message), std::move(evidence)});
+  }
+  void NotRun(const char* code, const std::string& why) { v_.not_run.push_back(std::string(code) + ": " + why); }
+
+  static std::string Num(uint64_t v) { return std::to_string(v); }
+
+  void Quote() {
+    const QuoteCheck& q = now_.quote_check;
+    if (!now_.ak_error.empty()) {
+      NotRun(alarm::kQuoteSignatureInvalid, "no quote: " + now_.ak_error);
+      return;
+    }
+    if (!q.parsed || !q.magic_ok || !q.type_ok) {
+      Raise(alarm::kQuoteMalformed, Severity::kError, "The attestation quote is malformed: " + q.failure,
+            {{"detail", q.failure}});
+      return;
+    }
+    if (!q.signature_ok) {
+      Raise(alarm::kQuoteSignatureInvalid, Severity::kError,
+            "The quote's signature does not verify with the attestation key",
+            {{"ak_name", ToHex(now_.ak.name)}, {"detail", q.failure}});
+    }
+    if (!q.nonce_ok) {
+      Raise(alarm::kQuoteNonceMismatch, Severity::kError,
+            "The quote does not carry the nonce the verifier sent (a replayed quote?)",
+            {{"expected", ToHex(now_.nonce)}, {"actual", ToHex(q.attest.extra_data)}});
+    }
+    if (!q.pcr_digest_ok) {
+      Raise(alarm::kQuotePcrDigestMismatch, Severity::kError,
+            "The quote's PCR digest does not match the PCR values reported with it",
+            {{"bank", HashAlgName(now_.quote_bank)}, {"actual", ToHex(q.attest.pcr_digest)}});
+    }
+  }
+
+  void Keys() {
+    if (!now_.ek_error.empty() || now_.ek.name.empty()) {
+      Raise(alarm::kEkMissing, Severity::kError,
+            "Unable to provision Endorsement Key on TPM 2.0 device: Endorsement Key creation failed on the device",
+            {{"detail", now_.ek_error}});
+    }
+    if (!now_.ek_certificate) {
+      Raise(alarm::kEkCertMissing, Severity::kError,
+            "Unable to provision Endorsement Key on TPM 2.0 device: No RSA Endorsement Key certificate "
+            "found in TPM 2.0 device's non-volatile memory.",
+            {{"nv_index", "0x01c00002"}});
+    }
+    const TpmProperties& p = now_.properties;
+    if (!p.platform_enabled || !p.owner_enabled || !p.endorsement_enabled) {
+      std::string off;
+      if (!p.platform_enabled) off += "platform ";
+      if (!p.owner_enabled) off += "owner ";
+      if (!p.endorsement_enabled) off += "endorsement ";
+      off.pop_back();
+      Raise(alarm::kHierarchyDisabled, Severity::kError, "TPM hierarchy disabled: " + off,
+            {{"disabled", off}});
+    }
+  }
+
+  void Banks() {
+    if (std::find(now_.banks.begin(), now_.banks.end(), HashAlg::kSha256) == now_.banks.end()) {
+      std::string banks;
+      for (HashAlg b : now_.banks) banks += std::string(banks.empty() ? "" : ",") + HashAlgName(b);
+      Raise(alarm::kSha256BankMissing, Severity::kError,
+            "TPM 2.0 device detected but a connection cannot be established: the SHA-256 PCR bank is "
+            "not active (TPM2 Algorithm Selection is not SHA256)",
+            {{"banks", banks}});
+    }
+  }
+
+  void Log() {
+    static const char* kLogChecks[] = {alarm::kPcrReplayMismatch, alarm::kEventDigestMismatch,
+                                       alarm::kUnknownEventType, alarm::kSecureBootDisabled};
+    if (!now_.eventlog) {
+      for (const char* c : kLogChecks) NotRun(c, "no event log");
+      return;
+    }
+    auto log = ParseEventLog(*now_.eventlog);
+    if (!log.ok()) {
+      Raise(alarm::kEventlogMalformed, Severity::kError, "The TCG event log is malformed: " + log.status().message(),
+            {{"offset", log.status().offset() ? Num(*log.status().offset()) : ""}});
+      for (const char* c : kLogChecks) NotRun(c, "the event log is malformed");
+      return;
+    }
+    Replay(*log);
+    for (const Finding& f : CheckEventLog(*log)) {
+      const std::map<std::string, std::string> evidence = {
+          {"event", Num(f.event_index)}, {"pcr", Num(f.pcr)}, {"type", EventTypeName(f.type)},
+          {"offset", Num(f.offset)}, {"detail", f.message}};
+      if (f.code == alarm::kEventDigestMismatch) {
+        Raise(alarm::kEventDigestMismatch, Severity::kWarning,
+              "Event " + Num(f.event_index) + " on PCR " + Num(f.pcr) + ": its digest does not match its data",
+              evidence);
+      } else if (f.code == alarm::kUnknownEventType) {
+        Raise(alarm::kUnknownEventType, Severity::kWarning,
+              "Event " + Num(f.event_index) + " has an unknown event type " + EventTypeName(f.type), evidence);
+      }
+    }
+    SecureBoot(*log);
+  }
+
+  // Keylime's invalid_pcr_N: the log must replay to the PCRs the quote covers.
+  // Compared: every PCR the log extends, and PCRs 0-7 always (firmware may
+  // not extend them without logging); higher PCRs the log never touches
+  // belong to other logs (IMA) and are left alone.
+  void Replay(const EventLog& log) {
+    auto replay = ReplayEventLog(log);
+    if (!replay.ok()) {
+      NotRun(alarm::kPcrReplayMismatch, replay.status().message());
+      return;
+    }
+    for (const auto& [bank, values] : replay->pcrs) {
+      auto read = now_.pcrs.find(bank);
+      if (read == now_.pcrs.end()) continue;
+      const uint32_t compared = replay->extended.at(bank) | 0xFFu;
+      for (int i = 0; i < kPcrCount; ++i) {
+        if (!(compared & (1u << i)) || values[i] == read->second[i]) continue;
+        Raise(alarm::kPcrReplayMismatch, Severity::kError,
+              "PCR " + Num(i) + " (" + HashAlgName(bank) + ") does not match the event log replay "
+              "(Keylime: invalid_pcr_" + Num(i) + ")",
+              {{"bank", HashAlgName(bank)}, {"pcr", Num(i)}, {"expected", ToHex(values[i])},
+               {"actual", ToHex(read->second[i])}});
+      }
+    }
+  }
+
+  // vCenter requires UEFI Secure Boot; the log's PCR7 SecureBoot variable says.
+  void SecureBoot(const EventLog& log) {
+    for (size_t i = 0; i < log.events().size(); ++i) {
+      const Event& e = log.events()[i];
+      if (e.pcr != 7 || e.type != ev::kEfiVariableDriverConfig) continue;
+      auto var = ParseUefiVariable(log.Data(e));
+      if (!var.ok() || var->name != "SecureBoot") continue;
+      if (var->data.empty() || var->data[0] == 0) {
+        Raise(alarm::kSecureBootDisabled, Severity::kError, "Host Secure Boot was disabled",
+              {{"event", Num(i)}, {"pcr", "7"}, {"actual", ToHex(var->data)}});
+      }
+      return;
+    }
+    NotRun(alarm::kSecureBootDisabled, "the log has no SecureBoot variable event");
+  }
+
+  void Counters() {
+    const ClockInfo& c = now_.clock();
+    if (!now_.quote_check.parsed) {
+      NotRun(alarm::kClockNotSafe, "no quote");
+      return;
+    }
+    if (!c.safe) {
+      Raise(alarm::kClockNotSafe, Severity::kWarning,
+            "The TPM clock is not safe: the TPM lost power without an orderly shutdown since the clock was "
+            "last saved",
+            {{"clock_ms", Num(c.clock_ms)}, {"reset_count", Num(c.reset_count)}});
+    }
+    if (previous_ == nullptr || !previous_->quote_check.parsed) {
+      for (const char* code : {alarm::kCounterRollback, alarm::kClockNotMonotonic, alarm::kClockSkew}) {
+        NotRun(code, "no earlier quote of this DUT");
+      }
+      return;
+    }
+    const ClockInfo& p = previous_->clock();
+    std::map<std::string, std::string> evidence = {
+        {"expected", "reset " + Num(p.reset_count) + " restart " + Num(p.restart_count) + " clock " + Num(p.clock_ms)},
+        {"actual", "reset " + Num(c.reset_count) + " restart " + Num(c.restart_count) + " clock " + Num(c.clock_ms)}};
+    if (c.reset_count < p.reset_count || (c.reset_count == p.reset_count && c.restart_count < p.restart_count)) {
+      Raise(alarm::kCounterRollback, Severity::kError,
+            "The TPM's resetCount or restartCount went down (a TPM clear, or a replayed quote)", evidence);
+    }
+    const bool same_session = c.reset_count == p.reset_count && c.restart_count == p.restart_count;
+    if (same_session && c.clock_ms < p.clock_ms) {
+      Raise(alarm::kClockNotMonotonic, Severity::kError,
+            "The TPM clock went back while neither resetCount nor restartCount moved", evidence);
+    }
+    if (same_session) {
+      const int64_t wall = now_.taken_at_ms - previous_->taken_at_ms;
+      const int64_t tpm = static_cast<int64_t>(c.clock_ms) - static_cast<int64_t>(p.clock_ms);
+      const double allowed = static_cast<double>(options_.clock_skew_slack.count()) +
+                             options_.clock_skew_ratio * static_cast<double>(std::llabs(wall));
+      if (static_cast<double>(std::llabs(tpm - wall)) > allowed) {
+        evidence["detail"] = "TPM clock advanced " + std::to_string(tpm) + " ms while wall time advanced " +
+                             std::to_string(wall) + " ms";
+        Raise(alarm::kClockSkew, Severity::kWarning,
+              "The TPM clock and wall time disagree between two quotes (time synchronization)", evidence);
+      }
+    } else {
+      NotRun(alarm::kClockSkew, "the TPM was reset or restarted between the two quotes");
+    }
+  }
+
+  void Enrolled() {
+    if (enrollment_ == nullptr) {
+      for (const char* code : {alarm::kEkChanged, alarm::kAkUnknown, alarm::kTpmFirmwareChanged,
+                               alarm::kPcrPolicyMismatch}) {
+        NotRun(code, "the DUT is not enrolled");
+      }
+      return;
+    }
+    const Enrollment& e = *enrollment_;
+    if (!now_.ek.name.empty() && now_.ek.name != e.ek_name) {
+      Raise(alarm::kEkChanged, Severity::kError,
+            "The new host TPM endorsement key doesn't match the one stored in the DB",
+            {{"expected", ToHex(e.ek_name)}, {"actual", ToHex(now_.ek.name)}});
+    }
+    if (!now_.ak.name.empty() && now_.ak.name != e.ak_name) {
+      Raise(alarm::kAkUnknown, Severity::kError, "The attestation key is not the one enrolled for this host",
+            {{"expected", ToHex(e.ak_name)}, {"actual", ToHex(now_.ak.name)}});
+    }
+    if (now_.properties.firmware_version != e.firmware_version) {
+      char a[24], b[24];
+      std::snprintf(a, sizeof(a), "0x%016llx", static_cast<unsigned long long>(e.firmware_version));
+      std::snprintf(b, sizeof(b), "0x%016llx", static_cast<unsigned long long>(now_.properties.firmware_version));
+      Raise(alarm::kTpmFirmwareChanged, Severity::kWarning, "The TPM firmware version differs from enrollment",
+            {{"expected", a}, {"actual", b}});
+    }
+    for (const auto& [bank, golden] : e.golden_pcrs) {
+      auto read = now_.pcrs.find(bank);
+      if (read == now_.pcrs.end()) continue;
+      for (int i = 0; i < kPcrCount; ++i) {
+        if (golden[i] == read->second[i]) continue;
+        Raise(alarm::kPcrPolicyMismatch, Severity::kError,
+              "PCR " + Num(i) + " (" + HashAlgName(bank) + ") differs from the golden reference",
+              {{"bank", HashAlgName(bank)}, {"pcr", Num(i)}, {"expected", ToHex(golden[i])},
+               {"actual", ToHex(read->second[i])}});
+      }
+    }
+  }
+
+  const Snapshot& now_;
+  const Snapshot* previous_;
+  const Enrollment* enrollment_;
+  const VerifyOptions& options_;
+  Verdict v_;
+};
+
+}  // namespace
+
+Verdict Verify(const Snapshot& now, const Snapshot* previous, const Enrollment* enrollment,
+               const VerifyOptions& options) {
+  return Judge(now, previous, enrollment, options).Run();
+}
+
+Alarm TpmUnreachable(const Status& error) {
+  return {alarm::kTpmUnreachable, Severity::kError,
+          "TPM 2.0 device detected but a connection cannot be established",
+          {{"layer", LayerName(error.layer())}, {"detail", error.message()}}};
+}
+
+json AlarmToJson(const Alarm& a) {
+  return {{"code", a.code}, {"severity", SeverityName(a.severity)}, {"message", a.message},
+          {"evidence", a.evidence}};
+}
+
+json VerdictToJson(const Verdict& v) {
+  json alarms = json::array();
+  for (const auto& a : v.alarms) alarms.push_back(AlarmToJson(a));
+  return {{"alarms", alarms}, {"not_run", v.not_run}};
+}
+
+}  // namespace tpmlab
