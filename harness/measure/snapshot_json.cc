@@ -1,5 +1,7 @@
 #include "harness/snapshot_json.h"
 
+#include <fstream>
+
 namespace tpmlab {
 
 using nlohmann::json;
@@ -92,6 +94,108 @@ json ChecksToJson(const std::vector<Check>& checks) {
   json out = json::array();
   for (const auto& c : checks) out.push_back({{"name", c.name}, {"passed", c.passed}, {"detail", c.detail}});
   return out;
+}
+
+Result<PcrValues> PcrsFromJson(const json& j, const std::string& where) {
+  PcrValues pcrs;
+  if (!j.is_object()) return Status::Parse(where + ": PCRs must be an object of banks");
+  for (const auto& [bank_name, values] : j.items()) {
+    auto bank = HashAlgFromName(bank_name);
+    if (!bank) return Status::Parse(where + ": unknown bank '" + bank_name + "'");
+    PcrBank& out = pcrs[*bank];
+    for (int i = 0; i < kPcrCount; ++i) out[i] = PcrResetValue(*bank, i);
+    for (const auto& [index, hex] : values.items()) {
+      int pcr = -1;
+      try {
+        pcr = std::stoi(index);
+      } catch (...) {
+      }
+      if (pcr < 0 || pcr >= kPcrCount || !hex.is_string()) {
+        return Status::Parse(where + ": bad PCR entry '" + index + "' in bank " + bank_name);
+      }
+      auto bytes = FromHex(hex.get<std::string>());
+      if (!bytes.ok() || bytes->size() != HashSize(*bank)) {
+        return Status::Parse(where + ": PCR " + bank_name + ":" + index + " is not a " +
+                             std::to_string(HashSize(*bank)) + "-byte hex digest");
+      }
+      out[pcr] = std::move(*bytes);
+    }
+  }
+  return pcrs;
+}
+
+namespace {
+
+Result<Bytes> Hex(const json& j, const char* key, const std::string& where, bool required = true) {
+  if (!j.contains(key) || j[key].is_null()) {
+    if (!required) return Bytes{};
+    return Status::Parse(where + ": snapshot field '" + key + "' is missing");
+  }
+  if (!j[key].is_string()) return Status::Parse(where + ": snapshot field '" + key + "' is not a hex string");
+  auto b = FromHex(j[key].get<std::string>());
+  if (!b.ok()) return Status::Parse(where + ": snapshot field '" + key + "': " + b.status().message());
+  return b;
+}
+
+}  // namespace
+
+Result<Snapshot> SnapshotFromJson(const json& j, const std::filesystem::path& base_dir,
+                                  const std::string& where) {
+  if (!j.is_object()) return Status::Parse(where + ": a snapshot is a JSON object");
+  Snapshot s;
+  s.taken_at = j.value("taken_at", "");
+  s.taken_at_ms = j.value("taken_at_ms", int64_t{0});
+  for (const auto& b : j.value("banks", json::array())) {
+    auto bank = b.is_string() ? HashAlgFromName(b.get<std::string>()) : std::nullopt;
+    if (!bank) return Status::Parse(where + ": unknown bank in 'banks'");
+    s.banks.push_back(*bank);
+  }
+  TRY_ASSIGN(s.pcrs, PcrsFromJson(j.value("pcrs", json::object()), where));
+  s.properties.firmware_version = j.value("firmware_version", uint64_t{0});
+  s.properties.manufacturer = j.value("manufacturer", "");
+  s.properties.vendor_string = j.value("vendor_string", "");
+  const json h = j.value("hierarchies", json::object());
+  s.properties.platform_enabled = h.value("platform", true);
+  s.properties.owner_enabled = h.value("owner", true);
+  s.properties.endorsement_enabled = h.value("endorsement", true);
+  TRY_ASSIGN(s.ek.name, Hex(j, "ek_name", where));
+  TRY_ASSIGN(s.srk.name, Hex(j, "srk_name", where));
+  TRY_ASSIGN(s.ak.name, Hex(j, "ak_name", where));
+  TRY_ASSIGN(s.ak.public_der, Hex(j, "ak_public_der", where));
+  TRY_ASSIGN(s.ek.public_der, Hex(j, "ek_public_der", where, false));
+  if (j.contains("ek_certificate") && !j["ek_certificate"].is_null()) {
+    TRY_ASSIGN(s.ek_certificate, Hex(j, "ek_certificate", where));
+  }
+  const json errors = j.value("key_errors", json::object());
+  s.ek_error = errors.value("ek", "");
+  s.srk_error = errors.value("srk", "");
+  s.ak_error = errors.value("ak", "");
+
+  const json q = j.value("quote", json::object());
+  auto bank = HashAlgFromName(q.value("bank", "sha256"));
+  s.quote_bank = bank ? *bank : HashAlg::kSha256;
+  for (const auto& p : q.value("pcrs", json::array())) {
+    if (p.is_number_integer() && p.get<int>() >= 0 && p.get<int>() < kPcrCount) s.quote_pcrs |= 1u << p.get<int>();
+  }
+  TRY_ASSIGN(s.nonce, Hex(q, "nonce", where + " quote", false));
+  TRY_ASSIGN(s.quote.attest, Hex(q, "attest", where + " quote", false));
+  TRY_ASSIGN(s.quote.signature, Hex(q, "signature", where + " quote", false));
+  if (!s.quote.attest.empty()) {
+    // Judge the quote again from its bytes rather than trusting "verified".
+    s.quote_check = VerifyQuote(s.quote, s.ak.public_der, s.nonce, s.pcrs);
+  } else {
+    s.quote_check.failure = q.value("failure", "no quote");
+  }
+
+  const json log = j.value("eventlog", json());
+  if (log.is_object() && log.contains("file") && log["file"].is_string()) {
+    const std::filesystem::path file = base_dir / log["file"].get<std::string>();
+    std::ifstream in(file, std::ios::binary);
+    if (!in) return Status::Parse(where + ": cannot read the event log " + file.string());
+    s.eventlog = Bytes(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+    s.eventlog_events = log.value("events", size_t{0});
+  }
+  return s;
 }
 
 }  // namespace tpmlab

@@ -51,34 +51,6 @@ Result<Bytes> HexField(const json& j, const char* key, const std::string& where)
 
 }  // namespace
 
-Result<PcrValues> PcrsFromJson(const json& j, const std::string& where) {
-  PcrValues pcrs;
-  if (!j.is_object()) return Status::Parse(where + ": PCRs must be an object of banks");
-  for (const auto& [bank_name, values] : j.items()) {
-    auto bank = HashAlgFromName(bank_name);
-    if (!bank) return Status::Parse(where + ": unknown bank '" + bank_name + "'");
-    PcrBank& out = pcrs[*bank];
-    for (int i = 0; i < kPcrCount; ++i) out[i] = PcrResetValue(*bank, i);
-    for (const auto& [index, hex] : values.items()) {
-      int pcr = -1;
-      try {
-        pcr = std::stoi(index);
-      } catch (...) {
-      }
-      if (pcr < 0 || pcr >= kPcrCount || !hex.is_string()) {
-        return Status::Parse(where + ": bad PCR entry '" + index + "' in bank " + bank_name);
-      }
-      auto bytes = FromHex(hex.get<std::string>());
-      if (!bytes.ok() || bytes->size() != HashSize(*bank)) {
-        return Status::Parse(where + ": PCR " + bank_name + ":" + index + " is not a " +
-                             std::to_string(HashSize(*bank)) + "-byte hex digest");
-      }
-      out[pcr] = std::move(*bytes);
-    }
-  }
-  return pcrs;
-}
-
 Result<Enrollment> EnrollmentFromJson(const json& j, const std::string& where) {
   if (!j.is_object()) return Status::Parse(where + ": an enrollment is a JSON object");
   Enrollment e;

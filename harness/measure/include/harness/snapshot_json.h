@@ -1,6 +1,7 @@
 // JSON forms of snapshots and checks, shared by run.json and the store.
 #pragma once
 
+#include <filesystem>
 #include <nlohmann/json.hpp>
 
 #include "harness/rules.h"
@@ -15,5 +16,15 @@ nlohmann::json SnapshotToJson(const Snapshot& snapshot);
 // {events, bytes, sha256, replay_matches: bank -> true | [PCRs that differ]}, or null.
 nlohmann::json EventlogToJson(const Snapshot& snapshot);
 nlohmann::json ChecksToJson(const std::vector<Check>& checks);
+
+/// The PCR form run.json uses (bank -> index string -> hex); PCRs not given
+/// keep their reset values. `where` names the source in errors.
+Result<PcrValues> PcrsFromJson(const nlohmann::json& json, const std::string& where);
+
+/// A snapshot back from its JSON form (a run.json step's "snapshot"). The
+/// quote is verified again from its bytes; the event log is read from
+/// `base_dir` / its "file". Errors name `where` and the field.
+Result<Snapshot> SnapshotFromJson(const nlohmann::json& json, const std::filesystem::path& base_dir,
+                                  const std::string& where);
 
 }  // namespace tpmlab

@@ -31,9 +31,7 @@ struct Enrollment {
 Enrollment EnrollFromSnapshot(const Snapshot& snapshot, const std::string& dut);
 
 nlohmann::json EnrollmentToJson(const Enrollment& enrollment);
-/// The PCR form run.json uses (bank -> index string -> hex); PCRs not given
-/// keep their reset values.
-Result<PcrValues> PcrsFromJson(const nlohmann::json& json, const std::string& where);
+
 /// Reads what EnrollmentToJson wrote; `where` names the source in errors.
 Result<Enrollment> EnrollmentFromJson(const nlohmann::json& json, const std::string& where);
 
