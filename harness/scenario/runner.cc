@@ -6,6 +6,7 @@
 #include <random>
 
 #include "harness/boot_source.h"
+#include "harness/drift.h"
 #include "harness/replay.h"
 #include "harness/snapshot_json.h"
 #include "harness/verify.h"
@@ -204,6 +205,9 @@ class Run {
     Verdict verdict = Verify(s, last_ ? &*last_ : nullptr, enrollment_ ? &*enrollment_ : nullptr);
     r.alarms = std::move(verdict.alarms);
     r.not_run = std::move(verdict.not_run);
+    // And explain what moved since the last boot and since the golden one.
+    if (last_) r.drift = DriftToJson(DiffSnapshots(*last_, s));
+    if (golden_) r.golden_drift = DriftToJson(DiffSnapshots(*golden_, s));
     last_ = s;
     if (reference_) {
       auto identity = CheckIdentity(*reference_, s);
@@ -220,6 +224,7 @@ class Run {
   Status Enroll(StepResult& r) {
     if (!last_) return Status::Error(Layer::kScenario, "enroll needs a snapshot first (a boot or snapshot step)");
     enrollment_ = EnrollFromSnapshot(*last_, dut_.name());
+    golden_ = last_;
     TRY(store_.RecordEnrollment(run_id_, r.index, *enrollment_));
     const fs::path file = options_.out_dir / "enrollment.json";
     std::ofstream(file) << EnrollmentToJson(*enrollment_).dump(2) << "\n";
@@ -266,6 +271,7 @@ class Run {
   std::unique_ptr<EmulatedFirmware> firmware_;
   std::optional<Snapshot> last_;            // the latest snapshot: counters and drift
   std::optional<Enrollment> enrollment_;    // set by an enroll step
+  std::optional<Snapshot> golden_;          // the snapshot enrolled from
   RunResult result_;
 };
 

@@ -71,7 +71,8 @@ CREATE TABLE IF NOT EXISTS snapshots (
   ak_public_der BLOB,
   latency_json TEXT,
   eventlog BLOB,                   -- the log the OS would read, when there is one
-  eventlog_json TEXT               -- events, sha256, replay_matches
+  eventlog_json TEXT,              -- events, sha256, replay_matches
+  snapshot_json TEXT               -- the whole snapshot as run.json has it
 );
 CREATE TABLE IF NOT EXISTS commands (
   step_id INTEGER NOT NULL REFERENCES steps(id),
@@ -96,6 +97,7 @@ constexpr const char* kMigrations[] = {
                  "ALTER TABLE snapshots ADD COLUMN eventlog_json TEXT;",
     /* 2 -> 3 */ "ALTER TABLE steps ADD COLUMN alarms_json TEXT;"
                  "ALTER TABLE steps ADD COLUMN drift_json TEXT;",
+    /* 3 -> 4 */ "ALTER TABLE snapshots ADD COLUMN snapshot_json TEXT;",
 };
 
 // A prepared statement that finalises itself.
@@ -118,6 +120,16 @@ class Statement {
     return *this;
   }
   Statement& Null(int i) { sqlite3_bind_null(stmt_, i); return *this; }
+  bool Row() { return sqlite3_step(stmt_) == SQLITE_ROW; }
+  std::string ColumnText(int i) {
+    const unsigned char* t = sqlite3_column_text(stmt_, i);
+    return t ? reinterpret_cast<const char*>(t) : "";
+  }
+  std::optional<Bytes> ColumnBlob(int i) {
+    if (sqlite3_column_type(stmt_, i) == SQLITE_NULL) return std::nullopt;
+    const auto* p = static_cast<const uint8_t*>(sqlite3_column_blob(stmt_, i));
+    return Bytes(p, p + sqlite3_column_bytes(stmt_, i));
+  }
   // The first column of the first row (0 when there is none).
   int64_t ColumnInt() {
     const int64_t v = sqlite3_step(stmt_) == SQLITE_ROW ? sqlite3_column_int64(stmt_, 0) : 0;
@@ -235,8 +247,8 @@ Status Store::RecordStep(int64_t run_id, const StepResult& step) {
                       "reset_count, restart_count, safe, firmware_version, manufacturer, "
                       "quote_verified, quote_failure, quote_bank, nonce, quote_attest, "
                       "quote_signature, ek_name, srk_name, ak_name, ak_public_der, latency_json, "
-                      "eventlog, eventlog_json) "
-                      "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)");
+                      "eventlog, eventlog_json, snapshot_json) "
+                      "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)");
     if (!st.ok()) return fail("prepare snapshot");
     st.Int(1, step_id).Int(2, run_id).Text(3, s.taken_at).Text(4, PcrsToJson(s.pcrs).dump())
         .Int(5, static_cast<int64_t>(s.clock().clock_ms)).Int(6, s.clock().reset_count)
@@ -252,6 +264,7 @@ Status Store::RecordStep(int64_t run_id, const StepResult& step) {
     } else {
       st.Null(22).Null(23);
     }
+    st.Text(24, SnapshotToJson(s).dump());
     if (!st.Run()) return fail("insert snapshot");
   }
   if (!step.trace.empty()) {
@@ -277,6 +290,34 @@ Status Store::RecordEnrollment(int64_t run_id, int step_index, const Enrollment&
       .Text(6, ToHex(e.ak_name)).Text(7, EnrollmentToJson(e).dump());
   if (!st.Run()) return Error("insert enrollment");
   return Status::Ok();
+}
+
+Result<Snapshot> Store::LoadSnapshot(int64_t run_id, int step_index) {
+  const std::string where = file_.string() + " run " + std::to_string(run_id) + " step " + std::to_string(step_index);
+  Statement st(db_, "SELECT snapshots.snapshot_json, snapshots.eventlog FROM snapshots JOIN steps "
+                    "ON snapshots.step_id = steps.id WHERE steps.run_id = ? AND steps.idx = ?");
+  if (!st.ok()) return Error("prepare snapshot query");
+  st.Int(1, run_id).Int(2, step_index);
+  if (!st.Row()) return Status::Parse(where + ": no snapshot stored for that step");
+  const std::string text = st.ColumnText(0);
+  if (text.empty()) return Status::Parse(where + ": stored by a tpmlab too old to keep whole snapshots");
+  nlohmann::json j = nlohmann::json::parse(text, nullptr, false);
+  if (j.is_discarded()) return Status::Parse(where + ": stored snapshot is not JSON");
+  const std::optional<Bytes> log = st.ColumnBlob(1);
+  j.erase("eventlog");  // the bytes come from the database, not a file
+  TRY_ASSIGN(Snapshot s, SnapshotFromJson(j, file_.parent_path(), where));
+  s.eventlog = log;
+  return s;
+}
+
+Result<std::optional<Enrollment>> Store::LoadEnrollment(int64_t run_id) {
+  Statement st(db_, "SELECT enrollment_json FROM enrollments WHERE run_id = ? ORDER BY id DESC LIMIT 1");
+  if (!st.ok()) return Error("prepare enrollment query");
+  st.Int(1, run_id);
+  if (!st.Row()) return std::optional<Enrollment>{};
+  nlohmann::json j = nlohmann::json::parse(st.ColumnText(0), nullptr, false);
+  TRY_ASSIGN(Enrollment e, EnrollmentFromJson(j, file_.string() + " run " + std::to_string(run_id)));
+  return std::optional<Enrollment>(std::move(e));
 }
 
 Status Store::FinishRun(int64_t run_id, const std::string& status, const std::string& finished_at) {

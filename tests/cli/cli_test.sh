@@ -37,7 +37,14 @@ steps = run["steps"]
 cycles = [s for s in steps if s["action"] == "power_cycle"]
 assert len(cycles) == 50, len(cycles)
 prev = steps[0]["snapshot"]
-for s in steps[1:]:
+assert steps[1]["action"] == "enroll" and steps[1]["status"] == "passed"
+alarms = {}
+for s in steps:
+    for a in s["alarms"]:
+        alarms[a["code"]] = alarms.get(a["code"], 0) + 1
+# Only CLOCK_NOT_SAFE, after power losses: nothing else alarms on a good platform.
+assert set(alarms) <= {"CLOCK_NOT_SAFE"}, alarms
+for s in steps[2:]:
     assert s["status"] == "passed", s
     assert s["index"] == steps.index(s) and s["cycle"] >= 1
     snap = s["snapshot"]
@@ -54,6 +61,7 @@ for s in steps[1:]:
     assert all(len(v) == 64 and v == v.lower() for v in snap["pcrs"]["sha256"].values())
     for key in ("firmware_version", "srk_name", "ak_name", "latency_us"):
         assert key in snap, key
+    assert snap["eventlog"]["replay_matches"] == {"sha1": True, "sha256": True}
     prev = snap
 assert len({s["kind"] for s in cycles}) == 5, "every kind drawn"
 PY

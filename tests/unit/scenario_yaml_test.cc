@@ -74,7 +74,7 @@ bool StartsWith(const std::string& text, const std::string& prefix) {
     BOOST_TEST(message_.find(words) != std::string::npos, message_);                 \
   } while (0)
 
-Step Simple(const std::variant<BootStep, PowerCycleStep, SnapshotStep, RepeatStep>& action) {
+Step Simple(const decltype(Step::action)& action) {
   Step s;
   s.action = action;
   return s;
@@ -87,6 +87,14 @@ Step Repeat(int count, std::vector<Step> steps) {
 }  // namespace
 
 BOOST_AUTO_TEST_SUITE(valid)
+
+BOOST_AUTO_TEST_CASE(enroll_step) {
+  auto loaded = LoadScenarioText(Minimal("", "  - boot\n  - enroll\n"), kFile);
+  BOOST_REQUIRE_MESSAGE(loaded.ok(), loaded.status().ToString());
+  BOOST_REQUIRE(loaded->steps.size() == 2u);
+  BOOST_TEST(std::holds_alternative<EnrollStep>(loaded->steps[1].action));
+  BOOST_TEST(std::string(StepActionName(loaded->steps[1])) == "enroll");
+}
 
 BOOST_AUTO_TEST_CASE(full_scenario_loads_into_the_model) {
   auto loaded = LoadScenarioText(kFull, kFile);

@@ -51,7 +51,7 @@ struct RunInfo {
   std::string config_json;     // the scenario as run, and the DUT's setup
 };
 
-inline constexpr int kStoreSchemaVersion = 3;
+inline constexpr int kStoreSchemaVersion = 4;
 
 class Store {
  public:
@@ -65,6 +65,11 @@ class Store {
   Status RecordStep(int64_t run_id, const StepResult& step);
   Status FinishRun(int64_t run_id, const std::string& status, const std::string& finished_at);
   Status RecordEnrollment(int64_t run_id, int step_index, const Enrollment& enrollment);
+
+  /// The snapshot a stored step took (its quote verified again from the bytes).
+  Result<Snapshot> LoadSnapshot(int64_t run_id, int step_index);
+  /// The latest enrollment of a run, if it made one.
+  Result<std::optional<Enrollment>> LoadEnrollment(int64_t run_id);
 
   const std::filesystem::path& file() const { return file_; }
 

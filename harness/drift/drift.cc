@@ -1,0 +1,479 @@
+#include "harness/drift.h"
+
+#include <algorithm>
+#include <cctype>
+#include <cinttypes>
+#include <cstdio>
+#include <iterator>
+#include <set>
+#include <string_view>
+#include <unordered_map>
+#include <utility>
+
+#include "harness/event_data.h"
+#include "harness/replay.h"
+
+namespace tpmlab {
+namespace {
+
+using json = nlohmann::json;
+
+// --- Alignment --------------------------------------------------------------
+
+// What two events must share to count as the same measurement: their type and
+// their digests in the algorithms both logs carry. EV_NO_ACTION digests are
+// zero, so those records are told apart by their data. Logs with no
+// algorithm in common (a bank swapped for another) fall back to type + data.
+class EventKeys {
+ public:
+  EventKeys(const EventLog& a, const EventLog& b) {
+    const std::vector<uint16_t> in_a = Algorithms(a), in_b = Algorithms(b);
+    std::set_intersection(in_a.begin(), in_a.end(), in_b.begin(), in_b.end(), std::back_inserter(common_));
+  }
+
+  // A small integer per distinct key, shared by both logs.
+  int Id(const EventLog& log, const Event& e) {
+    std::string key;
+    auto put = [&key](ByteView v) { key.append(reinterpret_cast<const char*>(v.data()), v.size()); };
+    for (int i = 0; i < 4; ++i) key.push_back(static_cast<char>(e.type >> (8 * i)));
+    for (uint16_t alg : common_) {
+      auto d = log.DigestFor(e, alg);
+      key.push_back(d ? '+' : '-');
+      if (d) put(*d);
+    }
+    if (common_.empty() || e.type == ev::kNoAction) {
+      key.push_back('|');
+      put(log.Data(e));
+    }
+    return ids_.emplace(std::move(key), static_cast<int>(ids_.size())).first->second;
+  }
+
+ private:
+  static std::vector<uint16_t> Algorithms(const EventLog& log) {
+    std::vector<uint16_t> algs;
+    if (log.format() == LogFormat::kSha1) {
+      algs.push_back(static_cast<uint16_t>(HashAlg::kSha1));
+    } else {
+      for (const auto& a : log.spec().algorithms) algs.push_back(a.alg);
+    }
+    std::sort(algs.begin(), algs.end());
+    algs.erase(std::unique(algs.begin(), algs.end()), algs.end());
+    return algs;
+  }
+
+  std::vector<uint16_t> common_;
+  std::unordered_map<std::string, int> ids_;
+};
+
+// Past this many edits in the middle of one PCR's sequences (after the common
+// head and tail are set aside) the search stops and that middle is compared
+// position by position: the search keeps O(edits²) positions, about 16 MB here.
+constexpr int kMaxEdits = 2000;
+
+// Matched pairs (i, j) of a longest common subsequence of a and b, ascending
+// (Myers' O(ND) shortest edit script). Empty when it would take more than
+// kMaxEdits edits.
+std::vector<std::pair<size_t, size_t>> CommonSubsequence(const int* a, int n, const int* b, int m) {
+  std::vector<std::pair<size_t, size_t>> matches;
+  if (n == 0 || m == 0) return matches;
+  const int max = std::min(n + m, kMaxEdits);
+  const int off = max + 1;
+  std::vector<int> v(static_cast<size_t>(2 * max + 3), 0);
+  std::vector<std::vector<int>> trace;  // trace[d][k + d] = furthest x on diagonal k after d edits
+  int end_d = -1;
+  for (int d = 0; d <= max && end_d < 0; ++d) {
+    for (int k = -d; k <= d; k += 2) {
+      int x = (k == -d || (k != d && v[off + k - 1] < v[off + k + 1])) ? v[off + k + 1] : v[off + k - 1] + 1;
+      int y = x - k;
+      while (x < n && y < m && a[x] == b[y]) ++x, ++y;
+      v[off + k] = x;
+      if (x >= n && y >= m) end_d = d;
+    }
+    trace.emplace_back(v.begin() + (off - d), v.begin() + (off + d + 1));
+  }
+  if (end_d < 0) return matches;
+  int x = n, y = m;
+  for (int d = end_d; d > 0; --d) {
+    const std::vector<int>& prev = trace[static_cast<size_t>(d - 1)];
+    auto at = [&prev, d](int k) { return prev[static_cast<size_t>(k + d - 1)]; };
+    const int k = x - y;
+    const int pk = (k == -d || (k != d && at(k - 1) < at(k + 1))) ? k + 1 : k - 1;
+    const int px = at(pk), py = px - pk;
+    while (x > px && y > py) {
+      --x, --y;
+      matches.emplace_back(static_cast<size_t>(x), static_cast<size_t>(y));
+    }
+    x = px, y = py;
+  }
+  while (x > 0 && y > 0) {
+    --x, --y;
+    matches.emplace_back(static_cast<size_t>(x), static_cast<size_t>(y));
+  }
+  std::reverse(matches.begin(), matches.end());
+  return matches;
+}
+
+// The common head and tail, then the middle.
+std::vector<std::pair<size_t, size_t>> Align(const std::vector<int>& a, const std::vector<int>& b) {
+  std::vector<std::pair<size_t, size_t>> matches;
+  size_t head = 0;
+  while (head < a.size() && head < b.size() && a[head] == b[head]) {
+    matches.emplace_back(head, head);
+    ++head;
+  }
+  size_t tail = 0;
+  while (tail < a.size() - head && tail < b.size() - head && a[a.size() - 1 - tail] == b[b.size() - 1 - tail]) {
+    ++tail;
+  }
+  const int n = static_cast<int>(a.size() - head - tail), m = static_cast<int>(b.size() - head - tail);
+  for (auto [i, j] : CommonSubsequence(a.data() + head, n, b.data() + head, m)) {
+    matches.emplace_back(head + i, head + j);
+  }
+  for (size_t t = tail; t > 0; --t) matches.emplace_back(a.size() - t, b.size() - t);
+  return matches;
+}
+
+// --- Classification -----------------------------------------------------------
+
+struct Class {
+  std::string code;
+  std::string detail;
+};
+
+std::string Lower(std::string s) {
+  for (char& c : s) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return s;
+}
+
+bool Contains(const std::string& haystack, std::string_view needle) {
+  return haystack.find(needle) != std::string::npos;
+}
+
+bool StartsWith(const std::string& s, std::string_view prefix) { return s.rfind(prefix, 0) == 0; }
+
+// The emulated firmware (harness/boot) loads shim, GRUB and systemd-boot from
+// named files but logs the kernel's image load with a PCI device path and no
+// file name, so a boot application is a boot loader when its device path
+// names one, and the kernel (or a UKI) otherwise.
+bool NamesBootLoader(const std::string& path) {
+  const std::string p = Lower(path);
+  for (std::string_view name : {"shim", "grub", "systemd-boot", "sd-boot", "\\efi\\boot\\boot", "bootmgfw",
+                                "bootmgr", "refind"}) {
+    if (Contains(p, name)) return true;
+  }
+  return false;
+}
+
+std::string VariableName(ByteView data, const std::string& summary) {
+  auto var = ParseUefiVariable(data);
+  if (var.ok() && !var->name.empty()) return var->name;
+  return summary;
+}
+
+Class Classify(uint32_t pcr, uint32_t type, ByteView data, const std::string& summary) {
+  using namespace drift;
+  auto other = [&] { return Class{kEventChange, EventTypeName(type) + ": " + summary}; };
+  switch (type) {
+    case ev::kNoAction:
+      if (StartsWith(summary, "StartupLocality")) return {kStartupLocality, summary};
+      return other();
+    case ev::kEfiHcrtmEvent:
+      return {kHcrtm, summary};
+    case ev::kSCrtmVersion:
+      return {kSCrtmVersion, summary};
+    case ev::kSCrtmContents:
+    case ev::kPostCode:
+    case ev::kEfiPlatformFirmwareBlob:
+    case ev::kEfiPlatformFirmwareBlob2:
+    case ev::kNonhostCode:
+    case ev::kEfiSpdmFirmwareBlob:
+      return {pcr == 2 ? kOptionRom : kFirmwareBlob, summary};
+    case ev::kEfiBootServicesDriver:
+    case ev::kEfiRuntimeServicesDriver:
+      return {pcr == 0 ? kFirmwareBlob : kOptionRom, summary};
+    case ev::kEfiBootServicesApplication:
+      if (pcr == 0) return {kFirmwareBlob, summary};
+      if (pcr == 2) return {kOptionRom, summary};
+      return {NamesBootLoader(summary) ? kBootLoader : kKernel, summary};
+    case ev::kPlatformConfigFlags:
+    case ev::kTableOfDevices:
+    case ev::kCpuMicrocode:
+    case ev::kEfiHandoffTables:
+    case ev::kEfiHandoffTables2:
+    case ev::kNonhostConfig:
+    case ev::kNonhostInfo:
+    case ev::kOmitBootDeviceEvents:
+    case ev::kEfiSpdmFirmwareConfig:
+      return {kPlatformConfig, summary};
+    case ev::kEfiVariableDriverConfig:
+      // PCR7 holds the Secure Boot policy; elsewhere (PCR1, 3) these are setup variables.
+      return {pcr == 7 ? kSecureBootVariable : kPlatformConfig, VariableName(data, summary)};
+    case ev::kEfiVariableBoot:
+    case ev::kEfiVariableBoot2:
+      return {kBootOrder, VariableName(data, summary)};
+    case ev::kEfiVariableAuthority:
+      // The db entry (or shim's certificate) that let an image run: Secure
+      // Boot policy in action, on PCR7, so a Secure Boot cause.
+      return {kSecureBootVariable, "authority"};
+    case ev::kEventTag:
+      return {kOsBootModule, summary};
+    case ev::kIpl:
+      switch (pcr) {
+        case 4: return {kBootLoader, summary};  // a legacy BIOS's IPL code
+        case 8: return {StartsWith(summary, "kernel_cmdline") ? kKernelCmdline : kBootLoader, summary};
+        case 9: return {Contains(Lower(summary), "grub") ? kBootLoader : kKernel, summary};
+        case 12: return {kKernelCmdline, summary};   // systemd-boot / systemd-stub
+        case 14: return {kSecureBootVariable, summary};  // shim's MokList, MokListX, MokSBState
+        case 10:
+        case 11:
+        case 13: return {kOsBootModule, summary};
+        default: return pcr >= 15 ? Class{kOsBootModule, summary} : other();
+      }
+    case ev::kAction:
+    case ev::kEfiAction:
+      if (pcr == 4) return {kBootLoader, summary};
+      if (pcr == 7) return {kSecureBootVariable, summary};  // "UEFI Debug Mode", "DMA Protection Disabled"
+      return other();
+    default:
+      return other();
+  }
+}
+
+void AddCause(Drift& drift, Cause cause) {
+  if (std::find(drift.causes.begin(), drift.causes.end(), cause) == drift.causes.end()) {
+    drift.causes.push_back(std::move(cause));
+  }
+}
+
+// --- The log diff ----------------------------------------------------------
+
+struct LogDiff {
+  Drift drift;
+  std::set<uint32_t> extended_changes;  // PCRs with a changed event that extends
+};
+
+LogDiff DiffLogs(const EventLog& a, const EventLog& b) {
+  LogDiff out;
+  EventKeys keys(a, b);
+  std::map<uint32_t, std::vector<size_t>> by_pcr_a, by_pcr_b;
+  std::vector<int> ids_a(a.size()), ids_b(b.size());
+  for (size_t i = 0; i < a.size(); ++i) {
+    by_pcr_a[a.events()[i].pcr].push_back(i);
+    ids_a[i] = keys.Id(a, a.events()[i]);
+  }
+  for (size_t i = 0; i < b.size(); ++i) {
+    by_pcr_b[b.events()[i].pcr].push_back(i);
+    ids_b[i] = keys.Id(b, b.events()[i]);
+  }
+  std::set<uint32_t> pcrs;
+  for (const auto& [pcr, list] : by_pcr_a) pcrs.insert(pcr);
+  for (const auto& [pcr, list] : by_pcr_b) pcrs.insert(pcr);
+
+  const std::vector<size_t> none;
+  for (uint32_t pcr : pcrs) {
+    auto ia = by_pcr_a.find(pcr), ib = by_pcr_b.find(pcr);
+    const std::vector<size_t>& ea = ia == by_pcr_a.end() ? none : ia->second;
+    const std::vector<size_t>& eb = ib == by_pcr_b.end() ? none : ib->second;
+    std::vector<int> sa, sb;
+    for (size_t i : ea) sa.push_back(ids_a[i]);
+    for (size_t i : eb) sb.push_back(ids_b[i]);
+    if (sa == sb) continue;
+
+    auto matches = Align(sa, sb);
+    matches.emplace_back(sa.size(), sb.size());  // the end closes the last gap
+    size_t pa = 0, pb = 0;
+    for (auto [ma, mb] : matches) {
+      size_t i = pa, j = pb;
+      auto removed = [&](size_t k) {
+        const Event& e = a.events()[ea[k]];
+        out.drift.events.push_back({"removed", pcr, e.type, ea[k], std::nullopt, DecodeEventData(a, e).summary, ""});
+      };
+      auto added = [&](size_t k) {
+        const Event& e = b.events()[eb[k]];
+        out.drift.events.push_back({"added", pcr, e.type, std::nullopt, eb[k], "", DecodeEventData(b, e).summary});
+      };
+      // Unmatched events at the same position in the gap: one event changed
+      // when the type is the same, else one removed and one added.
+      for (; i < ma && j < mb; ++i, ++j) {
+        const Event& x = a.events()[ea[i]];
+        const Event& y = b.events()[eb[j]];
+        if (x.type == y.type) {
+          out.drift.events.push_back({"changed", pcr, x.type, ea[i], eb[j], DecodeEventData(a, x).summary,
+                                      DecodeEventData(b, y).summary});
+        } else {
+          removed(i);
+          added(j);
+        }
+      }
+      for (; i < ma; ++i) removed(i);
+      for (; j < mb; ++j) added(j);
+      pa = ma + 1;
+      pb = mb + 1;
+    }
+  }
+
+  for (const EventChange& c : out.drift.events) {
+    if (c.type != ev::kNoAction) out.extended_changes.insert(c.pcr);
+    // A changed event is one cause, named by what it is now (both, if the
+    // two sides classify differently); a removed one by what it was.
+    std::optional<Class> was, now;
+    if (c.before) was = Classify(c.pcr, c.type, a.Data(a.events()[*c.before]), c.before_summary);
+    if (c.after) now = Classify(c.pcr, c.type, b.Data(b.events()[*c.after]), c.after_summary);
+    const int pcr = c.pcr < static_cast<uint32_t>(kPcrCount) ? static_cast<int>(c.pcr) : -1;
+    if (now) AddCause(out.drift, {now->code, pcr, now->detail});
+    if (was && (!now || was->code != now->code)) AddCause(out.drift, {was->code, pcr, was->detail});
+  }
+  return out;
+}
+
+// --- The TPM's own state -------------------------------------------------------
+
+std::string Hex64(uint64_t v) {
+  char buf[24];
+  std::snprintf(buf, sizeof(buf), "0x%016" PRIx64, v);
+  return buf;
+}
+
+std::vector<HashAlg> BanksOf(const Snapshot& s) {
+  std::vector<HashAlg> banks = s.banks;
+  if (banks.empty()) {
+    for (const auto& [bank, values] : s.pcrs) banks.push_back(bank);
+  }
+  std::sort(banks.begin(), banks.end());
+  banks.erase(std::unique(banks.begin(), banks.end()), banks.end());
+  return banks;
+}
+
+std::optional<EventLog> LogOf(const Snapshot& s) {
+  if (!s.eventlog) return std::nullopt;
+  auto parsed = ParseEventLog(*s.eventlog);
+  if (!parsed.ok()) return std::nullopt;
+  return std::move(parsed).value();
+}
+
+void TpmCauses(const Snapshot& before, const Snapshot& after, Drift& drift) {
+  using namespace drift;
+  const bool srk_known = !before.srk.name.empty() && !after.srk.name.empty();
+  const bool srk_changed = srk_known && before.srk.name != after.srk.name;
+  const bool clocks = before.quote_check.parsed && after.quote_check.parsed;
+  const ClockInfo& cb = before.clock();
+  const ClockInfo& ca = after.clock();
+  auto counters = [&] {
+    return "resetCount " + std::to_string(cb.reset_count) + " -> " + std::to_string(ca.reset_count) +
+           ", restartCount " + std::to_string(cb.restart_count) + " -> " + std::to_string(ca.restart_count);
+  };
+
+  // TPM2_Clear zeroes resetCount and restartCount and draws a new storage
+  // seed (a new SRK). After more boots the counters may have climbed again,
+  // so a reset counter that went back counts too; the SRK decides when known.
+  const bool counters_reset =
+      clocks && ((ca.reset_count == 0 && ca.restart_count == 0 && (cb.reset_count > 0 || cb.restart_count > 0)) ||
+                 ca.reset_count < cb.reset_count);
+  if (counters_reset && (srk_changed || !srk_known)) {
+    AddCause(drift, {kOwnershipClear, -1,
+                     counters() + (srk_changed ? ", SRK name changed" : ", SRK not compared")});
+  } else if (srk_changed) {
+    AddCause(drift, {kOwnershipClear, -1,
+                     "SRK name changed" + (clocks ? " (" + counters() + ")" : std::string())});
+  }
+
+  if (!before.ek.name.empty() && !after.ek.name.empty() && before.ek.name != after.ek.name) {
+    AddCause(drift, {kEkChange, -1, "EK name " + ToHex(before.ek.name) + " -> " + ToHex(after.ek.name)});
+  }
+  const uint64_t fb = before.properties.firmware_version, fa = after.properties.firmware_version;
+  if (fb != 0 && fa != 0 && fb != fa) {
+    AddCause(drift, {kTpmFirmwareVersion, -1, Hex64(fb) + " -> " + Hex64(fa)});
+  }
+  // An unorderly shutdown: the next Startup(CLEAR) counts a reset and the
+  // TPM reports safe NO. A TPM that was already unsafe shows it only by a
+  // clock that went back (the last NV write of the clock was lost).
+  if (clocks && ca.reset_count > cb.reset_count && !ca.safe && (cb.safe || ca.clock_ms < cb.clock_ms)) {
+    std::string detail = "resetCount " + std::to_string(cb.reset_count) + " -> " + std::to_string(ca.reset_count) +
+                         ", safe " + (cb.safe ? "YES" : "NO") + " -> NO";
+    if (ca.clock_ms < cb.clock_ms) {
+      detail += ", clock " + std::to_string(cb.clock_ms) + " -> " + std::to_string(ca.clock_ms) + " ms";
+    }
+    AddCause(drift, {kPowerLoss, -1, detail});
+  }
+}
+
+}  // namespace
+
+Drift DiffEventLogs(const EventLog& before, const EventLog& after) { return DiffLogs(before, after).drift; }
+
+Drift DiffSnapshots(const Snapshot& before, const Snapshot& after) {
+  Drift drift;
+  // PCR values, in the banks both snapshots read.
+  const std::vector<HashAlg> banks_b = BanksOf(before), banks_a = BanksOf(after);
+  for (HashAlg bank : banks_b) {
+    if (std::find(banks_a.begin(), banks_a.end(), bank) == banks_a.end()) {
+      AddCause(drift, {drift::kBankAllocation, -1, std::string(HashAlgName(bank)) + " removed"});
+    }
+  }
+  for (HashAlg bank : banks_a) {
+    if (std::find(banks_b.begin(), banks_b.end(), bank) == banks_b.end()) {
+      AddCause(drift, {drift::kBankAllocation, -1, std::string(HashAlgName(bank)) + " added"});
+    }
+  }
+  std::map<int, std::vector<HashAlg>> moved;  // PCR -> banks it moved in
+  for (const auto& [bank, values] : before.pcrs) {
+    auto it = after.pcrs.find(bank);
+    if (it == after.pcrs.end()) continue;
+    for (int i = 0; i < kPcrCount; ++i) {
+      if (values[static_cast<size_t>(i)] != it->second[static_cast<size_t>(i)]) {
+        drift.pcrs[bank].push_back(i);
+        moved[i].push_back(bank);
+      }
+    }
+  }
+
+  // The logs, and every moved PCR tied to its events.
+  const std::optional<EventLog> log_b = LogOf(before), log_a = LogOf(after);
+  std::vector<Cause> bank_causes = std::move(drift.causes);
+  drift.causes.clear();
+  if (log_b && log_a) {
+    LogDiff diff = DiffLogs(*log_b, *log_a);
+    drift.events = std::move(diff.drift.events);
+    drift.causes = std::move(diff.drift.causes);
+    // PCR0's initial value comes from the startup locality or the H-CRTM,
+    // not from an extend: a change there moves PCR0 with no extended event.
+    bool pcr0_start_changed = false;
+    auto rb = ReplayEventLog(*log_b);
+    auto ra = ReplayEventLog(*log_a);
+    if (rb.ok() && ra.ok()) {
+      pcr0_start_changed = rb->startup_locality != ra->startup_locality || rb->hcrtm != ra->hcrtm;
+    }
+    for (const auto& [pcr, banks] : moved) {
+      if (diff.extended_changes.count(static_cast<uint32_t>(pcr)) != 0) continue;
+      if (pcr == 0 && pcr0_start_changed) continue;
+      std::string names;
+      for (HashAlg bank : banks) names += (names.empty() ? "" : ", ") + std::string(HashAlgName(bank));
+      AddCause(drift, {drift::kUnexplainedPcrChange, pcr,
+                       "PCR" + std::to_string(pcr) + " moved (" + names + ") but no logged event on it changed"});
+    }
+  }
+  for (Cause& c : bank_causes) AddCause(drift, std::move(c));
+  TpmCauses(before, after, drift);
+  return drift;
+}
+
+json DriftToJson(const Drift& drift) {
+  json pcrs = json::object();
+  for (const auto& [bank, list] : drift.pcrs) pcrs[HashAlgName(bank)] = list;
+  json events = json::array();
+  auto index = [](const std::optional<size_t>& i) { return i ? json(*i) : json(nullptr); };
+  for (const EventChange& e : drift.events) {
+    events.push_back({{"change", e.change},
+                      {"pcr", e.pcr},
+                      {"type", EventTypeName(e.type)},
+                      {"before", index(e.before)},
+                      {"after", index(e.after)},
+                      {"before_summary", e.before_summary},
+                      {"after_summary", e.after_summary}});
+  }
+  json causes = json::array();
+  for (const Cause& c : drift.causes) causes.push_back({{"code", c.code}, {"pcr", c.pcr}, {"detail", c.detail}});
+  return {{"pcrs", std::move(pcrs)}, {"events", std::move(events)}, {"causes", std::move(causes)}};
+}
+
+}  // namespace tpmlab
