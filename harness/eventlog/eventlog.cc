@@ -91,6 +91,8 @@ std::string EventTypeName(uint32_t type) {
     case ev::kEfiVariableAuthority: return "EV_EFI_VARIABLE_AUTHORITY";
     case ev::kEfiSpdmFirmwareBlob: return "EV_EFI_SPDM_FIRMWARE_BLOB";
     case ev::kEfiSpdmFirmwareConfig: return "EV_EFI_SPDM_FIRMWARE_CONFIG";
+    case 0x800000E3: return "EV_EFI_SPDM_DEVICE_POLICY";
+    case 0x800000E4: return "EV_EFI_SPDM_DEVICE_AUTHORITY";
     default: {
       char buf[32];
       std::snprintf(buf, sizeof(buf), "EV_UNKNOWN_0x%08X", type);
@@ -197,6 +199,10 @@ Result<EventLog> ParseEventLog(Bytes bytes) {
     const size_t spec_start = r.offset();
     const size_t spec_end = spec_start + first_size;
     if (first_size > r.remaining()) return Malformed("Spec ID event size " + std::to_string(first_size) + " runs past the end", 28);
+    // Signature, platformClass, four version bytes, numberOfAlgorithms, vendorInfoSize.
+    if (first_size < 29) {
+      return Malformed("Spec ID event size " + std::to_string(first_size) + " is less than its 29 fixed bytes", 28);
+    }
     r.Skip(16);  // signature
     SpecIdEvent& s = log.spec_;
     s.platform_class = r.U32();
@@ -209,6 +215,12 @@ Result<EventLog> ParseEventLog(Bytes bytes) {
     if (r.offset() + n * 4 + 1 > spec_end) return Malformed("Spec ID algorithm list runs past its event", r.offset());
     for (uint32_t i = 0; i < n; ++i) {
       AlgorithmSize a{r.U16(), r.U16()};
+      // A size that disagrees with a known algorithm would make replay skip its digests.
+      if (auto known = HashAlgFromId(a.alg); known && HashSize(*known) != a.digest_size) {
+        return Malformed("Spec ID gives algorithm 0x" + ToHex(ByteWriter().U16(a.alg).bytes()) + " a digest size of " +
+                             std::to_string(a.digest_size) + ", not " + std::to_string(HashSize(*known)),
+                         r.offset() - 2);
+      }
       if (a.digest_size == 0 || a.digest_size > 64) {
         return Malformed("Spec ID digest size " + std::to_string(a.digest_size) + " for algorithm 0x" +
                              ToHex(ByteWriter().U16(a.alg).bytes()), r.offset() - 2);

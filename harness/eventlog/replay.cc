@@ -3,6 +3,7 @@
 #include <openssl/evp.h>
 #include <sched.h>
 
+#include <algorithm>
 #include <cstring>
 #include <system_error>
 #include <thread>
@@ -77,6 +78,7 @@ Status ExtendGroup(const EventLog& log, std::vector<Bank>& banks, unsigned group
   Slot* const first = slots.data();
   Slot* const last = first + slots.size();
   size_t count = 0;
+  uint8_t joined[2 * EVP_MAX_MD_SIZE];
   for (const Event& e : log.events()) {
     if (e.type == ev::kNoAction || e.pcr >= kPcrCount) continue;
     bool any = false;
@@ -87,11 +89,13 @@ Status ExtendGroup(const EventLog& log, std::vector<Bank>& banks, unsigned group
       if (b == last || d.size != b->size) continue;  // a digest of the wrong size cannot extend
       any = true;
       if (!b->mine) continue;
+      // PCR || digest hashed in one update: a provider call less per extend.
       uint8_t* pcr = b->pcrs[e.pcr];
+      std::memcpy(joined, pcr, b->size);
+      std::memcpy(joined + b->size, log.DigestBytes(d).data(), d.size);
       unsigned int len = 0;
       EVP_DigestInit_ex2(ctx, b->md, nullptr);
-      EVP_DigestUpdate(ctx, pcr, b->size);
-      EVP_DigestUpdate(ctx, log.DigestBytes(d).data(), d.size);
+      EVP_DigestUpdate(ctx, joined, 2 * b->size);
       EVP_DigestFinal_ex(ctx, pcr, &len);
       b->extended |= 1u << e.pcr;
     }
