@@ -67,6 +67,32 @@ assert len({s["kind"] for s in cycles}) == 5, "every kind drawn"
 PY
 [[ -s "$tmp/o/tpmlab.db" ]] || fail "no SQLite database"
 
+# 1b. Judging and comparing stored snapshots after the run.
+expect_exit 0 "verify a stored step against the enrollment" \
+  "$tpmlab" verify "$tmp/o/run.json:3" --enrollment "$tmp/o/enrollment.json" --previous "$tmp/o/run.json:2" --json
+/usr/bin/python3 -c 'import json,sys; v=json.load(open(sys.argv[1])); assert v["alarms"] == [], v' "$tmp/stdout" \
+  || fail "verify --json of a clean step has alarms"
+expect_exit 0 "diff of two boots of one model" "$tpmlab" diff "$tmp/o/run.json:0" "$tmp/o/run.json:2"
+grep -q "^no drift" "$tmp/stdout" || fail "diff of two clean boots says they differ"
+expect_exit 0 "enroll from a stored step" "$tpmlab" enroll "$tmp/o/tpmlab.db:1:0" --out "$tmp/enrollment.json"
+[[ -s "$tmp/enrollment.json" ]] || fail "enroll wrote no file"
+# A different chip with Secure Boot off: alarms, exit 1, and the drift says why.
+sed 's/firmware: baseline /firmware: secure-boot-off /' "$src/scenarios/power-cycle.yaml" >"$tmp/sbo.yaml"
+mkdir -p "$tmp/firmware" && cp "$src"/scenarios/firmware/*.yaml "$tmp/firmware/"
+expect_exit 0 "secure-boot-off boot" "$tpmlab" run "$tmp/sbo.yaml" --cycles 0 --out "$tmp/sbo"
+expect_exit 1 "verify a Secure Boot off boot against the baseline enrollment" \
+  "$tpmlab" verify "$tmp/sbo/run.json:0" --enrollment "$tmp/o/enrollment.json"
+grep -q "SECURE_BOOT_DISABLED: Host Secure Boot was disabled" "$tmp/stdout" || fail "no SECURE_BOOT_DISABLED"
+expect_exit 1 "diff baseline vs secure-boot-off" "$tpmlab" diff --json "$tmp/o/run.json:0" "$tmp/sbo/run.json:0"
+/usr/bin/python3 - "$tmp/stdout" <<'PY' || fail "diff does not name PCR7 and SECURE_BOOT_VARIABLE"
+import json, sys
+d = json.load(open(sys.argv[1]))
+assert d["pcrs"] == {"sha1": [7], "sha256": [7]}, d["pcrs"]
+assert {"code": "SECURE_BOOT_VARIABLE", "pcr": 7, "detail": "SecureBoot"} in d["causes"], d["causes"]
+PY
+expect_exit 2 "verify a step that does not exist" "$tpmlab" verify "$tmp/o/run.json:999"
+expect_stderr "no step 999" "missing step message"
+
 # 2. A malformed scenario: file:line:column, exit 2, nothing run.
 cat >"$tmp/bad.yaml" <<'YAML'
 name: bad

@@ -1,0 +1,20 @@
+// The tpmlab subcommands, one area per file.
+#pragma once
+
+#include <CLI/CLI.hpp>
+#include <functional>
+#include <vector>
+
+namespace tpmlab::cli {
+
+struct Command {
+  CLI::App* app;
+  std::function<int()> run;
+};
+
+// Each adds its subcommands to `app`; main runs the one the user chose.
+Command AddRunCommand(CLI::App& app);                       // run_command.cc
+std::vector<Command> AddEventlogCommands(CLI::App& app);    // eventlog_commands.cc
+std::vector<Command> AddVerifyCommands(CLI::App& app);      // verify_commands.cc: enroll, verify, diff
+
+}  // namespace tpmlab::cli

@@ -1,0 +1,131 @@
+// tpmlab run: a scenario on the embedded default (an auto-launched swtpm).
+#include <signal.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cstdio>
+#include <ctime>
+#include <iostream>
+#include <memory>
+
+#include "exit_codes.h"
+#include "harness/runner.h"
+#include "harness/scenario_yaml.h"
+#include "commands.h"
+
+namespace tpmlab::cli {
+namespace {
+
+namespace fs = std::filesystem;
+
+std::atomic<bool> g_stop{false};
+void OnSignal(int) { g_stop = true; }
+
+std::string DefaultOutDir(const std::string& scenario) {
+  std::time_t t = std::time(nullptr);
+  std::tm tm{};
+  ::gmtime_r(&t, &tm);
+  char stamp[32];
+  std::strftime(stamp, sizeof(stamp), "%Y%m%d-%H%M%S", &tm);
+  return "tpmlab-runs/" + scenario + "-" + stamp;
+}
+
+// One line per step on a terminal; nothing in CI or when piped.
+void ShowProgress(const StepResult& r, int total) {
+  std::string what = r.action;
+  if (r.cycle) what += " #" + std::to_string(*r.cycle) + " " + r.kind;
+  std::string extra;
+  if (r.snapshot) {
+    const auto& c = r.snapshot->clock();
+    extra = "reset=" + std::to_string(c.reset_count) + " restart=" + std::to_string(c.restart_count) +
+            " safe=" + (c.safe ? "1" : "0");
+  }
+  std::fprintf(stderr, "[%4d/%d] %-28s %-6s %7.1f ms  %s\n", r.index + 1, total, what.c_str(),
+               r.status.c_str(), r.duration_ms, extra.c_str());
+  for (const auto& c : r.checks) {
+    if (!c.passed) std::fprintf(stderr, "         check %s failed: %s\n", c.name.c_str(), c.detail.c_str());
+  }
+  if (!r.error.empty()) std::fprintf(stderr, "         error: %s\n", r.error.c_str());
+}
+
+int Run(const std::string& scenario_file, std::string out_dir, std::string db,
+        std::optional<uint64_t> seed, std::optional<int> cycles, bool keep_state, bool unix_sockets,
+        bool quiet) {
+  auto scenario = LoadScenarioFile(scenario_file);
+  if (!scenario.ok()) {
+    std::cerr << "tpmlab: " << scenario.status().message() << "\n";
+    return kExitUsage;
+  }
+  if (cycles) {
+    Status s = OverrideCycles(*scenario, *cycles);
+    if (!s.ok()) {
+      std::cerr << "tpmlab: " << s.message() << "\n";
+      return kExitUsage;
+    }
+  }
+  if (out_dir.empty()) out_dir = DefaultOutDir(scenario->name);
+  if (db.empty()) db = (fs::path(out_dir) / "tpmlab.db").string();
+
+  RunOptions options;
+  options.out_dir = out_dir;
+  options.database = db;
+  options.seed = seed;
+  options.keep_state = keep_state;
+  options.unix_sockets = unix_sockets;
+  options.stop = &g_stop;
+  if (!quiet && ::isatty(STDERR_FILENO)) options.on_step = ShowProgress;
+
+  struct sigaction sa {};
+  sa.sa_handler = OnSignal;
+  sigaction(SIGINT, &sa, nullptr);
+  sigaction(SIGTERM, &sa, nullptr);
+
+  auto result = RunScenario(*scenario, options);
+  if (!result.ok()) {
+    std::cerr << "tpmlab: " << result.status().ToString() << "\n";
+    return ExitFor(result.status());
+  }
+  int cycles_run = 0, failed = 0;
+  for (const auto& s : result->steps) {
+    cycles_run += s.cycle ? 1 : 0;
+    for (const auto& c : s.checks) failed += c.passed ? 0 : 1;
+  }
+  std::cout << "tpmlab run " << RunStatusName(result->status) << ": " << scenario->name << ", seed "
+            << result->seed << ", " << result->steps.size() << " steps, " << cycles_run
+            << " power cycles, " << failed << " failed checks\n"
+            << "  results: " << result->run_json.string() << "\n"
+            << "  database: " << db << " (run " << result->run_id << ")\n";
+  if (!result->error.empty()) std::cerr << "tpmlab: " << result->error << "\n";
+  switch (result->status) {
+    case RunStatus::kPassed: return kExitPassed;
+    case RunStatus::kFailed: return kExitFailed;
+    case RunStatus::kInterrupted: return kExitInterrupted;
+    case RunStatus::kError: return kExitRunError;
+  }
+  return kExitRunError;
+}
+
+struct RunArgs {
+  std::string scenario, out_dir, db;
+  std::optional<uint64_t> seed;
+  std::optional<int> cycles;
+  bool keep_state = false, unix_sockets = false, quiet = false;
+};
+
+}  // namespace
+
+Command AddRunCommand(CLI::App& app) {
+  auto a = std::make_shared<RunArgs>();
+  auto* run = app.add_subcommand("run", "Run a scenario on the embedded default (an auto-launched swtpm)");
+  run->add_option("SCENARIO", a->scenario, "Scenario file (YAML)")->required();
+  run->add_option("--out", a->out_dir, "Folder for run.json and the DUT state (default tpmlab-runs/NAME-TIME)");
+  run->add_option("--db", a->db, "SQLite results database (default OUT/tpmlab.db)");
+  run->add_option("--seed", a->seed, "Seed for random choices (default: the scenario's)");
+  run->add_option("--cycles", a->cycles, "Count of the scenario's top-level repeat")->check(CLI::NonNegativeNumber);
+  run->add_flag("--keep-state", a->keep_state, "Continue from the DUT state in OUT instead of a new chip");
+  run->add_flag("--unix-sockets", a->unix_sockets, "Talk to swtpm over unix sockets instead of loopback TCP");
+  run->add_flag("-q,--quiet", a->quiet, "No progress lines, only the summary");
+  return {run, [a] { return Run(a->scenario, a->out_dir, a->db, a->seed, a->cycles, a->keep_state, a->unix_sockets, a->quiet); }};
+}
+
+}  // namespace tpmlab::cli

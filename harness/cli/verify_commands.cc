@@ -1,0 +1,270 @@
+#include "commands.h"
+
+#include <fstream>
+#include <iostream>
+#include <memory>
+
+#include "exit_codes.h"
+#include "harness/drift.h"
+#include "harness/replay.h"
+#include "harness/snapshot_json.h"
+#include "harness/store.h"
+#include "harness/verify.h"
+
+namespace tpmlab::cli {
+namespace {
+
+namespace fs = std::filesystem;
+using nlohmann::json;
+
+// Where a snapshot comes from: "run.json:STEP" (a run's output) or
+// "tpmlab.db:RUN:STEP" (the results database).
+Result<Snapshot> LoadSnapshotRef(const std::string& ref) {
+  const auto last = ref.rfind(':');
+  if (last == std::string::npos) {
+    return Status::Parse(ref + ": name a snapshot as RUN.json:STEP or DATABASE:RUN:STEP");
+  }
+  auto number = [&ref](const std::string& text) -> Result<int64_t> {
+    try {
+      size_t used = 0;
+      const long long v = std::stoll(text, &used);
+      if (used == text.size() && v >= 0) return static_cast<int64_t>(v);
+    } catch (...) {
+    }
+    return Status::Parse(ref + ": '" + text + "' is not a step or run number");
+  };
+  TRY_ASSIGN(int64_t step, number(ref.substr(last + 1)));
+  const std::string head = ref.substr(0, last);
+  if (head.ends_with(".json")) {
+    std::ifstream in(head);
+    if (!in) return Status::Parse(head + ": cannot read");
+    json run = json::parse(in, nullptr, false);
+    if (run.is_discarded() || !run.contains("steps")) return Status::Parse(head + ": not a tpmlab run.json");
+    for (const auto& s : run["steps"]) {
+      if (s.value("index", -1) != step) continue;
+      if (!s.contains("snapshot")) return Status::Parse(ref + ": that step took no snapshot");
+      return SnapshotFromJson(s["snapshot"], fs::path(head).parent_path(), ref);
+    }
+    return Status::Parse(ref + ": no step " + std::to_string(step) + " in " + head);
+  }
+  const auto mid = head.rfind(':');
+  if (mid == std::string::npos) return Status::Parse(ref + ": name a snapshot as RUN.json:STEP or DATABASE:RUN:STEP");
+  TRY_ASSIGN(int64_t run, number(head.substr(mid + 1)));
+  const std::string db = head.substr(0, mid);
+  if (!fs::exists(db)) return Status::Parse(db + ": no such database");
+  TRY_ASSIGN(auto store, Store::Open(db));
+  return store->LoadSnapshot(run, static_cast<int>(step));
+}
+
+Result<Enrollment> LoadEnrollmentFile(const std::string& file) {
+  std::ifstream in(file);
+  if (!in) return Status::Parse(file + ": cannot read the enrollment");
+  json j = json::parse(in, nullptr, false);
+  if (j.is_discarded()) return Status::Parse(file + ": not JSON");
+  return EnrollmentFromJson(j, file);
+}
+
+Result<Bytes> ReadFile(const std::string& file) {
+  std::ifstream in(file, std::ios::binary);
+  if (!in) return Status::Parse(file + ": cannot read");
+  return Bytes(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+}
+
+// An AK public key given as PEM or DER SubjectPublicKeyInfo.
+Result<Bytes> ReadPublicKey(const std::string& file) {
+  TRY_ASSIGN(Bytes bytes, ReadFile(file));
+  const std::string text(bytes.begin(), bytes.end());
+  const auto begin = text.find("-----BEGIN PUBLIC KEY-----");
+  if (begin == std::string::npos) return bytes;
+  const auto body = begin + 26;
+  const auto end = text.find("-----END PUBLIC KEY-----", body);
+  if (end == std::string::npos) return Status::Parse(file + ": PEM without an END line");
+  std::string b64;
+  for (char c : text.substr(body, end - body)) {
+    if (!std::isspace(static_cast<unsigned char>(c))) b64.push_back(c);
+  }
+  static const std::string kAlphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+  Bytes der;
+  uint32_t acc = 0;
+  int bits = 0;
+  for (char c : b64) {
+    if (c == '=') break;
+    const auto v = kAlphabet.find(c);
+    if (v == std::string::npos) return Status::Parse(file + ": PEM body is not base64");
+    acc = acc << 6 | static_cast<uint32_t>(v);
+    bits += 6;
+    if (bits >= 8) {
+      bits -= 8;
+      der.push_back(static_cast<uint8_t>(acc >> bits));
+    }
+  }
+  return der;
+}
+
+void PrintVerdict(const Verdict& v) {
+  if (v.alarms.empty()) std::cout << "no alarm\n";
+  for (const auto& a : v.alarms) {
+    std::cout << SeverityName(a.severity) << " " << a.code << ": " << a.message << "\n";
+    for (const auto& [k, val] : a.evidence) {
+      if (!val.empty()) std::cout << "    " << k << ": " << val << "\n";
+    }
+  }
+  for (const auto& n : v.not_run) std::cout << "not run: " << n << "\n";
+}
+
+void PrintDrift(const Drift& d) {
+  if (d.empty()) {
+    std::cout << "no drift\n";
+    return;
+  }
+  for (const auto& [bank, pcrs] : d.pcrs) {
+    std::cout << HashAlgName(bank) << " PCRs changed:";
+    for (int p : pcrs) std::cout << " " << p;
+    std::cout << "\n";
+  }
+  for (const auto& e : d.events) {
+    std::cout << "  PCR " << e.pcr << " " << e.change << " " << EventTypeName(e.type);
+    if (!e.before_summary.empty()) std::cout << "\n      before: " << e.before_summary;
+    if (!e.after_summary.empty()) std::cout << "\n      after:  " << e.after_summary;
+    std::cout << "\n";
+  }
+  for (const auto& c : d.causes) {
+    std::cout << "cause " << c.code << (c.pcr >= 0 ? " (PCR " + std::to_string(c.pcr) + ")" : "") << ": "
+              << c.detail << "\n";
+  }
+}
+
+int Fail(const Status& s) {
+  std::cerr << "tpmlab: " << s.message() << "\n";
+  return ExitFor(s);
+}
+
+struct VerifyArgs {
+  std::string snapshot, previous, enrollment;
+  std::string quote, signature, ak, pcrs, log, nonce;
+  bool json_out = false;
+};
+
+// Builds the snapshot to judge from loose files (what tpm2_quote writes).
+Result<Snapshot> SnapshotFromFiles(const VerifyArgs& a) {
+  if (a.quote.empty() || a.signature.empty() || a.ak.empty() || a.pcrs.empty() || a.nonce.empty()) {
+    return Status::Parse("verify from files needs --quote, --signature, --ak, --pcrs and --nonce");
+  }
+  Snapshot s;
+  TRY_ASSIGN(s.quote.attest, ReadFile(a.quote));
+  TRY_ASSIGN(s.quote.signature, ReadFile(a.signature));
+  TRY_ASSIGN(s.ak.public_der, ReadPublicKey(a.ak));
+  auto nonce = FromHex(a.nonce);
+  if (!nonce.ok()) return Status::Parse("--nonce: " + nonce.status().message());
+  s.nonce = *nonce;
+  std::ifstream in(a.pcrs);
+  if (!in) return Status::Parse(a.pcrs + ": cannot read");
+  json pcrs = json::parse(in, nullptr, false);
+  if (pcrs.is_discarded()) return Status::Parse(a.pcrs + ": not JSON ({bank: {\"0\": hex, ...}})");
+  TRY_ASSIGN(s.pcrs, PcrsFromJson(pcrs.contains("pcrs") ? pcrs["pcrs"] : pcrs, a.pcrs));
+  for (const auto& [bank, values] : s.pcrs) s.banks.push_back(bank);
+  if (!a.log.empty()) {
+    TRY_ASSIGN(Bytes log, ReadFile(a.log));
+    s.eventlog = std::move(log);
+  }
+  s.quote_check = VerifyQuote(s.quote, s.ak.public_der, s.nonce, s.pcrs);
+  s.properties.firmware_version = s.quote_check.attest.firmware_version;
+  // Loose files carry no EK: say so instead of raising EK alarms.
+  s.ek_error = "";
+  return s;
+}
+
+int RunVerify(const VerifyArgs& a) {
+  Result<Snapshot> now = a.snapshot.empty() ? SnapshotFromFiles(a) : LoadSnapshotRef(a.snapshot);
+  if (!now.ok()) return Fail(now.status());
+  std::optional<Snapshot> previous;
+  if (!a.previous.empty()) {
+    auto p = LoadSnapshotRef(a.previous);
+    if (!p.ok()) return Fail(p.status());
+    previous = std::move(*p);
+  }
+  std::optional<Enrollment> enrollment;
+  if (!a.enrollment.empty()) {
+    auto e = LoadEnrollmentFile(a.enrollment);
+    if (!e.ok()) return Fail(e.status());
+    enrollment = std::move(*e);
+  }
+  Verdict v = Verify(*now, previous ? &*previous : nullptr, enrollment ? &*enrollment : nullptr);
+  if (a.snapshot.empty()) {
+    // Loose files say nothing of the EK or hierarchies: those checks did not run.
+    std::erase_if(v.alarms, [](const Alarm& al) {
+      return al.code == alarm::kEkMissing || al.code == alarm::kEkCertMissing;
+    });
+    v.not_run.push_back(std::string(alarm::kEkMissing) + ": verifying loose files, no EK given");
+    v.not_run.push_back(std::string(alarm::kEkCertMissing) + ": verifying loose files, no EK given");
+  }
+  if (a.json_out) {
+    std::cout << VerdictToJson(v).dump(2) << "\n";
+  } else {
+    PrintVerdict(v);
+  }
+  return v.alarms.empty() ? kExitPassed : kExitFailed;
+}
+
+}  // namespace
+
+std::vector<Command> AddVerifyCommands(CLI::App& app) {
+  std::vector<Command> commands;
+
+  auto verify_args = std::make_shared<VerifyArgs>();
+  auto* verify = app.add_subcommand("verify", "Judge a snapshot as a verifier would; exit 1 on any alarm");
+  verify->add_option("SNAPSHOT", verify_args->snapshot, "RUN.json:STEP or DATABASE:RUN:STEP");
+  verify->add_option("--previous", verify_args->previous, "The DUT's earlier snapshot (counter and clock checks)");
+  verify->add_option("--enrollment", verify_args->enrollment, "enrollment.json (EK, AK, golden reference)");
+  verify->add_option("--quote", verify_args->quote, "Instead of a snapshot: TPMS_ATTEST file");
+  verify->add_option("--signature", verify_args->signature, "TPMT_SIGNATURE file");
+  verify->add_option("--ak", verify_args->ak, "AK public key (PEM or DER)");
+  verify->add_option("--pcrs", verify_args->pcrs, "PCR values as JSON {bank: {\"0\": hex}}");
+  verify->add_option("--nonce", verify_args->nonce, "The nonce sent, hex");
+  verify->add_option("--log", verify_args->log, "The TCG event log");
+  verify->add_flag("--json", verify_args->json_out, "JSON output");
+  commands.push_back({verify, [verify_args] { return RunVerify(*verify_args); }});
+
+  auto diff_args = std::make_shared<std::array<std::string, 2>>();
+  auto diff_json = std::make_shared<bool>(false);
+  auto* diff = app.add_subcommand("diff", "What changed between two snapshots, and why; exit 1 when they differ");
+  diff->add_option("A", (*diff_args)[0], "RUN.json:STEP or DATABASE:RUN:STEP")->required();
+  diff->add_option("B", (*diff_args)[1], "RUN.json:STEP or DATABASE:RUN:STEP")->required();
+  diff->add_flag("--json", *diff_json, "JSON output");
+  commands.push_back({diff, [diff_args, diff_json] {
+                        auto a = LoadSnapshotRef((*diff_args)[0]);
+                        if (!a.ok()) return Fail(a.status());
+                        auto b = LoadSnapshotRef((*diff_args)[1]);
+                        if (!b.ok()) return Fail(b.status());
+                        const Drift d = DiffSnapshots(*a, *b);
+                        if (*diff_json) {
+                          std::cout << DriftToJson(d).dump(2) << "\n";
+                        } else {
+                          PrintDrift(d);
+                        }
+                        return static_cast<int>(d.empty() ? kExitPassed : kExitFailed);
+                      }});
+
+  auto enroll_args = std::make_shared<std::array<std::string, 3>>();  // snapshot, out, dut
+  auto* enroll = app.add_subcommand("enroll", "Enroll a DUT from a known-good snapshot (EK, AK, golden PCRs and log)");
+  enroll->add_option("SNAPSHOT", (*enroll_args)[0], "RUN.json:STEP or DATABASE:RUN:STEP")->required();
+  enroll->add_option("--out", (*enroll_args)[1], "Where to write the enrollment (default enrollment.json)");
+  enroll->add_option("--dut", (*enroll_args)[2], "The DUT's name (default dut0)");
+  commands.push_back({enroll, [enroll_args] {
+                        auto s = LoadSnapshotRef((*enroll_args)[0]);
+                        if (!s.ok()) return Fail(s.status());
+                        if (!s->quote_check.verified()) {
+                          std::cerr << "tpmlab: refusing to enroll from a snapshot whose quote does not verify: "
+                                    << s->quote_check.failure << "\n";
+                          return static_cast<int>(kExitFailed);
+                        }
+                        const std::string out = (*enroll_args)[1].empty() ? "enrollment.json" : (*enroll_args)[1];
+                        const std::string dut = (*enroll_args)[2].empty() ? "dut0" : (*enroll_args)[2];
+                        std::ofstream(out) << EnrollmentToJson(EnrollFromSnapshot(*s, dut)).dump(2) << "\n";
+                        std::cout << "enrolled " << dut << " from " << (*enroll_args)[0] << ": " << out << "\n";
+                        return static_cast<int>(kExitPassed);
+                      }});
+  return commands;
+}
+
+}  // namespace tpmlab::cli
