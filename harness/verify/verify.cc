@@ -2,6 +2,7 @@
 
 #include <algorithm>
 
+#include "harness/attest.h"
 #include "harness/event_data.h"
 #include "harness/eventlog.h"
 #include "harness/findings.h"
@@ -69,12 +70,20 @@ class Judge {
   void Quote() {
     const QuoteCheck& q = now_.quote_check;
     if (!now_.ak_error.empty()) {
-      NotRun(alarm::kQuoteSignatureInvalid, "no quote: " + now_.ak_error);
+      for (const char* code : {alarm::kQuoteMalformed, alarm::kQuoteSignatureInvalid, alarm::kQuoteNonceMismatch,
+                               alarm::kQuotePcrDigestMismatch}) {
+        NotRun(code, "no quote: " + now_.ak_error);
+      }
       return;
     }
     if (!q.parsed || !q.magic_ok || !q.type_ok) {
       Raise(alarm::kQuoteMalformed, Severity::kError, "The attestation quote is malformed: " + q.failure,
             {{"detail", q.failure}});
+      return;
+    }
+    if (auto sig = ParseSignature(now_.quote.signature); !sig.ok()) {
+      Raise(alarm::kQuoteMalformed, Severity::kError, "The quote's signature is malformed: " + sig.status().message(),
+            {{"detail", sig.status().message()}});
       return;
     }
     if (!q.signature_ok) {
@@ -91,6 +100,19 @@ class Judge {
       Raise(alarm::kQuotePcrDigestMismatch, Severity::kError,
             "The quote's PCR digest does not match the PCR values reported with it",
             {{"bank", HashAlgName(now_.quote_bank)}, {"actual", ToHex(q.attest.pcr_digest)}});
+    }
+    // A validly signed quote over fewer PCRs vouches for nothing beyond them.
+    uint32_t covered = 0;
+    for (const auto& sel : q.attest.pcr_select) {
+      if (HashAlgFromId(sel.hash) == now_.quote_bank) covered |= sel.mask;
+    }
+    if ((covered & now_.quote_pcrs) != now_.quote_pcrs) {
+      char want[16], got[16];
+      std::snprintf(want, sizeof(want), "0x%06x", now_.quote_pcrs);
+      std::snprintf(got, sizeof(got), "0x%06x", covered);
+      Raise(alarm::kQuotePcrDigestMismatch, Severity::kError,
+            "The quote does not cover the PCRs it was asked for",
+            {{"bank", HashAlgName(now_.quote_bank)}, {"expected", want}, {"actual", got}});
     }
   }
 
@@ -170,6 +192,9 @@ class Judge {
       NotRun(alarm::kPcrReplayMismatch, replay.status().message());
       return;
     }
+    for (const auto& [bank, values] : now_.pcrs) {
+      if (!replay->pcrs.count(bank)) NotRun(alarm::kPcrReplayMismatch, std::string("the log has no ") + HashAlgName(bank) + " digests");
+    }
     for (const auto& [bank, values] : replay->pcrs) {
       auto read = now_.pcrs.find(bank);
       if (read == now_.pcrs.end()) continue;
@@ -204,7 +229,7 @@ class Judge {
   void Counters() {
     const ClockInfo& c = now_.clock();
     if (!now_.quote_check.parsed) {
-      NotRun(alarm::kClockNotSafe, "no quote");
+      for (const char* code : {alarm::kClockNotSafe, alarm::kCounterRollback, alarm::kClockNotMonotonic, alarm::kClockSkew}) NotRun(code, "no quote");
       return;
     }
     if (!c.safe) {
@@ -213,7 +238,8 @@ class Judge {
             "last saved",
             {{"clock_ms", Num(c.clock_ms)}, {"reset_count", Num(c.reset_count)}});
     }
-    if (previous_ == nullptr || !previous_->quote_check.parsed) {
+    // Only a quote that verified is a baseline for the counters.
+    if (previous_ == nullptr || !previous_->quote_check.signature_ok) {
       for (const char* code : {alarm::kCounterRollback, alarm::kClockNotMonotonic, alarm::kClockSkew}) {
         NotRun(code, "no earlier quote of this DUT");
       }
