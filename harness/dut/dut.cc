@@ -46,7 +46,8 @@ Result<std::unique_ptr<Dut>> Dut::LaunchEmulated(const EmulatedDutConfig& config
   TRY_ASSIGN(dut->swtpm_, SwtpmProcess::Launch(swtpm));
   dut->transport_ = std::make_unique<SwtpmTransport>(*dut->swtpm_);
   dut->transport_->set_command_timeout(config.command_timeout);
-  dut->trace_ = std::make_unique<TraceTransport>(*dut->transport_, config.trace_bytes);
+  dut->faults_ = std::make_unique<FaultTransport>(*dut->transport_, config.fault_seed);
+  dut->trace_ = std::make_unique<TraceTransport>(*dut->faults_, config.trace_bytes);
   dut->power_ = std::make_unique<SwtpmPower>(*dut->swtpm_);
   TRY_ASSIGN(dut->tpm_, Tpm::Open(*dut->trace_));
   return dut;

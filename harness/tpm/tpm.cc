@@ -200,16 +200,15 @@ Status Tpm::Check(uint32_t rc, const char* what) {
     return Status::Tpm(rc, std::string(what) + ": " + Tss2_RC_Decode(rc));
   }
   Status error = Status::Error(Layer::kHarness, std::string(what) + ": " + Tss2_RC_Decode(rc));
-  if (layer == TSS2_TCTI_RC_LAYER) {
-    if (!tcti_->last_error().ok()) error = tcti_->last_error().Wrap(what);
-    // The ESAPI context is now in its internal-error state: start a new one
-    // on the same TCTI. Handles of the old context are gone with it.
-    ESYS_CONTEXT* fresh = nullptr;
-    if (Esys_Initialize(&fresh, tcti_->context(), nullptr) == TSS2_RC_SUCCESS) {
-      objects_.clear();
-      esys_.reset(fresh);
-      tcti_->Reset();
-    }
+  if (layer == TSS2_TCTI_RC_LAYER && !tcti_->last_error().ok()) error = tcti_->last_error().Wrap(what);
+  // After a TCTI failure or a response that did not decode, ESAPI parks its
+  // context in an internal-error state and refuses every later call: start a
+  // new one on the same TCTI. Handles of the old context are gone with it.
+  ESYS_CONTEXT* fresh = nullptr;
+  if (Esys_Initialize(&fresh, tcti_->context(), nullptr) == TSS2_RC_SUCCESS) {
+    objects_.clear();
+    esys_.reset(fresh);
+    tcti_->Reset();
   }
   return error;
 }

@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "drivers/fault_transport.h"
 #include "drivers/power.h"
 #include "drivers/swtpm.h"
 #include "drivers/trace.h"
@@ -46,6 +47,7 @@ struct EmulatedDutConfig {
   std::string swtpm_binary = "swtpm";
   std::chrono::milliseconds command_timeout{30000};
   bool trace_bytes = true;           // keep command/response bytes in the trace
+  uint64_t fault_seed = 1;           // seeds the fault injector's probability draws
 };
 
 class Dut {
@@ -67,6 +69,9 @@ class Dut {
   const std::string& name() const { return name_; }
   Tpm& tpm() { return *tpm_; }
   TraceTransport& trace() { return *trace_; }
+  // Faults injected between the TPM and the trace (none until a rule is added),
+  // so the trace records what the harness saw.
+  FaultTransport& faults() { return *faults_; }
   SwtpmProcess* emulator() { return swtpm_.get(); }
   /// Ok while the DUT's emulator runs; otherwise how it ended, with its log.
   Status Health();
@@ -77,6 +82,7 @@ class Dut {
   std::string name_;
   std::unique_ptr<SwtpmProcess> swtpm_;
   std::unique_ptr<Transport> transport_;
+  std::unique_ptr<FaultTransport> faults_;
   std::unique_ptr<TraceTransport> trace_;
   std::unique_ptr<PowerControl> power_;
   std::unique_ptr<Tpm> tpm_;
