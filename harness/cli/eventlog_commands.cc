@@ -1,9 +1,15 @@
 // tpmlab eventlog show | replay | diff
+
 #include <algorithm>
+#include <array>
+#include <exception>
 #include <iostream>
 #include <map>
 #include <memory>
 #include <nlohmann/json.hpp>
+#include <string_view>
+#include <system_error>
+#include <thread>
 
 #include "exit_codes.h"
 #include "harness/event_data.h"
@@ -106,37 +112,147 @@ int EventlogShow(const std::string& file, bool as_json) {
   return kExitPassed;
 }
 
+// A log this long has its findings checked on a second thread while the
+// replay runs (both only read the log), when more than one CPU is usable.
+constexpr size_t kParallelFindings = 16384;
+
+// CheckEventLog, on its own thread when that is worth it; Get() joins it.
+class FindingsJob {
+ public:
+  FindingsJob(const EventLog& log, bool parallel) : log_(log) {
+    if (!parallel) return;
+    try {
+      thread_ = std::thread([this] {
+        try {
+          findings_ = CheckEventLog(log_);
+        } catch (...) {
+          error_ = std::current_exception();
+        }
+      });
+    } catch (const std::system_error&) {
+      // no thread: Get() checks on the caller's
+    }
+  }
+  FindingsJob(const FindingsJob&) = delete;
+  FindingsJob& operator=(const FindingsJob&) = delete;
+  ~FindingsJob() {
+    if (thread_.joinable()) thread_.join();
+  }
+  std::vector<Finding> Get() {
+    if (!thread_.joinable()) return CheckEventLog(log_);
+    thread_.join();
+    if (error_) std::rethrow_exception(error_);
+    return std::move(findings_);
+  }
+
+ private:
+  const EventLog& log_;
+  std::thread thread_;
+  std::vector<Finding> findings_;
+  std::exception_ptr error_;
+};
+
+// A JSON string as Dump writes it (UTF-8 kept, invalid bytes replaced).
+void PutJsonString(std::string& out, const std::string& s) {
+  out += Json(s).dump(-1, ' ', false, Json::error_handler_t::replace);
+}
+
 // tpmlab eventlog replay FILE [--json]
+// The output is what Dump writes for {"file", "format", "events", "pcrs",
+// "findings"} (keys sorted, PCR numbers as strings in string order), written
+// straight out rather than built as a JSON tree first.
 int EventlogReplay(const std::string& file, bool as_json) {
   auto log = LoadLog(file);
   if (!log.ok()) return kExitUsage;
+  FindingsJob checks(*log, log->size() >= kParallelFindings && UsableCpus() > 1);
   auto replay = ReplayEventLog(*log);
   if (!replay.ok()) {
     std::cerr << "tpmlab: " << replay.status().ToString() << "\n";
     return kExitRunError;
   }
-  Json pcrs = Json::object();
+  // The extended PCRs per bank: banks by name, PCRs by their decimal text.
+  struct BankValues {
+    const char* name;
+    const PcrBank* values;
+    uint32_t mask;
+  };
+  std::vector<BankValues> banks;
   for (const auto& [alg, values] : replay->pcrs) {
     const uint32_t mask = replay->extended.at(alg);
-    if (mask == 0) continue;
-    Json bank = Json::object();
-    for (int i = 0; i < kPcrCount; ++i) {
-      if (mask & (1u << i)) bank[std::to_string(i)] = ToHex(values[i]);
-    }
-    pcrs[HashAlgName(alg)] = std::move(bank);
+    if (mask != 0) banks.push_back({HashAlgName(alg), &values, mask});
   }
-  const std::vector<Finding> findings = CheckEventLog(*log);
-  Json out = {{"file", file}, {"format", LogFormatName(log->format())},
-              {"events", log->size()}, {"pcrs", pcrs}, {"findings", FindingsJson(findings)}};
+  std::sort(banks.begin(), banks.end(), [](const BankValues& a, const BankValues& b) {
+    return std::string_view(a.name) < std::string_view(b.name);
+  });
+  std::array<int, kPcrCount> pcr_order;
+  for (int i = 0; i < kPcrCount; ++i) pcr_order[i] = i;
+  std::sort(pcr_order.begin(), pcr_order.end(),
+            [](int a, int b) { return std::to_string(a) < std::to_string(b); });
+  const std::vector<Finding> findings = checks.Get();
+
+  std::string out;  // written out whenever it passes kChunk: a long list of findings is not held whole
+  constexpr size_t kChunk = 64 * 1024;
+  auto flush = [&out] {
+    std::cout.write(out.data(), static_cast<std::streamsize>(out.size()));
+    out.clear();
+  };
   if (as_json) {
-    std::cout << Dump(out) << "\n";
-  } else {
-    std::cout << file << ": " << LogFormatName(log->format()) << ", " << log->size() << " events\n";
-    for (const auto& [bank, values] : pcrs.items()) {
-      for (const auto& [pcr, hex] : values.items()) std::cout << "  " << bank << ":" << pcr << " " << hex.get<std::string>() << "\n";
+    out += "{\n  \"events\": " + std::to_string(log->size()) + ",\n  \"file\": ";
+    PutJsonString(out, file);
+    out += ",\n  \"findings\": ";
+    if (findings.empty()) {
+      out += "[]";
+    } else {
+      out += "[\n";
+      for (size_t k = 0; k < findings.size(); ++k) {
+        const Finding& f = findings[k];
+        out += "    {\n      \"code\": ";
+        PutJsonString(out, f.code);
+        out += ",\n      \"event\": " + std::to_string(f.event_index) + ",\n      \"message\": ";
+        PutJsonString(out, f.message);
+        out += ",\n      \"offset\": " + std::to_string(f.offset) + ",\n      \"pcr\": " + std::to_string(f.pcr) +
+               (k + 1 < findings.size() ? "\n    },\n" : "\n    }\n");
+        if (out.size() >= kChunk) flush();
+      }
+      out += "  ]";
     }
-    for (const auto& f : findings) std::cout << "  ! " << f.code << ": " << f.message << "\n";
+    out += ",\n  \"format\": ";
+    PutJsonString(out, LogFormatName(log->format()));
+    out += ",\n  \"pcrs\": ";
+    if (banks.empty()) {
+      out += "{}";
+    } else {
+      out += "{\n";
+      for (size_t b = 0; b < banks.size(); ++b) {
+        out += "    ";
+        PutJsonString(out, banks[b].name);
+        out += ": {\n";
+        bool first = true;
+        for (int i : pcr_order) {
+          if (!(banks[b].mask & (1u << i))) continue;
+          out += first ? "      \"" : ",\n      \"";
+          first = false;
+          out += std::to_string(i) + "\": \"" + ToHex((*banks[b].values)[i]) + "\"";
+        }
+        out += b + 1 < banks.size() ? "\n    },\n" : "\n    }\n";
+      }
+      out += "  }";
+    }
+    out += "\n}\n";
+  } else {
+    out += file + ": " + LogFormatName(log->format()) + ", " + std::to_string(log->size()) + " events\n";
+    for (const BankValues& b : banks) {
+      for (int i : pcr_order) {
+        if (!(b.mask & (1u << i))) continue;
+        out += "  " + std::string(b.name) + ":" + std::to_string(i) + " " + ToHex((*b.values)[i]) + "\n";
+      }
+    }
+    for (const auto& f : findings) {
+      out += "  ! " + f.code + ": " + f.message + "\n";
+      if (out.size() >= kChunk) flush();
+    }
   }
+  flush();
   return kExitPassed;
 }
 

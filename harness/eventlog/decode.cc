@@ -311,13 +311,20 @@ std::string Utf16ToUtf8(ByteView b) {
   return out;
 }
 
-std::optional<std::string> AsciiText(ByteView b) {
+bool IsAsciiText(ByteView b) {
   size_t n = b.size();
   while (n > 0 && b[n - 1] == 0) --n;
-  if (n == 0) return std::nullopt;
+  if (n == 0) return false;
   for (size_t i = 0; i < n; ++i) {
-    if (!IsPrintable(b[i])) return std::nullopt;
+    if (!IsPrintable(b[i])) return false;
   }
+  return true;
+}
+
+std::optional<std::string> AsciiText(ByteView b) {
+  if (!IsAsciiText(b)) return std::nullopt;
+  size_t n = b.size();
+  while (n > 0 && b[n - 1] == 0) --n;
   return std::string(b.begin(), b.begin() + static_cast<std::ptrdiff_t>(n));
 }
 
@@ -406,6 +413,20 @@ DevicePath DecodeDevicePath(ByteView dp, size_t base) {
     out.nodes.push_back(std::move(node));
   }
   return out;
+}
+
+// The same walk as DecodeDevicePath, node framing only.
+bool DevicePathBroken(ByteView dp) {
+  Cursor c(dp);
+  while (c.left() > 0) {
+    uint8_t type = 0, sub = 0;
+    uint16_t len = 0;
+    ByteView body;
+    if (!c.Le(type) || !c.Le(sub) || !c.Le(len)) return true;
+    if (len < 4 || !c.Take(len - 4u, body)) return true;
+    if (type == 0x7F && sub == 0xFF) return false;  // end of the whole path
+  }
+  return false;
 }
 
 json DevicePathJson(const DevicePath& p) { return {{"text", p.text}, {"nodes", p.nodes}}; }

@@ -63,6 +63,8 @@ inline uint16_t Unit(ByteView b, size_t i) { return static_cast<uint16_t>(b[2 * 
 std::string Utf16ToUtf8(ByteView b);
 // Printable ASCII, ignoring trailing NULs; nullopt for anything else.
 std::optional<std::string> AsciiText(ByteView b);
+// Whether AsciiText(b) has a value, without building the string.
+bool IsAsciiText(ByteView b);
 // UCS-2 text of ASCII and Latin-1 characters, ignoring trailing NULs.
 std::optional<std::string> Ucs2Text(ByteView b);
 // Bytes meant as an ASCII label: trailing NULs dropped, other bytes as \xNN.
@@ -82,6 +84,8 @@ struct DevicePath {
 };
 // `base` is where `dp` starts in the event data, for messages.
 DevicePath DecodeDevicePath(ByteView dp, size_t base);
+// Whether DecodeDevicePath(dp, …).problem would be non-empty, decoding nothing.
+bool DevicePathBroken(ByteView dp);
 json DevicePathJson(const DevicePath& p);
 
 }  // namespace tpmlab::decode

@@ -527,6 +527,132 @@ void NoAction(ByteView d, DecodedEvent& out) {
   }
 }
 
+// --- validation only ------------------------------------------------------
+// Each mirrors the decoder above it names, and answers only whether that
+// decoder would call Fail: the same reads in the same order, no output.
+
+// ParseUefiVariable's framing: VariableData, or false when it does not parse.
+bool VariableData(ByteView d, ByteView& name, ByteView& data) {
+  Cursor c(d);
+  ByteView guid;
+  uint64_t name_length = 0, data_length = 0;
+  if (!c.Take(16, guid) || !c.Le(name_length) || !c.Le(data_length)) return false;
+  if (name_length > c.left() / 2) return false;
+  (void)c.Take(2 * name_length, name);
+  return c.Take(data_length, data);
+}
+
+// LoadOption: whether it returns a problem.
+bool LoadOptionBroken(ByteView v) {
+  Cursor c(v);
+  uint32_t attributes = 0;
+  uint16_t path_length = 0;
+  if (!c.Le(attributes) || !c.Le(path_length)) return true;
+  size_t units = 0;
+  const ByteView rest = c.rest();
+  while (units < rest.size() / 2 && Unit(rest, units) != 0) ++units;
+  if (units == rest.size() / 2) return true;
+  ByteView desc, dp;
+  (void)c.Take(2 * units + 2, desc);
+  if (!c.Take(path_length, dp)) return true;
+  return DevicePathBroken(dp);
+}
+
+// SignatureLists: whether it returns a problem.
+bool SignatureListsBroken(ByteView v) {
+  Cursor c(v);
+  while (c.left() > 0) {
+    ByteView type, body;
+    uint32_t list_size = 0, header_size = 0, sig_size = 0;
+    if (!c.Take(16, type) || !c.Le(list_size) || !c.Le(header_size) || !c.Le(sig_size)) return true;
+    if (list_size < 28 || !c.Take(list_size - 28u, body)) return true;
+    if (header_size > body.size() || sig_size < 16 || (body.size() - header_size) % sig_size != 0) return true;
+  }
+  return false;
+}
+
+// Variable: only load options and signature databases can fail once the
+// variable parses, and only when no earlier branch takes the value.
+bool VariableBroken(uint32_t type, ByteView d) {
+  ByteView name_units, v;
+  if (!VariableData(d, name_units, v)) return true;
+  static constexpr uint8_t kGlobal[16] = {0x61, 0xdf, 0xe4, 0x8b, 0xca, 0x93, 0xd2, 0x11,
+                                          0xaa, 0x0d, 0x00, 0xe0, 0x98, 0x03, 0x2b, 0x8c};
+  const bool global = std::memcmp(d.data(), kGlobal, 16) == 0;  // GuidText(guid) == EFI_GLOBAL_VARIABLE
+  const std::string name = Utf16ToUtf8(name_units);
+  if (global && name == "BootOrder" && v.size() % 2 == 0) return false;
+  if (global && (name == "BootNext" || name == "BootCurrent") && v.size() == 2) return false;
+  if (global && IsLoadOptionName(name)) return LoadOptionBroken(v);
+  if (type == ev::kEfiVariableAuthority && IsDerSequence(v)) return false;
+  if (type == ev::kEfiVariableAuthority && v.size() >= 16 && !IsAsciiText(v)) return false;
+  if (IsSignatureDatabase(name) && !v.empty()) return SignatureListsBroken(v);
+  return false;
+}
+
+// ImageLoad
+bool ImageLoadBroken(ByteView d) {
+  Cursor c(d);
+  uint64_t location = 0, length = 0, link = 0, dp_length = 0;
+  if (!c.Le(location) || !c.Le(length) || !c.Le(link) || !c.Le(dp_length)) return true;
+  if (dp_length > c.left()) return true;
+  return DevicePathBroken(c.rest().first(dp_length));
+}
+
+// Blob2 (and Blob: the same without the description)
+bool Blob2Broken(ByteView d) {
+  Cursor c(d);
+  uint8_t size = 0;
+  ByteView desc;
+  uint64_t base = 0, length = 0;
+  return !c.Le(size) || !c.Take(size, desc) || !c.Le(base) || !c.Le(length);
+}
+
+// Gpt
+bool GptBroken(ByteView d) {
+  constexpr size_t kHeader = 92, kEntrySizeAt = 84, kNameAt = 56;
+  if (d.size() < kHeader) return true;
+  if (std::memcmp(d.data(), "EFI PART", 8) != 0) return true;
+  Cursor c(d.subspan(kHeader));
+  uint64_t count = 0;
+  if (!c.Le(count)) return true;
+  uint32_t entry_size = 0;
+  Cursor at(d.subspan(kEntrySizeAt));
+  (void)at.Le(entry_size);
+  if (entry_size < kNameAt) return true;
+  return count > c.left() / entry_size;
+}
+
+// HandoffTables
+bool HandoffTablesBroken(bool v2, ByteView d) {
+  Cursor c(d);
+  if (v2) {
+    uint8_t size = 0;
+    ByteView desc;
+    if (!c.Le(size) || !c.Take(size, desc)) return true;
+  }
+  uint64_t count = 0;
+  if (!c.Le(count)) return true;
+  return count > c.left() / 24;
+}
+
+// EventTags
+bool EventTagsBroken(ByteView d) {
+  Cursor c(d);
+  while (c.left() > 0) {
+    uint32_t id = 0, size = 0;
+    ByteView data;
+    if (!c.Le(id) || !c.Le(size) || !c.Take(size, data)) return true;
+  }
+  return false;
+}
+
+// NoAction: only a StartupLocality record without its byte fails
+// (NoActionSignature gives "StartupLocality" for exactly these 16 bytes).
+bool NoActionBroken(ByteView d) {
+  static constexpr char kStartupLocality[16] = "StartupLocality";  // and its NUL
+  return d.size() == 16 && std::memcmp(d.data(), kStartupLocality, 16) == 0;
+}
+
 }  // namespace
 
 std::string GuidText(ByteView g) {
@@ -610,6 +736,34 @@ json SpecIdJson(const SpecIdEvent& spec) {
           {"uintn_size", spec.uintn_size},
           {"algorithms", std::move(algs)},
           {"vendor_info", ToHex(spec.vendor_info)}};
+}
+
+bool EventDataUndecodable(uint32_t type, ByteView d) {
+  switch (type) {
+    case ev::kSeparator: return d.size() != 4;
+    case ev::kAction:
+    case ev::kEfiAction: return !IsAsciiText(d);
+    case ev::kPostCode:
+    case ev::kSCrtmContents:  // TextOrBlob: Blob and Blob2 cannot fail on the sizes it hands them
+      return !(IsAsciiText(d) || d.size() == 16 || (!d.empty() && size_t{d[0]} + 17 == d.size()));
+    case ev::kSCrtmVersion: return false;
+    case ev::kEfiHcrtmEvent: return d.size() != 5 || std::memcmp(d.data(), "HCRTM", 5) != 0;
+    case ev::kEfiVariableDriverConfig:
+    case ev::kEfiVariableBoot:
+    case ev::kEfiVariableBoot2:
+    case ev::kEfiVariableAuthority: return VariableBroken(type, d);
+    case ev::kEfiBootServicesApplication:
+    case ev::kEfiBootServicesDriver:
+    case ev::kEfiRuntimeServicesDriver: return ImageLoadBroken(d);
+    case ev::kEfiPlatformFirmwareBlob: return d.size() < 16;
+    case ev::kEfiPlatformFirmwareBlob2: return Blob2Broken(d);
+    case ev::kEfiGptEvent: return GptBroken(d);
+    case ev::kEfiHandoffTables: return HandoffTablesBroken(false, d);
+    case ev::kEfiHandoffTables2: return HandoffTablesBroken(true, d);
+    case ev::kEventTag: return EventTagsBroken(d);
+    case ev::kNoAction: return NoActionBroken(d);
+    default: return false;  // Generic
+  }
 }
 
 DecodedEvent DecodeEventData(uint32_t type, ByteView d) {

@@ -13,19 +13,6 @@ namespace {
 
 constexpr char kStartupLocality[] = "StartupLocality";  // 16 bytes with its NUL
 
-// The digest's implementation, fetched from the provider once per replay: an
-// EVP_sha256()-style method would be fetched again at every DigestInit.
-const char* FetchName(HashAlg alg) {
-  switch (alg) {
-    case HashAlg::kSha1: return "SHA1";
-    case HashAlg::kSha256: return "SHA256";
-    case HashAlg::kSha384: return "SHA384";
-    case HashAlg::kSha512: return "SHA512";
-    case HashAlg::kSm3_256: return "SM3";
-  }
-  return nullptr;
-}
-
 // One bank being replayed: its digest fetched once, its PCRs in one flat
 // buffer that every extend hashes from and finalises into (cache-line
 // aligned, so threads extending different banks share no line).
@@ -50,6 +37,8 @@ struct Banks {
 // own thread, when the process may run on more than one CPU.
 constexpr size_t kThreadedExtends = 16384;
 
+}  // namespace
+
 unsigned UsableCpus() {
   cpu_set_t set;
   CPU_ZERO(&set);
@@ -57,6 +46,8 @@ unsigned UsableCpus() {
   const int n = CPU_COUNT(&set);
   return n > 1 ? static_cast<unsigned>(n) : 1;
 }
+
+namespace {
 
 // Extends, in log order, every digest for a bank of `group`. With `events`,
 // also counts the events that extend some bank (of any group). Works from
@@ -141,7 +132,7 @@ Result<Replay> ReplayEventLog(const EventLog& log) {
     auto alg = HashAlgFromId(id);
     if (!alg) continue;  // an algorithm tpmlab has no name for: not replayed
     if (replay.pcrs.count(*alg) != 0) continue;
-    EVP_MD* md = EVP_MD_fetch(nullptr, FetchName(*alg), nullptr);
+    EVP_MD* md = EVP_MD_fetch(nullptr, OpenSslDigestName(*alg), nullptr);
     if (md == nullptr) {
       return Status::Error(Layer::kHarness, std::string("OpenSSL cannot compute ") + HashAlgName(*alg));
     }

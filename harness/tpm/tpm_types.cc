@@ -44,6 +44,17 @@ size_t HashSize(HashAlg alg) {
   return 0;
 }
 
+const char* OpenSslDigestName(HashAlg alg) {
+  switch (alg) {
+    case HashAlg::kSha1: return "SHA1";
+    case HashAlg::kSha256: return "SHA256";
+    case HashAlg::kSha384: return "SHA384";
+    case HashAlg::kSha512: return "SHA512";
+    case HashAlg::kSm3_256: return "SM3";
+  }
+  return "";
+}
+
 Result<Bytes> Hash(HashAlg alg, ByteView data) {
   const EVP_MD* md = nullptr;
   switch (alg) {

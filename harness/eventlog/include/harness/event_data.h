@@ -34,6 +34,11 @@ inline DecodedEvent DecodeEventData(const EventLog& log, const Event& e) {
   return DecodeEventData(e.type, log.Data(e));
 }
 
+/// Whether DecodeEventData(type, data).problem would be non-empty: the same
+/// structure checks, with no JSON and no strings built (the findings run it
+/// on every event, and decode in full only the events it flags).
+bool EventDataUndecodable(uint32_t type, ByteView data);
+
 /// The Spec ID header of a crypto-agile log.
 nlohmann::json SpecIdJson(const SpecIdEvent& spec);
 

@@ -28,6 +28,10 @@ Result<Replay> ReplayEventLog(const EventLog& log);
 // The locality a StartupLocality EV_NO_ACTION event names, if `e` is one.
 std::optional<uint8_t> StartupLocalityOf(const EventLog& log, const Event& e);
 
+/// CPUs this process may run on (its affinity): long logs replay banks, and
+/// check findings, in parallel only when there is more than one.
+unsigned UsableCpus();
+
 /// PCRs where the replay and the TPM disagree, per bank present in both.
 /// An empty map means they agree in every bank compared.
 std::map<HashAlg, std::vector<int>> CompareReplay(const Replay& replay, const PcrValues& tpm);

@@ -26,6 +26,9 @@ const char* HashAlgName(HashAlg alg);  // "sha256"
 std::optional<HashAlg> HashAlgFromName(std::string_view name);
 std::optional<HashAlg> HashAlgFromId(uint16_t id);
 size_t HashSize(HashAlg alg);
+// The name OpenSSL fetches the digest by ("SHA256"); fetch it once
+// (EVP_MD_fetch) where many hashes follow.
+const char* OpenSslDigestName(HashAlg alg);
 // One-shot digest through OpenSSL; SM3 where the OpenSSL build has it.
 Result<Bytes> Hash(HashAlg alg, ByteView data);
 
