@@ -12,53 +12,13 @@
 #include <utility>
 #include <vector>
 
-#include "emulated.h"
-#include "harness/boot_source.h"
 #include "harness/drift.h"
-#include "harness/snapshot.h"
+#include "platform.h"
 
 namespace tpmlab::testing {
 namespace {
 
-const fs::path kModels = fs::path(TPMLAB_SOURCE_DIR) / "scenarios" / "firmware";
-const std::vector<HashAlg> kBanks = {HashAlg::kSha1, HashAlg::kSha256};
-
-FirmwareModel Model(const std::string& name) { return Require(LoadFirmwareModel(kModels / (name + ".yaml"))); }
-
-// One emulated platform: a DUT and the firmware that boots on it.
-struct Platform {
-  explicit Platform(const std::string& model, const BootOptions& options = {})
-      : boot(options), firmware(Model(model), options) {
-    REQUIRE_OK(dut->Startup(boot));
-    REQUIRE_OK(firmware.AfterStartup(dut.tpm(), StartupType::kClear, kBanks));
-  }
-
-  // Brings the TPM down as `kind` says and boots `model` with the same
-  // platform options.
-  void Reboot(const std::string& model, PowerCycleKind kind = PowerCycleKind::kReset) {
-    firmware.set_model(Model(model));
-    REQUIRE_OK(dut->PowerCycle(kind, boot));
-    REQUIRE_OK(firmware.AfterStartup(dut.tpm(), StartupAfter(kind), kBanks));
-  }
-  // A cold boot with other platform options (locality, H-CRTM).
-  void RebootWith(const BootOptions& options) {
-    boot = options;
-    firmware = EmulatedFirmware(firmware.model(), options);
-    REQUIRE_OK(dut->PowerCycle(PowerCycleKind::kReset, boot));
-    REQUIRE_OK(firmware.AfterStartup(dut.tpm(), StartupType::kClear, kBanks));
-  }
-
-  Snapshot Snap() {
-    Snapshot s = Require(TakeSnapshot(dut.tpm(), SnapshotOptions{}));
-    BOOST_TEST(s.quote_check.verified(), s.quote_check.failure);
-    s.eventlog = WriteEventLog(firmware.log());
-    return s;
-  }
-
-  EmulatedDut dut;
-  BootOptions boot;
-  EmulatedFirmware firmware;
-};
+using Platform = EmulatedPlatform;
 
 std::set<int> MovedPcrs(const Drift& d) {
   std::set<int> pcrs;

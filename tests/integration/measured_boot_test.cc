@@ -8,17 +8,11 @@
 #include <fstream>
 #include <set>
 
-#include "emulated.h"
-#include "harness/boot_source.h"
 #include "harness/replay.h"
+#include "platform.h"
 
 namespace tpmlab::testing {
 namespace {
-
-const fs::path kModels = fs::path(TPMLAB_SOURCE_DIR) / "scenarios" / "firmware";
-const std::vector<HashAlg> kBanks = {HashAlg::kSha1, HashAlg::kSha256};
-
-FirmwareModel Model(const std::string& name) { return Require(LoadFirmwareModel(kModels / (name + ".yaml"))); }
 
 std::vector<std::string> ModelNames() {
   std::vector<std::string> names;

@@ -13,42 +13,17 @@
 #include <string>
 #include <vector>
 
-#include "emulated.h"
-#include "harness/boot_source.h"
 #include "harness/enrollment.h"
-#include "harness/snapshot.h"
 #include "harness/verify.h"
+#include "platform.h"
 
 namespace tpmlab::testing {
 namespace {
 
-const fs::path kModels = fs::path(TPMLAB_SOURCE_DIR) / "scenarios" / "firmware";
-const std::vector<HashAlg> kBanks = {HashAlg::kSha1, HashAlg::kSha256};
-
-FirmwareModel Model(const std::string& name) { return Require(LoadFirmwareModel(kModels / (name + ".yaml"))); }
-
-// One emulated platform: a swtpm DUT and the firmware that boots on it. The
-// first boot is followed by an orderly reset, so the TPM's clock has been
-// saved (safe YES) by the time anything is enrolled.
-struct Platform {
-  explicit Platform(const std::string& model = "baseline") : firmware(Model(model), BootOptions{}) {
-    REQUIRE_OK(dut->Startup(boot));
-    REQUIRE_OK(firmware.AfterStartup(dut.tpm(), StartupType::kClear, kBanks));
-  }
-
-  void Reboot(const std::string& model, PowerCycleKind kind = PowerCycleKind::kReset) {
-    firmware.set_model(Model(model));
-    REQUIRE_OK(dut->PowerCycle(kind, boot));
-    REQUIRE_OK(firmware.AfterStartup(dut.tpm(), StartupAfter(kind), kBanks));
-  }
-
-  // A snapshot with the log the OS would read now.
-  Snapshot Snap(const SnapshotOptions& options = {}) {
-    Snapshot s = Require(TakeSnapshot(dut.tpm(), options));
-    BOOST_TEST(s.quote_check.verified(), s.quote_check.failure);
-    s.eventlog = WriteEventLog(firmware.log());
-    return s;
-  }
+// The first boot is followed by an orderly reset (Enroll), so the TPM's
+// clock has been saved (safe YES) by the time anything is enrolled.
+struct Platform : EmulatedPlatform {
+  using EmulatedPlatform::EmulatedPlatform;
 
   // Boots clean, resets, snapshots and enrolls: the verifier's starting point.
   void Enroll() {
@@ -60,9 +35,6 @@ struct Platform {
 
   Verdict Judge(const Snapshot& now) const { return Verify(now, &enrolled_snapshot, &enrollment); }
 
-  EmulatedDut dut;
-  BootOptions boot;
-  EmulatedFirmware firmware;
   Snapshot enrolled_snapshot;
   Enrollment enrollment;
 };
