@@ -385,17 +385,6 @@ double Median(std::vector<double> v) {
   return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
 }
 
-const char* FetchName(HashAlg alg) {
-  switch (alg) {
-    case HashAlg::kSha1: return "SHA1";
-    case HashAlg::kSha256: return "SHA256";
-    case HashAlg::kSha384: return "SHA384";
-    case HashAlg::kSha512: return "SHA512";
-    case HashAlg::kSm3_256: return "SM3";
-  }
-  return "";
-}
-
 // The bare-hashing floor for one log: every extend the replay does, as a
 // flat list, hashed with nothing else around it.
 class BareHash {
@@ -415,8 +404,8 @@ class BareHash {
   // digest per bank the log lists, of the bank's size.
   Status Prepare(const EventLog& log, const Replay& replay) {
     for (const auto& [alg, values] : replay.pcrs) {
-      EVP_MD* md = EVP_MD_fetch(nullptr, FetchName(alg), nullptr);
-      if (md == nullptr) return Status::Error(Layer::kHarness, std::string("cannot fetch ") + FetchName(alg));
+      EVP_MD* md = EVP_MD_fetch(nullptr, OpenSslDigestName(alg), nullptr);
+      if (md == nullptr) return Status::Error(Layer::kHarness, std::string("cannot fetch ") + OpenSslDigestName(alg));
       mds_.push_back(md);
       algs_.push_back(alg);
       sizes_.push_back(HashSize(alg));

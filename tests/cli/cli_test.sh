@@ -9,20 +9,7 @@ tmp=$(mktemp -d /tmp/tpmlab-cli-XXXXXX)
 trap 'rm -rf "$tmp"' EXIT
 failures=0
 
-fail() { echo "FAIL: $*"; failures=$((failures + 1)); }
-expect_exit() {  # expected, description, command...
-  local want=$1 what=$2; shift 2
-  "$@" >"$tmp/stdout" 2>"$tmp/stderr"
-  local got=$?
-  if [[ $got -ne $want ]]; then
-    fail "$what: exit $got, expected $want"; sed 's/^/  | /' "$tmp/stderr"
-  else
-    echo "ok: $what (exit $got)"
-  fi
-}
-expect_stderr() {  # pattern, description
-  grep -qE -- "$1" "$tmp/stderr" || { fail "$2: stderr lacks /$1/"; sed 's/^/  | /' "$tmp/stderr"; }
-}
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 # 1. The main job: 50 power cycles whose counters follow the TPM 2.0 table.
 expect_exit 0 "power-cycle scenario, 50 cycles" \

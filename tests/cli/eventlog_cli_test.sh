@@ -12,20 +12,7 @@ tmp=$(mktemp -d /tmp/tpmlab-eventlog-cli-XXXXXX)
 trap 'rm -rf "$tmp"' EXIT
 failures=0
 
-fail() { echo "FAIL: $*"; failures=$((failures + 1)); }
-expect_exit() {  # expected, description, command...
-  local want=$1 what=$2; shift 2
-  "$@" >"$tmp/stdout" 2>"$tmp/stderr"
-  local got=$?
-  if [[ $got -ne $want ]]; then
-    fail "$what: exit $got, expected $want"; sed 's/^/  | /' "$tmp/stderr" | head -20
-  else
-    echo "ok: $what (exit $got)"
-  fi
-}
-expect_stderr() {  # pattern, description
-  grep -qE -- "$1" "$tmp/stderr" || { fail "$2: stderr lacks /$1/"; sed 's/^/  | /' "$tmp/stderr"; }
-}
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 check_py() {  # description, python code reading sys.argv[1:]; more args follow
   local what=$1 code=$2; shift 2
   if /usr/bin/python3 -c "$code" "$@" >"$tmp/py.out" 2>&1; then
