@@ -8,6 +8,7 @@
 #include <tss2/tss2_mu.h>
 #include <tss2/tss2_rc.h>
 
+#include <algorithm>
 #include <cstdlib>
 #include <cstring>
 
@@ -450,6 +451,128 @@ Status Tpm::Clear(Hierarchy auth) {
   // Clear evicts the persisted keys of the owner and endorsement hierarchies.
   ForgetObjects();
   return s;
+}
+
+Status Tpm::ClearControl(Hierarchy auth, bool disable) {
+  if (auth != Hierarchy::kLockout && auth != Hierarchy::kPlatform) {
+    return Status::Error(Layer::kHarness, "TPM2_ClearControl is authorised by lockout or platform");
+  }
+  // Re-enabling with lockout auth is left to the TPM to refuse (TPM_RC_AUTH_FAIL).
+  return Check(Esys_ClearControl(Ctx(esys_.get()), HierarchyTr(auth), ESYS_TR_PASSWORD, ESYS_TR_NONE,
+                                 ESYS_TR_NONE, disable ? TPM2_YES : TPM2_NO),
+               disable ? "TPM2_ClearControl(disable)" : "TPM2_ClearControl(enable)");
+}
+
+Status Tpm::ChangeEps() {
+  Status s = Check(Esys_ChangeEPS(Ctx(esys_.get()), ESYS_TR_RH_PLATFORM, ESYS_TR_PASSWORD,
+                                  ESYS_TR_NONE, ESYS_TR_NONE),
+                   "TPM2_ChangeEPS");
+  // A new endorsement seed flushes the endorsement hierarchy's persisted keys (EK, AK).
+  ForgetObjects();
+  return s;
+}
+
+Status Tpm::ChangePps() {
+  Status s = Check(Esys_ChangePPS(Ctx(esys_.get()), ESYS_TR_RH_PLATFORM, ESYS_TR_PASSWORD,
+                                  ESYS_TR_NONE, ESYS_TR_NONE),
+                   "TPM2_ChangePPS");
+  ForgetObjects();
+  return s;
+}
+
+Status Tpm::HierarchyControl(Hierarchy which, bool enable) {
+  TPMI_RH_ENABLES target = TPM2_RH_OWNER;
+  switch (which) {
+    case Hierarchy::kOwner: target = TPM2_RH_OWNER; break;
+    case Hierarchy::kEndorsement: target = TPM2_RH_ENDORSEMENT; break;
+    case Hierarchy::kPlatform: target = TPM2_RH_PLATFORM; break;
+    case Hierarchy::kLockout:
+      return Status::Error(Layer::kHarness, "TPM2_HierarchyControl switches owner, endorsement or platform");
+  }
+  Status s = Check(Esys_HierarchyControl(Ctx(esys_.get()), ESYS_TR_RH_PLATFORM, ESYS_TR_PASSWORD,
+                                         ESYS_TR_NONE, ESYS_TR_NONE, target, enable ? TPM2_YES : TPM2_NO),
+                   enable ? "TPM2_HierarchyControl(enable)" : "TPM2_HierarchyControl(disable)");
+  // Objects of a disabled hierarchy cannot be used; after enabling, read them again.
+  ForgetObjects();
+  return s;
+}
+
+Status Tpm::PcrAllocate(const std::vector<HashAlg>& banks) {
+  // TPM2_PCR_Allocate leaves the banks it is not told about alone: name every
+  // bank the TPM implements, with no PCRs for the ones not wanted.
+  EsysOut<TPMS_CAPABILITY_DATA> caps;
+  TPMI_YES_NO more = 0;
+  TRY(Check(Esys_GetCapability(Ctx(esys_.get()), ESYS_TR_NONE, ESYS_TR_NONE, ESYS_TR_NONE,
+                               TPM2_CAP_PCRS, 0, 1, &more, &caps),
+            "TPM2_GetCapability(PCRS)"));
+  TPML_PCR_SELECTION allocation{};
+  auto add = [&](TPMI_ALG_HASH hash, uint8_t size_of_select) {
+    for (uint32_t i = 0; i < allocation.count; ++i) {
+      if (allocation.pcrSelections[i].hash == hash) return &allocation.pcrSelections[i];
+    }
+    if (allocation.count >= TPM2_NUM_PCR_BANKS) return static_cast<TPMS_PCR_SELECTION*>(nullptr);
+    auto& s = allocation.pcrSelections[allocation.count++];
+    s.hash = hash;
+    s.sizeofSelect = size_of_select;
+    return &s;
+  };
+  const auto& implemented = caps->data.assignedPCR;
+  for (uint32_t i = 0; i < implemented.count; ++i) {
+    add(implemented.pcrSelections[i].hash, std::max<uint8_t>(implemented.pcrSelections[i].sizeofSelect, 3));
+  }
+  for (HashAlg bank : banks) {
+    // A bank the TPM does not implement goes in too: refusing it is the TPM's call.
+    TPMS_PCR_SELECTION* s = add(static_cast<TPMI_ALG_HASH>(bank), 3);
+    if (s == nullptr) return Status::Error(Layer::kHarness, "TPM2_PCR_Allocate: too many banks");
+    for (int b = 0; b < kPcrCount / 8; ++b) s->pcrSelect[b] = 0xFF;
+  }
+  TPMI_YES_NO success = TPM2_NO;
+  uint32_t max_pcr = 0, size_needed = 0, size_available = 0;
+  TRY(Check(Esys_PCR_Allocate(Ctx(esys_.get()), ESYS_TR_RH_PLATFORM, ESYS_TR_PASSWORD, ESYS_TR_NONE,
+                              ESYS_TR_NONE, &allocation, &success, &max_pcr, &size_needed,
+                              &size_available),
+            "TPM2_PCR_Allocate"));
+  if (success != TPM2_YES) {
+    return Status::Error(Layer::kTpm, "TPM2_PCR_Allocate: allocationSuccess NO (needs " +
+                                          std::to_string(size_needed) + " bytes, " +
+                                          std::to_string(size_available) + " available)");
+  }
+  return Status::Ok();
+}
+
+Status Tpm::ClockSet(uint64_t new_clock_ms) {
+  return Check(Esys_ClockSet(Ctx(esys_.get()), ESYS_TR_RH_OWNER, ESYS_TR_PASSWORD, ESYS_TR_NONE,
+                             ESYS_TR_NONE, new_clock_ms),
+               "TPM2_ClockSet");
+}
+
+Result<std::vector<uint32_t>> Tpm::Handles(uint32_t first, const char* what) {
+  std::vector<uint32_t> handles;
+  const uint32_t type = first & 0xFF000000;
+  uint32_t next = first;
+  for (int round = 0; round < 64; ++round) {
+    EsysOut<TPMS_CAPABILITY_DATA> caps;
+    TPMI_YES_NO more = 0;
+    TRY(Check(Esys_GetCapability(Ctx(esys_.get()), ESYS_TR_NONE, ESYS_TR_NONE, ESYS_TR_NONE,
+                                 TPM2_CAP_HANDLES, next, TPM2_MAX_CAP_HANDLES, &more, &caps),
+              what));
+    const auto& list = caps->data.handles;
+    for (uint32_t i = 0; i < list.count; ++i) {
+      if ((list.handle[i] & 0xFF000000) != type) return handles;
+      handles.push_back(list.handle[i]);
+    }
+    if (!more || list.count == 0) break;
+    next = list.handle[list.count - 1] + 1;
+  }
+  return handles;
+}
+
+Result<std::vector<uint32_t>> Tpm::PersistentHandles() {
+  return Handles(TPM2_PERSISTENT_FIRST, "TPM2_GetCapability(HANDLES persistent)");
+}
+
+Result<std::vector<uint32_t>> Tpm::NvIndices() {
+  return Handles(TPM2_NV_INDEX_FIRST, "TPM2_GetCapability(HANDLES NV)");
 }
 
 Result<TpmProperties> Tpm::Properties() {

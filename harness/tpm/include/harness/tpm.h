@@ -79,6 +79,23 @@ class Tpm {
 
   /// TPM2_Clear authorised by the lockout or platform hierarchy.
   Status Clear(Hierarchy auth);
+  /// TPM2_ClearControl: disable (true) or re-enable (false) TPM2_Clear; `auth` is kLockout or kPlatform
+  /// (only platform may re-enable).
+  Status ClearControl(Hierarchy auth, bool disable);
+  /// TPM2_ChangeEPS (platform auth): a new endorsement primary seed — new EK, the board-swap analogue.
+  Status ChangeEps();
+  /// TPM2_ChangePPS (platform auth): a new platform primary seed.
+  Status ChangePps();
+  /// TPM2_HierarchyControl with platform auth: enable or disable kOwner, kEndorsement or kPlatform.
+  Status HierarchyControl(Hierarchy which, bool enable);
+  /// TPM2_PCR_Allocate (platform auth): allocate all 24 PCRs in exactly `banks`, others none.
+  /// Takes effect at the next TPM Reset (Startup(CLEAR) after Shutdown(CLEAR) or a power loss).
+  Status PcrAllocate(const std::vector<HashAlg>& banks);
+  /// TPM2_ClockSet (owner auth): the TPM refuses (TPM_RC_VALUE) to go back.
+  Status ClockSet(uint64_t new_clock_ms);
+  /// Persistent object handles (TPM_CAP_HANDLES from 0x81000000) and NV indices (from 0x01000000).
+  Result<std::vector<uint32_t>> PersistentHandles();
+  Result<std::vector<uint32_t>> NvIndices();
 
   Result<TpmProperties> Properties();
   Result<TimeInfo> ReadClock();
@@ -99,6 +116,8 @@ class Tpm {
   Result<KeyInfo> EnsurePrimary(uint32_t handle, Hierarchy hierarchy, const void* templ,
                                 KeyType type);
   void ForgetObjects();
+  // TPM_CAP_HANDLES of the handle type `first` starts.
+  Result<std::vector<uint32_t>> Handles(uint32_t first, const char* what);
 
   Transport& transport_;
   std::unique_ptr<TctiAdapter> tcti_;
