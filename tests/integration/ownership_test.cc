@@ -151,6 +151,21 @@ BOOST_AUTO_TEST_CASE(clock_set_moves_forward_and_never_back) {
   BOOST_TEST(Require(dut.tpm().ReadClock()).clock.clock_ms >= target);
 }
 
+// libtpms writes Clock to NV only when it crosses a 2^22 ms (~70 min)
+// boundary, and that write is what sets safe again after a power loss:
+// a ClockSet across the boundary does it at once, a small one does not.
+BOOST_AUTO_TEST_CASE(clock_set_past_an_nv_update_makes_the_clock_safe_again) {
+  StartedDut dut;
+  REQUIRE_OK(dut->PowerCycle(PowerCycleKind::kPowerLoss, {}));
+  const ClockInfo lost = Require(dut.tpm().ReadClock()).clock;
+  BOOST_TEST(!lost.safe);
+  REQUIRE_OK(dut.tpm().ClockSet(lost.clock_ms + 1000));
+  const ClockInfo small = Require(dut.tpm().ReadClock()).clock;
+  BOOST_TEST_MESSAGE("safe after ClockSet +1 s: " << small.safe);
+  REQUIRE_OK(dut.tpm().ClockSet(small.clock_ms + 24ull * 3600 * 1000));
+  BOOST_TEST(Require(dut.tpm().ReadClock()).clock.safe);
+}
+
 BOOST_AUTO_TEST_CASE(handles_list_the_keys_and_the_ek_certificate) {
   StartedDut dut;
   REQUIRE_OK(dut.tpm().EnsureEk());
