@@ -1,0 +1,284 @@
+// Repro bundles (harness/bundle.h): a run folder packs and unpacks to the same
+// bytes with its database rows beside them; hostile, damaged and truncated
+// archives are refused with the member (and byte) that gave them away, and
+// nothing lands outside the target folder.
+#define BOOST_TEST_MODULE bundle
+#include <archive.h>
+#include <archive_entry.h>
+#include <unistd.h>
+
+#include <boost/test/unit_test.hpp>
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <vector>
+
+#include "harness/bundle.h"
+#include "harness/store.h"
+
+namespace tpmlab {
+namespace {
+
+namespace fs = std::filesystem;
+using nlohmann::json;
+
+struct TempDir {
+  fs::path path;
+  TempDir() {
+    std::string tmpl = (fs::temp_directory_path() / "tpmlab-bundle-XXXXXX").string();
+    path = ::mkdtemp(tmpl.data());
+  }
+  ~TempDir() { fs::remove_all(path); }
+};
+
+void WriteFile(const fs::path& p, const std::string& text) {
+  fs::create_directories(p.parent_path());
+  std::ofstream(p, std::ios::binary) << text;
+}
+
+std::string ReadFile(const fs::path& p) {
+  std::ifstream in(p, std::ios::binary);
+  return {std::istreambuf_iterator<char>(in), {}};
+}
+
+// A run folder as the runner leaves it, with two steps in its database.
+fs::path MakeRun(const fs::path& root) {
+  const fs::path run = root / "run";
+  WriteFile(run / "inputs/short.yaml", "name: short\nplatform: {firmware: baseline}\nsteps: [boot]\n");
+  WriteFile(run / "inputs/firmware/baseline.yaml", "name: baseline\n");
+  WriteFile(run / "initial-state/tpm2-00.permall", std::string("\x00\x01\x02\xff state", 10));
+  WriteFile(run / "eventlogs/ab.bin", std::string(3000, '\x5a'));
+  WriteFile(run / "dut0/swtpm.log", "swtpm started\n");
+  WriteFile(run / "dut0/tpm2-00.permall", "final state, not bundled");
+  WriteFile(run / "dut0/.lock", "");
+
+  auto store = Store::Open(run / "tpmlab.db");
+  BOOST_REQUIRE(store.ok());
+  RunInfo info;
+  info.scenario = "short";
+  info.seed = 7;
+  info.started_at = "2026-01-01T00:00:00Z";
+  auto run_id = (*store)->BeginRun(info);
+  BOOST_REQUIRE(run_id.ok());
+  StepResult boot;
+  boot.index = 0;
+  boot.action = "boot";
+  boot.status = "passed";
+  TraceRecord r;
+  r.sequence = 1;
+  r.command_code = 0x144;  // TPM2_CC_Startup
+  r.command = {0x80, 0x01, 0, 0, 0, 0x0c, 0, 0, 0x01, 0x44, 0, 0};
+  r.response = {0x80, 0x01, 0, 0, 0, 0x0a, 0, 0, 0, 0};
+  boot.trace.push_back(r);
+  StepResult cycle;
+  cycle.index = 1;
+  cycle.action = "power_cycle";
+  cycle.kind = "power-loss";
+  cycle.status = "passed";
+  cycle.alarms.push_back({"CLOCK_NOT_SAFE", Severity::kWarning, "safe is NO", {}});
+  BOOST_REQUIRE((*store)->RecordStep(*run_id, boot).ok());
+  BOOST_REQUIRE((*store)->RecordStep(*run_id, cycle).ok());
+
+  const json run_json = {
+      {"scenario", "short"},
+      {"seed", 7},
+      {"status", "passed"},
+      {"database", fs::absolute(run / "tpmlab.db").string()},
+      {"run_id", *run_id},
+      {"inputs",
+       {{"scenario", "inputs/short.yaml"},
+        {"files", {"inputs/short.yaml", "inputs/firmware/baseline.yaml"}},
+        {"initial_state", "initial-state"}}},
+      {"steps",
+       {{{"index", 0}, {"action", "boot"}, {"alarms", json::array()}},
+        {{"index", 1}, {"action", "power_cycle"}, {"alarms", {{{"code", "CLOCK_NOT_SAFE"}}}}}}}};
+  WriteFile(run / "run.json", run_json.dump(2));
+  return run;
+}
+
+// An archive built member by member, as a hostile sender would.
+struct RawMember {
+  RawMember(std::string n, std::string d, unsigned t = AE_IFREG, std::string l = "")
+      : name(std::move(n)), data(std::move(d)), type(t), link(std::move(l)) {}
+  std::string name;
+  std::string data;
+  unsigned type;
+  std::string link;  // symlink target or hard link name
+};
+
+void WriteRaw(const fs::path& file, const std::vector<RawMember>& members) {
+  archive* a = archive_write_new();
+  archive_write_add_filter_gzip(a);
+  archive_write_set_format_pax_restricted(a);
+  BOOST_REQUIRE_EQUAL(archive_write_open_filename(a, file.c_str()), ARCHIVE_OK);
+  for (const auto& m : members) {
+    archive_entry* e = archive_entry_new();
+    archive_entry_set_pathname(e, m.name.c_str());
+    archive_entry_set_filetype(e, m.type);
+    archive_entry_set_perm(e, 0644);
+    if (m.type == AE_IFLNK) archive_entry_set_symlink(e, m.link.c_str());
+    if (m.type == AE_IFREG && !m.link.empty()) archive_entry_set_hardlink(e, m.link.c_str());
+    archive_entry_set_size(e, static_cast<la_int64_t>(m.data.size()));
+    BOOST_REQUIRE_EQUAL(archive_write_header(a, e), ARCHIVE_OK);
+    if (!m.data.empty()) archive_write_data(a, m.data.data(), m.data.size());
+    archive_entry_free(e);
+  }
+  archive_write_close(a);
+  archive_write_free(a);
+}
+
+void ExpectRefused(const fs::path& bundle, const fs::path& dir, const std::string& needle) {
+  auto r = ExtractBundle(bundle, dir);
+  BOOST_REQUIRE_MESSAGE(!r.ok(), "extracted " << bundle);
+  BOOST_TEST((r.status().layer() == Layer::kParse), r.status().ToString());
+  BOOST_TEST_MESSAGE(r.status().message());
+  BOOST_TEST(r.status().message().find(needle) != std::string::npos,
+             "'" << needle << "' not in: " << r.status().message());
+  BOOST_TEST(fs::is_empty(dir), "extraction left files behind");
+}
+
+BOOST_AUTO_TEST_CASE(round_trip_keeps_every_byte_and_the_database_rows) {
+  TempDir t;
+  const fs::path run = MakeRun(t.path);
+  const fs::path bundle = t.path / "run.tar.gz";
+  Status written = WriteBundle(run / "run.json", bundle);  // run.json or its folder
+  BOOST_REQUIRE_MESSAGE(written.ok(), written.ToString());
+  BOOST_TEST(!fs::exists(t.path / "run.tar.gz.part"));
+
+  auto out = ExtractBundle(bundle, t.path / "x");
+  BOOST_REQUIRE_MESSAGE(out.ok(), out.status().ToString());
+  for (const char* f : {"run.json", "inputs/short.yaml", "inputs/firmware/baseline.yaml",
+                        "initial-state/tpm2-00.permall", "eventlogs/ab.bin", "dut0/swtpm.log"}) {
+    BOOST_TEST(ReadFile(*out / f) == ReadFile(run / f), f);
+  }
+  BOOST_TEST(!fs::exists(*out / "dut0/tpm2-00.permall"), "only the DUT's logs travel");
+  BOOST_TEST(!fs::exists(*out / "dut0/.lock"));
+  BOOST_TEST(!fs::exists(*out / "tpmlab.db"), "the rows travel as trace.json");
+
+  auto manifest = ReadBundleManifest(*out);
+  BOOST_REQUIRE(manifest.ok());
+  BOOST_TEST((*manifest)["format"] == "tpmlab-bundle");
+  BOOST_TEST((*manifest)["version"] == 1);
+  BOOST_TEST((*manifest)["seed"] == 7);
+  BOOST_TEST((*manifest)["scenario_file"] == "inputs/short.yaml");
+  BOOST_TEST((*manifest)["files"].size() == 7u);
+
+  const json trace = json::parse(ReadFile(*out / "trace.json"));
+  BOOST_REQUIRE_EQUAL(trace["steps"].size(), 2u);
+  BOOST_TEST(trace["run"]["scenario"] == "short");
+  BOOST_TEST(trace["steps"][0]["commands"][0]["name"] == "TPM2_Startup");
+  BOOST_TEST(trace["steps"][0]["commands"][0]["command"] == "80010000000c000001440000");
+  BOOST_TEST(trace["steps"][1]["alarms"]["alarms"][0]["code"] == "CLOCK_NOT_SAFE");
+
+  BOOST_TEST(!ExtractBundle(bundle, t.path / "x").ok(), "a folder with files in it is not overwritten");
+}
+
+BOOST_AUTO_TEST_CASE(a_run_without_its_inputs_is_not_bundled) {
+  TempDir t;
+  const fs::path run = MakeRun(t.path);
+  fs::remove_all(run / "initial-state");
+  Status s = WriteBundle(run, t.path / "b.tar.gz");
+  BOOST_TEST((s.layer() == Layer::kParse), s.ToString());
+  BOOST_TEST(s.message().find("initial-state") != std::string::npos, s.message());
+  BOOST_TEST(!fs::exists(t.path / "b.tar.gz"));
+}
+
+BOOST_AUTO_TEST_CASE(hostile_members_are_refused_by_name) {
+  TempDir t;
+  const std::string manifest = R"({"format":"tpmlab-bundle","version":1,"files":[]})";
+  struct Case {
+    RawMember member;
+    std::string needle;
+  } cases[] = {
+      {{"../x", "escaped"}, "'../x' has an absolute path or '..'"},
+      {{"inputs/../../x", "escaped"}, "'inputs/../../x'"},
+      {{"/tmp/tpmlab-bundle-abs", "escaped"}, "'/tmp/tpmlab-bundle-abs' has an absolute path"},
+      {{"inputs/link", "", AE_IFLNK, "/etc/passwd"}, "'inputs/link' is a symbolic link to '/etc/passwd'"},
+      {{"inputs/hard", "", AE_IFREG, "bundle.json"}, "'inputs/hard' is a hard link"},
+      {{"dev", "", AE_IFCHR, ""}, "'dev' is a device"},
+  };
+  int i = 0;
+  for (const auto& c : cases) {
+    const fs::path bundle = t.path / ("hostile" + std::to_string(i) + ".tar.gz");
+    WriteRaw(bundle, {{"bundle.json", manifest}, c.member});
+    ExpectRefused(bundle, t.path / ("out" + std::to_string(i++)), c.needle);
+  }
+  BOOST_TEST(!fs::exists(t.path / "x"));
+  BOOST_TEST(!fs::exists("/tmp/tpmlab-bundle-abs"));
+}
+
+BOOST_AUTO_TEST_CASE(a_truncated_bundle_names_the_byte_where_it_ends) {
+  TempDir t;
+  const fs::path run = MakeRun(t.path);
+  const fs::path bundle = t.path / "run.tar.gz";
+  BOOST_REQUIRE(WriteBundle(run, bundle).ok());
+  const std::string bytes = ReadFile(bundle);
+  WriteFile(t.path / "cut.tar.gz", bytes.substr(0, bytes.size() / 2));
+  auto r = ExtractBundle(t.path / "cut.tar.gz", t.path / "out");
+  BOOST_REQUIRE(!r.ok());
+  BOOST_TEST_MESSAGE(r.status().message());
+  BOOST_TEST((r.status().layer() == Layer::kParse), r.status().ToString());
+  BOOST_TEST(r.status().offset().has_value());
+  BOOST_TEST(r.status().message().find("cut.tar.gz") != std::string::npos);
+  BOOST_TEST(r.status().message().find("at byte") != std::string::npos);
+  BOOST_TEST(fs::is_empty(t.path / "out"));
+
+  // Cut inside a member's data: that member is named.
+  std::string noise(256 * 1024, '\0');
+  uint32_t x = 2463534242u;
+  for (char& c : noise) {
+    x ^= x << 13, x ^= x >> 17, x ^= x << 5;
+    c = static_cast<char>(x);
+  }
+  WriteFile(run / "eventlogs/ab.bin", noise);
+  BOOST_REQUIRE(WriteBundle(run, t.path / "big.tar.gz").ok());
+  const std::string big = ReadFile(t.path / "big.tar.gz");
+  WriteFile(t.path / "bigcut.tar.gz", big.substr(0, big.size() / 2));
+  ExpectRefused(t.path / "bigcut.tar.gz", t.path / "out1", "member 'eventlogs/ab.bin': cannot read its data");
+
+  WriteFile(t.path / "noise.tar.gz", "this is not an archive at all");
+  ExpectRefused(t.path / "noise.tar.gz", t.path / "out2", "not a readable tar.gz");
+}
+
+BOOST_AUTO_TEST_CASE(members_must_match_the_manifest) {
+  TempDir t;
+  const json manifest = {{"format", "tpmlab-bundle"},
+                         {"version", 1},
+                         {"files", {{{"path", "run.json"}, {"size", 2}, {"sha256", std::string(64, '0')}}}}};
+  WriteRaw(t.path / "a.tar.gz", {{"bundle.json", manifest.dump()}, {"run.json", "{}"}});
+  ExpectRefused(t.path / "a.tar.gz", t.path / "a", "member 'run.json' is damaged");
+
+  WriteRaw(t.path / "b.tar.gz", {{"bundle.json", manifest.dump()}});
+  ExpectRefused(t.path / "b.tar.gz", t.path / "b", "'run.json' is listed in bundle.json but missing");
+
+  const json empty = {{"format", "tpmlab-bundle"}, {"version", 1}, {"files", json::array()}};
+  WriteRaw(t.path / "c.tar.gz", {{"bundle.json", empty.dump()}, {"extra", "x"}});
+  ExpectRefused(t.path / "c.tar.gz", t.path / "c", "'extra' is not listed");
+
+  WriteRaw(t.path / "d.tar.gz", {{"run.json", "{}"}});
+  ExpectRefused(t.path / "d.tar.gz", t.path / "d", "not a tpmlab bundle");
+
+  const json newer = {{"format", "tpmlab-bundle"}, {"version", 9}, {"files", json::array()}};
+  WriteRaw(t.path / "e.tar.gz", {{"bundle.json", newer.dump()}});
+  ExpectRefused(t.path / "e.tar.gz", t.path / "e", "version 9 is newer");
+
+  WriteRaw(t.path / "f.tar.gz", {{"bundle.json", empty.dump()}, {"dup", "1"}, {"dup", "2"}});
+  ExpectRefused(t.path / "f.tar.gz", t.path / "f", "'dup' appears twice");
+}
+
+BOOST_AUTO_TEST_CASE(the_unpacked_size_is_capped) {
+  TempDir t;
+  const json empty = {{"format", "tpmlab-bundle"}, {"version", 1}, {"files", json::array()}};
+  WriteRaw(t.path / "big.tar.gz", {{"bundle.json", empty.dump()}, {"big", std::string(1 << 20, '\0')}});
+  BundleLimits limits;
+  limits.max_total_bytes = 64 * 1024;
+  auto r = ExtractBundle(t.path / "big.tar.gz", t.path / "out", limits);
+  BOOST_REQUIRE(!r.ok());
+  BOOST_TEST(r.status().message().find("'big' would take the bundle past 65536 bytes") != std::string::npos,
+             r.status().message());
+  BOOST_TEST(fs::is_empty(t.path / "out"));
+}
+
+}  // namespace
+}  // namespace tpmlab
