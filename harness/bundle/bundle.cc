@@ -275,12 +275,13 @@ class Extractor {
     if (++members_ > limits_.max_members) {
       return Reject(shown, "is one member too many (at most " + std::to_string(limits_.max_members) + ")");
     }
+    const auto type = archive_entry_filetype(e);
+    if (type == AE_IFDIR && raw != nullptr && fs::path(raw).lexically_normal() == ".") return Status::Ok();  // tar -C dir .
     const std::optional<std::string> name = SafeMemberName(raw);
     if (!name) return Reject(shown, std::string("has an absolute path or '..'") + kOnlyInside);
     if (archive_entry_hardlink(e) != nullptr) {
       return Reject(shown, std::string("is a hard link to '") + archive_entry_hardlink(e) + "'" + kOnlyInside);
     }
-    const auto type = archive_entry_filetype(e);
     if (type == AE_IFLNK) {
       const char* to = archive_entry_symlink(e);
       return Reject(shown, std::string("is a symbolic link to '") + (to ? to : "") + "'" + kOnlyInside);
