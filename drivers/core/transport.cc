@@ -20,6 +20,7 @@ Status Transport::Transmit(ByteView command) {
   if (command.size() < kTpmHeaderSize || TpmHeaderSize(command) != command.size()) {
     return Status::Error(Layer::kHarness, "command header size does not match its length");
   }
+  last_command_code_ = TpmHeaderCode(command);
   TRY(DoTransmit(command));
   awaiting_response_ = true;
   return Status::Ok();
@@ -43,7 +44,7 @@ Result<Bytes> Transport::Receive(Duration timeout) {
 
 Result<Bytes> Transport::Exchange(ByteView command) {
   TRY(Transmit(command));
-  auto response = Receive(command_timeout_);
+  auto response = Receive(command_timeout());
   if (!response.ok() && response.status().timed_out()) AbandonResponse();
   return response;
 }

@@ -11,6 +11,7 @@ const char* FaultKindName(FaultKind kind) {
     case FaultKind::kCorrupt: return "corrupt";
     case FaultKind::kResponseCode: return "response_code";
     case FaultKind::kDisconnect: return "disconnect";
+    case FaultKind::kAction: return "action";
   }
   return "unknown";
 }
@@ -19,6 +20,10 @@ std::optional<FaultRule> FaultTransport::Pick(uint32_t command_code) {
   for (auto& rule : rules_) {
     if (rule.count == 0) continue;
     if (rule.command_code && *rule.command_code != command_code) continue;
+    if (rule.skip > 0) {
+      --rule.skip;
+      continue;
+    }
     // Draw even when certain, so adding a rule does not shift later draws.
     const double u = static_cast<double>(rng_() >> 11) * 0x1.0p-53;
     if (u >= rule.probability) continue;
@@ -41,6 +46,7 @@ Status FaultTransport::DoTransmit(ByteView command) {
   if (active_ && active_->kind == FaultKind::kResponseCode) return Status::Ok();  // never reaches the TPM
   TRY(inner_.Transmit(command));
   forwarded_ = true;
+  if (active_ && active_->kind == FaultKind::kAction && active_->action) active_->action();
   return Status::Ok();
 }
 

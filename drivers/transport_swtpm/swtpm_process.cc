@@ -79,8 +79,10 @@ SwtpmProcess::~SwtpmProcess() { Stop(); }
 
 std::vector<std::string> SwtpmProcess::CommandLine() const {
   const std::string dir = config_.state_dir.string();
-  std::vector<std::string> argv = {config_.binary, "socket", "--tpm2",
-                                   "--tpmstate", "dir=" + dir};
+  std::vector<std::string> argv;
+  // env(1) execs swtpm in place, so the pid stays the emulator's.
+  if (!config_.library_dir.empty()) argv = {"env", "LD_LIBRARY_PATH=" + config_.library_dir};
+  argv.insert(argv.end(), {config_.binary, "socket", "--tpm2", "--tpmstate", "dir=" + dir});
   if (data_.is_unix()) {
     argv.insert(argv.end(), {"--server", "type=unixio,path=" + data_.path,
                              "--ctrl", "type=unixio,path=" + ctrl_.path});
@@ -171,6 +173,13 @@ void SwtpmProcess::Stop() {
 }
 
 bool SwtpmProcess::alive() { return child_.running(); }
+
+Status SwtpmProcess::SetImage(const std::string& binary, const std::string& library_dir) {
+  TRY_ASSIGN(caps_, ProbeSwtpm(binary));
+  config_.binary = binary;
+  config_.library_dir = library_dir;
+  return Status::Ok();
+}
 
 Status SwtpmProcess::CheckAlive() {
   if (alive()) return Status::Ok();

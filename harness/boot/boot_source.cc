@@ -172,6 +172,21 @@ Status EmulatedFirmware::AfterStartup(Tpm& tpm, StartupType type, const std::vec
   return Status::Ok();
 }
 
+Status EmulatedFirmware::Measure(Tpm& tpm, const std::vector<HashAlg>& banks, int pcr, uint32_t type,
+                                 const std::string& data, bool logged) {
+  const ByteView bytes(reinterpret_cast<const uint8_t*>(data.data()), data.size());
+  std::map<HashAlg, Bytes> digests;
+  std::vector<std::pair<uint16_t, Bytes>> logged_digests;
+  for (HashAlg bank : banks) {
+    TRY_ASSIGN(Bytes d, Hash(bank, bytes));
+    logged_digests.emplace_back(static_cast<uint16_t>(bank), d);
+    digests[bank] = std::move(d);
+  }
+  TRY(tpm.Extend(pcr, digests));
+  if (logged) log_.Append(static_cast<uint32_t>(pcr), type, logged_digests, bytes);
+  return Status::Ok();
+}
+
 Result<Bytes> PlatformLog::ReadLog() {
   std::ifstream in(file_, std::ios::binary);
   if (!in) {

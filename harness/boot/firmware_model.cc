@@ -214,6 +214,7 @@ Result<FirmwareModel> Load(const fs::path& file, int depth) {
   TRY(reader.Read(root, model));
   if (model.name.empty()) return reader.Error(root, "a firmware model needs a name");
   model.file = file.string();
+  model.sources.push_back(file.string());
   return model;
 }
 

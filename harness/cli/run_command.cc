@@ -118,7 +118,7 @@ Command AddRunCommand(CLI::App& app) {
   auto a = std::make_shared<RunArgs>();
   auto* run = app.add_subcommand("run", "Run a scenario on the embedded default (an auto-launched swtpm)");
   run->add_option("SCENARIO", a->scenario, "Scenario file (YAML)")->required();
-  run->add_option("--out", a->out_dir, "Folder for run.json and the DUT state (default tpmlab-runs/NAME-TIME)");
+  run->add_option("-o,--out", a->out_dir, "Folder for run.json and the DUT state (default tpmlab-runs/NAME-TIME)");
   run->add_option("--db", a->db, "SQLite results database (default OUT/tpmlab.db)");
   run->add_option("--seed", a->seed, "Seed for random choices (default: the scenario's)");
   run->add_option("--cycles", a->cycles, "Count of the scenario's top-level repeat")->check(CLI::NonNegativeNumber);

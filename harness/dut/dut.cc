@@ -1,5 +1,7 @@
 #include "harness/dut.h"
 
+#include <signal.h>
+
 namespace tpmlab {
 
 const char* PowerCycleKindName(PowerCycleKind kind) {
@@ -30,6 +32,9 @@ StartupType StartupAfter(PowerCycleKind kind) {
 }
 
 Result<std::unique_ptr<Dut>> Dut::LaunchEmulated(const EmulatedDutConfig& config) {
+  if (!config.initial_state.empty() && !SwtpmStateExists(config.state_dir)) {
+    TRY(CopySwtpmState(config.initial_state, config.state_dir));
+  }
   if (!SwtpmStateExists(config.state_dir)) {
     ProvisionOptions provision;
     provision.banks = config.banks;
@@ -39,6 +44,7 @@ Result<std::unique_ptr<Dut>> Dut::LaunchEmulated(const EmulatedDutConfig& config
   SwtpmConfig swtpm;
   swtpm.state_dir = config.state_dir;
   swtpm.binary = config.swtpm_binary;
+  swtpm.library_dir = config.library_dir;
   swtpm.unix_sockets = config.unix_sockets;
 
   std::unique_ptr<Dut> dut(new Dut());
@@ -48,6 +54,9 @@ Result<std::unique_ptr<Dut>> Dut::LaunchEmulated(const EmulatedDutConfig& config
   dut->transport_->set_command_timeout(config.command_timeout);
   dut->faults_ = std::make_unique<FaultTransport>(*dut->transport_, config.fault_seed);
   dut->trace_ = std::make_unique<TraceTransport>(*dut->faults_, config.trace_bytes);
+  // The TPM session waits on the top of the stack: per-command timeouts go there.
+  dut->trace_->set_command_timeout(config.command_timeout);
+  for (const auto& [code, timeout] : config.command_timeouts) dut->trace_->set_command_timeout(code, timeout);
   dut->power_ = std::make_unique<SwtpmPower>(*dut->swtpm_);
   TRY_ASSIGN(dut->tpm_, Tpm::Open(*dut->trace_));
   return dut;
@@ -92,9 +101,47 @@ Status Dut::PowerCycle(PowerCycleKind kind, const BootOptions& boot) {
   return Startup(boot, StartupAfter(kind));
 }
 
+Status Dut::Hang(bool hung) {
+  if (!swtpm_) return Status::Error(Layer::kHarness, "hang: only an emulated DUT can be frozen");
+  swtpm_->Freeze(hung);
+  return Status::Ok();
+}
+
+Status Dut::CutPowerDuring(FaultRule match) {
+  if (!swtpm_) return Status::Error(Layer::kHarness, "a power cut mid-command needs an emulated DUT");
+  match.kind = FaultKind::kAction;
+  SwtpmProcess* emulator = swtpm_.get();
+  match.action = [emulator] { emulator->Kill(SIGKILL); };
+  faults_->Add(match);
+  return Status::Ok();
+}
+
+Status Dut::SwapImage(const std::string& binary, const std::string& library_dir) {
+  if (!swtpm_) return Status::Error(Layer::kHarness, "firmware images apply to emulated DUTs");
+  // The updater leaves the chip orderly before it flashes.
+  if (swtpm_->alive()) (void)tpm_->Shutdown(StartupType::kClear);
+  swtpm_->Stop();
+  TRY(swtpm_->SetImage(binary, library_dir));
+  return power_->On();
+}
+
+Status Dut::SaveState(const std::filesystem::path& to) {
+  if (!swtpm_) return Status::Error(Layer::kHarness, "state checkpoints apply to emulated DUTs");
+  return CopySwtpmState(swtpm_->config().state_dir, to);
+}
+
+Status Dut::RestoreState(const std::filesystem::path& from) {
+  if (!swtpm_) return Status::Error(Layer::kHarness, "state checkpoints apply to emulated DUTs");
+  swtpm_->Freeze(false);
+  swtpm_->Kill(SIGKILL);
+  TRY(CopySwtpmState(from, swtpm_->config().state_dir));
+  return power_->On();
+}
+
 void Dut::Close() {
   if (closed_) return;
   closed_ = true;
+  if (swtpm_) swtpm_->Freeze(false);  // a DUT left hung by a fault still shuts down
   // Leave the chip as a well-behaved platform would: orderly, so the next
   // session does not start with safe = NO and a raised DA counter.
   if (swtpm_ && swtpm_->alive() && tpm_) (void)tpm_->Shutdown(StartupType::kClear);

@@ -35,6 +35,7 @@ CREATE TABLE IF NOT EXISTS steps (
   checks_json TEXT,
   alarms_json TEXT,
   drift_json TEXT,
+  detail_json TEXT,                -- what the step did: faults, firmware records, refusals
   UNIQUE (run_id, idx)
 );
 CREATE TABLE IF NOT EXISTS enrollments (
@@ -98,6 +99,7 @@ constexpr const char* kMigrations[] = {
     /* 2 -> 3 */ "ALTER TABLE steps ADD COLUMN alarms_json TEXT;"
                  "ALTER TABLE steps ADD COLUMN drift_json TEXT;",
     /* 3 -> 4 */ "ALTER TABLE snapshots ADD COLUMN snapshot_json TEXT;",
+    /* 4 -> 5 */ "ALTER TABLE steps ADD COLUMN detail_json TEXT;",
 };
 
 // A prepared statement that finalises itself.
@@ -227,8 +229,8 @@ Status Store::RecordStep(int64_t run_id, const StepResult& step) {
   };
   {
     Statement st(db_, "INSERT INTO steps (run_id, idx, action, cycle, kind, status, started_at, "
-                      "duration_ms, error, checks_json, alarms_json, drift_json) "
-                      "VALUES (?,?,?,?,?,?,?,?,?,?,?,?)");
+                      "duration_ms, error, checks_json, alarms_json, drift_json, detail_json) "
+                      "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)");
     if (!st.ok()) return fail("prepare step");
     st.Int(1, run_id).Int(2, step.index).Text(3, step.action);
     step.cycle ? st.Int(4, *step.cycle) : st.Null(4);
@@ -238,6 +240,7 @@ Status Store::RecordStep(int64_t run_id, const StepResult& step) {
     for (const auto& a : step.alarms) alarms.push_back(AlarmToJson(a));
     st.Text(11, nlohmann::json{{"alarms", alarms}, {"not_run", step.not_run}}.dump())
         .Text(12, nlohmann::json{{"previous", step.drift}, {"golden", step.golden_drift}}.dump());
+    step.detail.is_null() ? st.Null(13) : st.Text(13, step.detail.dump());
     if (!st.Run()) return fail("insert step");
   }
   const int64_t step_id = sqlite3_last_insert_rowid(db_);

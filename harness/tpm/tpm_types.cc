@@ -102,7 +102,8 @@ std::optional<KeyType> KeyTypeFromName(std::string_view name) {
   return std::nullopt;
 }
 
-std::string TpmCommandName(uint32_t cc) {
+namespace {
+const std::map<uint32_t, const char*>& CommandNames() {
   static const std::map<uint32_t, const char*> kNames = {
       {0x11F, "TPM2_NV_UndefineSpaceSpecial"}, {0x120, "TPM2_EvictControl"},
       {0x121, "TPM2_HierarchyControl"}, {0x122, "TPM2_NV_UndefineSpace"},
@@ -155,6 +156,12 @@ std::string TpmCommandName(uint32_t cc) {
       {0x196, "TPM2_Policy_AC_SendSelect"}, {0x197, "TPM2_CertifyX509"},
       {0x198, "TPM2_ACT_SetTimeout"},
   };
+  return kNames;
+}
+}  // namespace
+
+std::string TpmCommandName(uint32_t cc) {
+  const auto& kNames = CommandNames();
   auto it = kNames.find(cc);
   if (it != kNames.end()) return it->second;
   char buf[32];
@@ -165,6 +172,17 @@ std::string TpmCommandName(uint32_t cc) {
 std::string TpmResponseName(uint32_t rc) {
   // Tss2_RC_Decode knows every TPM format-zero and format-one code.
   return Tss2_RC_Decode(rc);
+}
+
+}  // namespace tpmlab
+
+namespace tpmlab {
+
+std::optional<uint32_t> TpmCommandCodeFromName(std::string_view name) {
+  for (const auto& [code, known] : CommandNames()) {
+    if (name == known || std::string_view(known).substr(5) == name) return code;  // "TPM2_" optional
+  }
+  return std::nullopt;
 }
 
 }  // namespace tpmlab

@@ -137,7 +137,9 @@ BOOST_AUTO_TEST_CASE(swtpm_dying_mid_run_ends_the_run_cleanly) {
     // After the third step the emulator dies behind the harness's back.
     if (step.index == 2) ::kill(dut->emulator()->pid(), SIGKILL);
   };
-  RunResult r = Require(RunScenario(Mix(10), o));
+  Scenario s = Mix(10);
+  s.platform.max_consecutive_errors = 1;  // stop at the first failed step
+  RunResult r = Require(RunScenario(s, o));
   BOOST_TEST(RunStatusName(r.status) == "error");
   BOOST_REQUIRE(r.steps.size() == 4u);  // three good steps, then the one that failed
   BOOST_TEST(r.steps[3].status == "error");
@@ -158,6 +160,7 @@ BOOST_AUTO_TEST_CASE(a_hung_tpm_costs_one_timeout) {
   const fs::path out = MakeTempDir("hang");
   Scenario s = Mix(5);
   s.platform.command_timeout_ms = 300;
+  s.platform.max_consecutive_errors = 1;
   Dut* dut = nullptr;
   RunOptions o;
   o.out_dir = out;
@@ -172,6 +175,35 @@ BOOST_AUTO_TEST_CASE(a_hung_tpm_costs_one_timeout) {
   BOOST_TEST(RunStatusName(r.status) == "error");
   BOOST_REQUIRE(r.steps.size() == 3u);
   BOOST_TEST(r.steps[2].error.find("timed out") != std::string::npos, r.steps[2].error);
+  BOOST_TEST(took < std::chrono::seconds(30));
+  fs::remove_all(out);
+}
+
+// By default the harness goes on after a failed step, each costing at most
+// one command timeout, and stops once a TPM stays gone.
+BOOST_AUTO_TEST_CASE(a_tpm_that_stays_hung_ends_the_run_after_three_steps) {
+  const fs::path out = MakeTempDir("hang3");
+  Scenario s = Mix(10);
+  s.platform.command_timeout_ms = 300;
+  Dut* dut = nullptr;
+  RunOptions o;
+  o.out_dir = out;
+  o.database = out / "results.db";
+  o.on_dut_ready = [&](Dut& d) { dut = &d; };
+  o.on_step = [&](const StepResult& step, int) {
+    if (step.index == 1) dut->emulator()->Freeze(true);
+  };
+  const auto start = std::chrono::steady_clock::now();
+  RunResult r = Require(RunScenario(s, o));
+  const auto took = std::chrono::steady_clock::now() - start;
+  BOOST_TEST(RunStatusName(r.status) == "error");
+  BOOST_REQUIRE(r.steps.size() == 5u);  // two good, three that timed out
+  for (size_t i = 2; i < 5; ++i) {
+    BOOST_TEST(r.steps[i].status == "error");
+    BOOST_REQUIRE(!r.steps[i].alarms.empty());
+    BOOST_TEST(r.steps[i].alarms[0].code == "TPM_UNREACHABLE");
+  }
+  BOOST_TEST(r.error.find("3 steps failed in a row") != std::string::npos, r.error);
   BOOST_TEST(took < std::chrono::seconds(30));
   fs::remove_all(out);
 }

@@ -7,6 +7,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <map>
 #include <string>
 
 #include "drivers/bytes.h"
@@ -55,8 +56,14 @@ class Transport {
   Status SetLocality(uint8_t locality) { return DoSetLocality(locality); }
   Info info() const { return DoInfo(); }
 
-  Duration command_timeout() const { return command_timeout_; }
+  /// The timeout of the command in flight: its own when one was set for its
+  /// command code, else the transport's.
+  Duration command_timeout() const {
+    auto it = per_command_.find(last_command_code_);
+    return it == per_command_.end() ? command_timeout_ : it->second;
+  }
   void set_command_timeout(Duration timeout) { command_timeout_ = timeout; }
+  void set_command_timeout(uint32_t command_code, Duration timeout) { per_command_[command_code] = timeout; }
 
  private:
   virtual Status DoTransmit(ByteView command) = 0;
@@ -69,6 +76,8 @@ class Transport {
 
   bool awaiting_response_ = false;
   Duration command_timeout_{30000};
+  std::map<uint32_t, Duration> per_command_;
+  uint32_t last_command_code_ = 0;
 };
 
 }  // namespace tpmlab

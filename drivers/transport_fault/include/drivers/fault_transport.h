@@ -7,6 +7,7 @@
 #pragma once
 
 #include <chrono>
+#include <functional>
 #include <cstdint>
 #include <optional>
 #include <random>
@@ -23,6 +24,8 @@ enum class FaultKind {
   kCorrupt,       // one response byte after the header is flipped
   kResponseCode,  // the TPM answers `response_code` without running the command
   kDisconnect,    // the link fails before the command is sent
+  kAction,        // the command reaches the TPM, then `action` runs before the
+                  // response is read (kill the TPM or cut its power mid-command)
 };
 const char* FaultKindName(FaultKind kind);
 
@@ -39,6 +42,8 @@ struct FaultRule {
   double probability = 1.0;                 // of hitting a command that matches
   std::chrono::milliseconds latency{0};     // kLatency
   uint32_t response_code = kTpmRcRetry;     // kResponseCode
+  uint32_t skip = 0;                        // matching commands let through first
+  std::function<void()> action;             // kAction
 };
 
 class FaultTransport final : public Transport {
@@ -55,6 +60,10 @@ class FaultTransport final : public Transport {
 
   void Add(const FaultRule& rule) { rules_.push_back(rule); }
   void ClearRules() { rules_.clear(); }
+  /// Drops the rules of one kind (an armed power cut that did not fire).
+  void RemoveRules(FaultKind kind) {
+    std::erase_if(rules_, [kind](const FaultRule& r) { return r.kind == kind; });
+  }
   // Every fault injected so far, in order.
   const std::vector<Injected>& injected() const { return injected_; }
 

@@ -19,7 +19,8 @@ namespace tpmlab {
 
 struct SwtpmConfig {
   std::filesystem::path state_dir;        // one per DUT; created if missing
-  std::string binary = "swtpm";           // the "TPM firmware image" of an emulated DUT
+  std::string binary = "swtpm";           // the "TPM firmware image" of an emulated DUT:
+  std::string library_dir;                // with the libtpms found here first, when set
   bool unix_sockets = false;              // TCP on loopback otherwise
   uint16_t port = 0;                      // preferred data port (ctrl = port+1); another
                                           // free pair is used when it is taken; 0 = any
@@ -53,6 +54,9 @@ class SwtpmProcess final {
   void Freeze(bool frozen);
   /// Stops swtpm cleanly: CMD_SHUTDOWN, then signals if it does not exit.
   void Stop();
+  /// Another TPM firmware image for the next (re)launch: a swtpm executable
+  /// and the folder its libtpms is loaded from (empty: the system's).
+  Status SetImage(const std::string& binary, const std::string& library_dir);
 
   bool alive();
   /// True when the process has ended or ends within `grace` (a connection
@@ -138,5 +142,17 @@ Status ProvisionSwtpmState(const std::filesystem::path& state_dir,
                            const ProvisionOptions& options);
 // True when the folder already holds a manufactured chip.
 bool SwtpmStateExists(const std::filesystem::path& state_dir);
+
+// Copies the chip's NV state files (tpm2-*) from one folder to another,
+// replacing what `to` held: a vTPM snapshot, or its revert.
+Status CopySwtpmState(const std::filesystem::path& from, const std::filesystem::path& to);
+
+// Builds a TPM firmware image for tests: a copy of the installed libtpms in
+// `out_dir` whose firmware version constant (TPM_PT_FIRMWARE_VERSION_1/_2)
+// reads `firmware_version` — two builds of one source, as a vendor's update
+// would be. Returns the folder to load it from.
+// `current_version` is what the installed build reports.
+Result<std::filesystem::path> DeriveLibtpmsImage(const std::filesystem::path& out_dir,
+                                                 uint64_t current_version, uint64_t firmware_version);
 
 }  // namespace tpmlab

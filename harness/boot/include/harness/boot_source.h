@@ -39,6 +39,10 @@ class EmulatedFirmware final : public BootSource {
   const FirmwareModel& model() const { return model_; }
   /// Switches the model for the next cold boot (a firmware update).
   void set_model(FirmwareModel model) { model_ = std::move(model); }
+  /// A measurement after boot: extends H(data) into `pcr` of every bank and,
+  /// when `logged`, appends the event; unlogged models a firmware bug.
+  Status Measure(Tpm& tpm, const std::vector<HashAlg>& banks, int pcr, uint32_t type,
+                 const std::string& data, bool logged);
 
  private:
   FirmwareModel model_;

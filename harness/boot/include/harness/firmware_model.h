@@ -72,6 +72,7 @@ struct FirmwareModel {
   std::string name;
   std::string description;
   std::string file;  // where it was loaded from
+  std::vector<std::string> sources;  // every file read for it, inherited ones first
   std::string s_crtm_version;
   std::vector<FirmwareBlob> firmware_blobs;
   std::vector<OptionRom> option_roms;

@@ -4,6 +4,7 @@
 
 #include <chrono>
 #include <filesystem>
+#include <map>
 #include <memory>
 #include <optional>
 #include <string>
@@ -45,7 +46,10 @@ struct EmulatedDutConfig {
   std::vector<std::string> banks = {"sha1", "sha256"};
   bool unix_sockets = false;
   std::string swtpm_binary = "swtpm";
+  std::string library_dir;           // libtpms loaded from here first (a firmware image)
+  std::filesystem::path initial_state;  // start from a copy of this state (a bundle's)
   std::chrono::milliseconds command_timeout{30000};
+  std::map<uint32_t, std::chrono::milliseconds> command_timeouts;  // by command code
   bool trace_bytes = true;           // keep command/response bytes in the trace
   uint64_t fault_seed = 1;           // seeds the fault injector's probability draws
 };
@@ -73,6 +77,21 @@ class Dut {
   // so the trace records what the harness saw.
   FaultTransport& faults() { return *faults_; }
   SwtpmProcess* emulator() { return swtpm_.get(); }
+
+  // Emulated DUTs only: what a bench cannot do to a real chip on demand.
+  /// Freezes (SIGSTOP) or thaws the emulator: a TPM that stops answering.
+  Status Hang(bool hung);
+  /// Cuts the power (kills the emulator) while a command runs: the command
+  /// that `match` selects reaches the TPM, then the power goes. `match`'s
+  /// kind and action are set here.
+  Status CutPowerDuring(FaultRule match);
+  /// A TPM firmware update: orderly shutdown, stop, switch to the image,
+  /// relaunch on the same state and deliver _TPM_Init. Startup is the caller's.
+  Status SwapImage(const std::string& binary, const std::string& library_dir);
+  /// Saves the NV state (a vTPM snapshot) / reverts to one: the power is cut,
+  /// the state replaced and the power restored (_TPM_Init; Startup is the caller's).
+  Status SaveState(const std::filesystem::path& to);
+  Status RestoreState(const std::filesystem::path& from);
   /// Ok while the DUT's emulator runs; otherwise how it ended, with its log.
   Status Health();
 

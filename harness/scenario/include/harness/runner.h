@@ -7,6 +7,7 @@
 #include <filesystem>
 #include <functional>
 #include <optional>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -23,6 +24,9 @@ struct RunOptions {
   std::filesystem::path database;         // SQLite file
   std::optional<uint64_t> seed;           // overrides the scenario's
   bool keep_state = false;                // reuse the DUT state found in out_dir
+  // Start the DUT from a copy of this emulator state (a bundle's) instead of
+  // a newly manufactured chip.
+  std::filesystem::path initial_state;
   bool unix_sockets = false;
   // Called after each step (progress display).
   std::function<void(const StepResult&, int total_steps)> on_step;
@@ -32,11 +36,24 @@ struct RunOptions {
   const std::atomic<bool>* stop = nullptr;
 };
 
+// One judged expectation: an `expect` step, or what no expect step covered
+// (a step error, a TPM refusal, an alarm under unexpected_alarms: fail).
+struct Expectation {
+  int step = 0;           // the step it judges
+  std::string where;      // file:line:column of the expect step (or of the step judged)
+  std::string name;       // "expect at step 4: TPM_UNREACHABLE"
+  bool passed = false;
+  std::string detail;
+};
+
 struct RunResult {
   RunStatus status = RunStatus::kPassed;
   int64_t run_id = 0;
   uint64_t seed = 0;
   std::vector<StepResult> steps;
+  std::vector<Expectation> expectations;
+  // Steps whose failure an expect step asked for (a hung TPM's snapshot).
+  std::set<int> expected_failures;
   std::filesystem::path run_json;
   std::string error;  // what ended the run early, when it did
 };

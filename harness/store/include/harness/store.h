@@ -38,6 +38,10 @@ struct StepResult {
   // ({pcrs, events, causes}); null when there was nothing to compare.
   nlohmann::json drift;
   nlohmann::json golden_drift;
+  // What the step did beyond checks: the TPM's refusal code, injected faults,
+  // a firmware update's before/after record, an expectation's verdict.
+  std::optional<uint32_t> rc;
+  nlohmann::json detail;
 };
 
 struct RunInfo {
@@ -51,7 +55,7 @@ struct RunInfo {
   std::string config_json;     // the scenario as run, and the DUT's setup
 };
 
-inline constexpr int kStoreSchemaVersion = 4;
+inline constexpr int kStoreSchemaVersion = 5;
 
 class Store {
  public:

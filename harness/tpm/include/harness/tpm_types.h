@@ -69,6 +69,8 @@ inline constexpr uint32_t kEkCertRsaIndex = 0x01C00002;
 
 // "TPM2_Quote" for 0x158; "TPM_CC_0x..." for codes not in the table.
 std::string TpmCommandName(uint32_t command_code);
+// 0x158 for "TPM2_Quote" or "Quote"; none for names not in the table.
+std::optional<uint32_t> TpmCommandCodeFromName(std::string_view name);
 // Decoded response code text ("TPM_RC_INITIALIZE", "TPM_RC_LOCKOUT", ...).
 std::string TpmResponseName(uint32_t response_code);
 

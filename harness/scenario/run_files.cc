@@ -1,0 +1,154 @@
+#include "harness/run_files.h"
+
+#include <fstream>
+
+namespace tpmlab {
+
+namespace fs = std::filesystem;
+using nlohmann::json;
+
+namespace {
+
+// The deepest folder holding all of `files`.
+fs::path CommonFolder(const std::vector<fs::path>& files) {
+  fs::path common = files.front().parent_path();
+  for (const auto& f : files) {
+    while (!common.empty() && std::mismatch(common.begin(), common.end(), f.begin(), f.end()).first != common.end()) {
+      common = common.parent_path();
+    }
+  }
+  return common;
+}
+
+std::string XmlEscape(const std::string& text) {
+  std::string out;
+  out.reserve(text.size());
+  for (char c : text) {
+    switch (c) {
+      case '&': out += "&amp;"; break;
+      case '<': out += "&lt;"; break;
+      case '>': out += "&gt;"; break;
+      case '"': out += "&quot;"; break;
+      case '\'': out += "&apos;"; break;
+      default:
+        // XML 1.0 allows no other control characters.
+        if (static_cast<unsigned char>(c) < 0x20 && c != '\n' && c != '\t' && c != '\r') {
+          out += '?';
+        } else {
+          out += c;
+        }
+    }
+  }
+  return out;
+}
+
+std::string Seconds(double ms) {
+  char buf[32];
+  std::snprintf(buf, sizeof(buf), "%.3f", ms / 1000.0);
+  return buf;
+}
+
+}  // namespace
+
+Status WriteFileAtomically(const fs::path& file, const std::string& text) {
+  const fs::path tmp = file.string() + ".tmp";
+  {
+    std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
+    out << text;
+    if (!out) return Status::Error(Layer::kStore, "cannot write " + tmp.string());
+  }
+  std::error_code ec;
+  fs::rename(tmp, file, ec);
+  if (ec) return Status::Error(Layer::kStore, "cannot write " + file.string() + ": " + ec.message());
+  return Status::Ok();
+}
+
+Result<json> SaveRunInputs(const Scenario& scenario, const fs::path& out_dir) {
+  json inputs = {{"scenario", nullptr}, {"files", json::array()}};
+  if (scenario.file.empty()) return inputs;  // built in code: there is no file to keep
+  std::error_code ec;
+  const fs::path scenario_file = fs::weakly_canonical(fs::absolute(scenario.file), ec);
+  std::vector<fs::path> files = {scenario_file};
+  for (const auto& s : scenario.sources) {
+    fs::path p = fs::weakly_canonical(fs::absolute(s), ec);
+    if (std::find(files.begin(), files.end(), p) == files.end()) files.push_back(p);
+  }
+  const fs::path root = CommonFolder(files);
+  const fs::path dir = out_dir / "inputs";
+  fs::remove_all(dir, ec);
+  for (const auto& f : files) {
+    const fs::path relative = f.lexically_relative(root);
+    const fs::path to = dir / relative;
+    fs::create_directories(to.parent_path(), ec);
+    if (f == scenario_file && !scenario.text.empty()) {
+      // The text that ran, which the file may no longer hold.
+      TRY(WriteFileAtomically(to, scenario.text));
+    } else {
+      fs::copy_file(f, to, fs::copy_options::overwrite_existing, ec);
+      if (ec) return Status::Error(Layer::kStore, "cannot copy " + f.string() + " to " + to.string() + ": " + ec.message());
+    }
+    inputs["files"].push_back(("inputs" / relative).string());
+  }
+  inputs["scenario"] = inputs["files"].front();
+  return inputs;
+}
+
+std::string JunitXml(const Scenario& scenario, const RunResult& result, const json& properties) {
+  struct Case {
+    std::string name;
+    double ms = 0;
+    std::string failure;  // empty: passed
+    bool error = false;   // <error> (could not run) rather than <failure> (wrong result)
+  };
+  std::vector<Case> cases;
+  double total_ms = 0;
+  for (const auto& s : result.steps) total_ms += s.duration_ms;
+  cases.push_back({"run completes", total_ms,
+                   result.status == RunStatus::kError || result.status == RunStatus::kInterrupted ? result.error : "",
+                   true});
+  for (const auto& e : result.expectations) {
+    cases.push_back({e.name, 0, e.passed ? "" : e.detail, false});
+  }
+  for (const auto& s : result.steps) {
+    // Expect steps and refusals are judged by the expectations above.
+    if (s.status == "passed" || s.status == "refused" || s.action == "expect" || result.expected_failures.count(s.index)) continue;
+    std::string failed = s.error;
+    for (const auto& c : s.checks) {
+      if (!c.passed) failed += std::string(failed.empty() ? "" : "\n") + c.name + ": " + c.detail;
+    }
+    cases.push_back({"step " + std::to_string(s.index) + " " + s.action, s.duration_ms, failed, s.status == "error"});
+  }
+  int failures = 0, errors = 0;
+  for (const auto& c : cases) {
+    if (c.failure.empty()) continue;
+    (c.error ? errors : failures)++;
+  }
+  const std::string suite = XmlEscape(scenario.name);
+  std::string x = "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n";
+  x += "<testsuites name=\"tpmlab\" tests=\"" + std::to_string(cases.size()) + "\" failures=\"" +
+       std::to_string(failures) + "\" errors=\"" + std::to_string(errors) + "\" time=\"" + Seconds(total_ms) + "\">\n";
+  x += "  <testsuite name=\"" + suite + "\" tests=\"" + std::to_string(cases.size()) + "\" failures=\"" +
+       std::to_string(failures) + "\" errors=\"" + std::to_string(errors) + "\" skipped=\"0\" time=\"" +
+       Seconds(total_ms) + "\">\n";
+  x += "    <properties>\n";
+  for (const auto& [key, value] : properties.items()) {
+    const std::string v = value.is_string() ? value.get<std::string>() : value.dump();
+    x += "      <property name=\"" + XmlEscape(key) + "\" value=\"" + XmlEscape(v) + "\"/>\n";
+  }
+  x += "    </properties>\n";
+  for (const auto& c : cases) {
+    x += "    <testcase classname=\"" + suite + "\" name=\"" + XmlEscape(c.name) + "\" time=\"" + Seconds(c.ms) + "\"";
+    if (c.failure.empty()) {
+      x += "/>\n";
+      continue;
+    }
+    const char* tag = c.error ? "error" : "failure";
+    const std::string first_line = c.failure.substr(0, c.failure.find('\n'));
+    x += ">\n      <" + std::string(tag) + " message=\"" + XmlEscape(first_line) + "\">" + XmlEscape(c.failure) +
+         "</" + tag + ">\n    </testcase>\n";
+  }
+  x += "  </testsuite>\n</testsuites>\n";
+  return x;
+}
+
+}  // namespace tpmlab
