@@ -98,4 +98,30 @@ Result<fs::path> DeriveLibtpmsImage(const fs::path& out_dir, uint64_t current_ve
   return out_dir;
 }
 
+Status WriteSwtpmFirmwareVersion(const fs::path& state_dir, uint64_t current_version, uint64_t firmware_version) {
+  const fs::path file = state_dir / "tpm2-00.permall";
+  std::ifstream in(file, std::ios::binary);
+  std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  in.close();
+  // libtpms keeps FIRMWARE_V1 and FIRMWARE_V2 side by side, big-endian, in
+  // its persistent data; the pair must be there exactly once.
+  std::string from(8, '\0'), to(8, '\0');
+  for (int i = 0; i < 8; ++i) {
+    from[static_cast<size_t>(i)] = static_cast<char>((current_version >> (56 - 8 * i)) & 0xFF);
+    to[static_cast<size_t>(i)] = static_cast<char>((firmware_version >> (56 - 8 * i)) & 0xFF);
+  }
+  const size_t at = bytes.find(from);
+  if (at == std::string::npos || bytes.find(from, at + 1) != std::string::npos) {
+    return Status::Error(Layer::kEmulator, file.string() + ": the firmware version is not found exactly once "
+                                                           "in the TPM's persistent data");
+  }
+  bytes.replace(at, 8, to);
+  const fs::path tmp = file.string() + ".tmp";
+  std::ofstream(tmp, std::ios::binary | std::ios::trunc).write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
+  std::error_code ec;
+  fs::rename(tmp, file, ec);
+  if (ec) return Status::Error(Layer::kEmulator, "cannot write " + file.string() + ": " + ec.message());
+  return Status::Ok();
+}
+
 }  // namespace tpmlab

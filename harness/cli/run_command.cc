@@ -85,14 +85,23 @@ int Run(const std::string& scenario_file, std::string out_dir, std::string db,
     std::cerr << "tpmlab: " << result.status().ToString() << "\n";
     return ExitFor(result.status());
   }
-  int cycles_run = 0, failed = 0;
+  int cycles_run = 0, failed = 0, expected = 0, met = 0;
   for (const auto& s : result->steps) {
     cycles_run += s.cycle ? 1 : 0;
-    for (const auto& c : s.checks) failed += c.passed ? 0 : 1;
+    // A step whose failure an expect step asked for is not a failed check.
+    if (result->expected_failures.count(s.index)) continue;
+    for (const auto& c : s.checks) failed += c.passed || s.action == "expect" ? 0 : 1;
+  }
+  for (const auto& e : result->expectations) {
+    ++expected;
+    met += e.passed ? 1 : 0;
+    if (!e.passed) std::cerr << "  expectation not met: " << e.name << ": " << e.detail << "\n";
   }
   std::cout << "tpmlab run " << RunStatusName(result->status) << ": " << scenario->name << ", seed "
             << result->seed << ", " << result->steps.size() << " steps, " << cycles_run
-            << " power cycles, " << failed << " failed checks\n"
+            << " power cycles, " << failed << " failed checks"
+            << (expected > 0 ? ", " + std::to_string(met) + "/" + std::to_string(expected) + " expectations met" : "")
+            << "\n"
             << "  results: " << result->run_json.string() << "\n"
             << "  database: " << db << " (run " << result->run_id << ")\n";
   if (!result->error.empty()) std::cerr << "tpmlab: " << result->error << "\n";

@@ -116,11 +116,15 @@ Status Dut::CutPowerDuring(FaultRule match) {
   return Status::Ok();
 }
 
-Status Dut::SwapImage(const std::string& binary, const std::string& library_dir) {
+Status Dut::SwapImage(const std::string& binary, const std::string& library_dir, uint64_t from_version,
+                      uint64_t to_version) {
   if (!swtpm_) return Status::Error(Layer::kHarness, "firmware images apply to emulated DUTs");
   // The updater leaves the chip orderly before it flashes.
   if (swtpm_->alive()) (void)tpm_->Shutdown(StartupType::kClear);
   swtpm_->Stop();
+  if (from_version != to_version) {
+    TRY(WriteSwtpmFirmwareVersion(swtpm_->config().state_dir, from_version, to_version));
+  }
   TRY(swtpm_->SetImage(binary, library_dir));
   return power_->On();
 }

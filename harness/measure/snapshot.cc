@@ -68,7 +68,16 @@ Result<Snapshot> TakeSnapshot(Tpm& tpm, const SnapshotOptions& options) {
   if (RAND_bytes(s.nonce.data(), static_cast<int>(s.nonce.size())) != 1) {
     return Status::Error(Layer::kHarness, "OpenSSL could not make a nonce");
   }
+  // The wall time the quote's clock is compared with is the middle of the
+  // Quote command: a slow start (EK creation, a slow bus) must not look
+  // like TPM clock skew.
+  const auto wall_ms = [] {
+    return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
+        .count();
+  };
+  const int64_t quote_sent = wall_ms();
   TRY_ASSIGN(s.quote, tpm.Quote(s.ak, s.quote_bank, s.quote_pcrs, s.nonce));
+  s.taken_at_ms = (quote_sent + wall_ms()) / 2;
   s.quote_check = VerifyQuote(s.quote, s.ak.public_der, s.nonce, s.pcrs);
   return s;
 }

@@ -416,10 +416,11 @@ class Reader : public YamlReader {
   }
 
   Result<Step::Action> ReadExpect(const YAML::Node& body) const {
-    TRY(Keys(body, "expect", {"alarms", "absent", "allow", "allow_after_power_loss", "others", "pcrs",
+    TRY(Keys(body, "expect", {"alarms", "one_of", "absent", "allow", "allow_after_power_loss", "others", "pcrs",
                               "counters", "rc", "error"}));
     ExpectStep e;
     if (body["alarms"]) { TRY_ASSIGN(e.alarms, AlarmCodes(body["alarms"], "expect.alarms")); }
+    if (body["one_of"]) { TRY_ASSIGN(e.one_of, AlarmCodes(body["one_of"], "expect.one_of")); }
     if (body["absent"]) { TRY_ASSIGN(e.absent, AlarmCodes(body["absent"], "expect.absent")); }
     if (body["allow"]) { TRY_ASSIGN(e.allow, AlarmCodes(body["allow"], "expect.allow")); }
     if (body["allow_after_power_loss"]) {

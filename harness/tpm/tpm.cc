@@ -1,5 +1,7 @@
 #include "harness/tpm.h"
 
+#include <openssl/rand.h>
+
 #include <openssl/core_names.h>
 #include <openssl/evp.h>
 #include <openssl/param_build.h>
@@ -411,6 +413,20 @@ Result<KeyInfo> Tpm::EnsureSrk() {
 
 Result<KeyInfo> Tpm::EnsureAk(KeyType type) {
   TPM2B_PUBLIC t = AkTemplate(type);
+  // A random `unique` makes each new AK a new key, as an AK made with
+  // TPM2_Create would be: a TPM clear evicts it and the next one is unknown
+  // to the verifier, while the EK (same seed, fixed template) comes back.
+  uint8_t entropy[32];
+  if (RAND_bytes(entropy, sizeof(entropy)) != 1) {
+    return Status::Error(Layer::kHarness, "OpenSSL could not make the AK's unique value");
+  }
+  if (type == KeyType::kRsa2048) {
+    t.publicArea.unique.rsa.size = sizeof(entropy);
+    std::memcpy(t.publicArea.unique.rsa.buffer, entropy, sizeof(entropy));
+  } else {
+    t.publicArea.unique.ecc.x.size = sizeof(entropy);
+    std::memcpy(t.publicArea.unique.ecc.x.buffer, entropy, sizeof(entropy));
+  }
   return EnsurePrimary(kAkHandle, Hierarchy::kEndorsement, &t, type);
 }
 

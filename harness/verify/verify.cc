@@ -258,7 +258,8 @@ class Judge {
       Raise(alarm::kClockNotMonotonic, Severity::kError,
             "The TPM clock went back while neither resetCount nor restartCount moved", evidence);
     }
-    if (same_session) {
+    // A clock that went back is CLOCK_NOT_MONOTONIC; skew is for one that runs wrong.
+    if (same_session && c.clock_ms >= p.clock_ms) {
       const int64_t wall = now_.taken_at_ms - previous_->taken_at_ms;
       const int64_t tpm = static_cast<int64_t>(c.clock_ms) - static_cast<int64_t>(p.clock_ms);
       const double allowed = static_cast<double>(options_.clock_skew_slack.count()) +
@@ -269,6 +270,8 @@ class Judge {
         Raise(alarm::kClockSkew, Severity::kWarning,
               "The TPM clock and wall time disagree between two quotes (time synchronization)", evidence);
       }
+    } else if (same_session) {
+      NotRun(alarm::kClockSkew, "the clock went back (CLOCK_NOT_MONOTONIC)");
     } else {
       NotRun(alarm::kClockSkew, "the TPM was reset or restarted between the two quotes");
     }

@@ -152,7 +152,12 @@ Status CopySwtpmState(const std::filesystem::path& from, const std::filesystem::
 // reads `firmware_version` — two builds of one source, as a vendor's update
 // would be. Returns the folder to load it from.
 // `current_version` is what the installed build reports.
+// (libtpms records the version in the chip's persistent data when it is
+// manufactured and reports that one; a vendor's field upgrade rewrites it,
+// which WriteSwtpmFirmwareVersion does for a stopped emulator's state.)
 Result<std::filesystem::path> DeriveLibtpmsImage(const std::filesystem::path& out_dir,
                                                  uint64_t current_version, uint64_t firmware_version);
+Status WriteSwtpmFirmwareVersion(const std::filesystem::path& state_dir, uint64_t current_version,
+                                 uint64_t firmware_version);
 
 }  // namespace tpmlab

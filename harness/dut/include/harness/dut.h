@@ -86,8 +86,10 @@ class Dut {
   /// kind and action are set here.
   Status CutPowerDuring(FaultRule match);
   /// A TPM firmware update: orderly shutdown, stop, switch to the image,
+  /// record its version in the chip's persistent data (as the update would),
   /// relaunch on the same state and deliver _TPM_Init. Startup is the caller's.
-  Status SwapImage(const std::string& binary, const std::string& library_dir);
+  Status SwapImage(const std::string& binary, const std::string& library_dir, uint64_t from_version,
+                   uint64_t to_version);
   /// Saves the NV state (a vTPM snapshot) / reverts to one: the power is cut,
   /// the state replaced and the power restored (_TPM_Init; Startup is the caller's).
   Status SaveState(const std::filesystem::path& to);

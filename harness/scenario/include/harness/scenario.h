@@ -68,6 +68,7 @@ struct EnrollStep {};
 // expectation unless it is in `allow` (or `others_allowed`).
 struct ExpectStep {
   std::vector<std::string> alarms;
+  std::vector<std::string> one_of;   // at least one of these (a seeded fault's outcome)
   std::vector<std::string> absent;
   std::vector<std::string> allow;
   // Allowed only once the run has had a power loss (CLOCK_NOT_SAFE).
