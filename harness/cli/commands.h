@@ -16,5 +16,6 @@ struct Command {
 Command AddRunCommand(CLI::App& app);                       // run_command.cc
 std::vector<Command> AddEventlogCommands(CLI::App& app);    // eventlog_commands.cc
 std::vector<Command> AddVerifyCommands(CLI::App& app);      // verify_commands.cc: enroll, verify, diff
+Command AddDoctorCommand(CLI::App& app);                    // doctor_command.cc
 
 }  // namespace tpmlab::cli

@@ -9,7 +9,8 @@
 //   4  something tpmlab needs is not installed (the message names the package)
 //   130 interrupted (Ctrl-C); every completed step is stored
 // `tpmlab eventlog` exits 0 when its logs parsed, whatever they contain, and
-// 2 when one is malformed.
+// 2 when one is malformed. `tpmlab doctor` exits 1 when a checklist item fails
+// and 3 when the TPM cannot be reached.
 #include <CLI/CLI.hpp>
 
 #include "exit_codes.h"
@@ -25,6 +26,7 @@ int main(int argc, char** argv) {
   std::vector<Command> commands = {AddRunCommand(app)};
   for (auto& c : AddEventlogCommands(app)) commands.push_back(std::move(c));
   for (auto& c : AddVerifyCommands(app)) commands.push_back(std::move(c));
+  commands.push_back(AddDoctorCommand(app));
 
   try {
     app.parse(argc, argv);

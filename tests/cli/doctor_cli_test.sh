@@ -1,0 +1,83 @@
+#!/usr/bin/env bash
+# `tpmlab doctor` as a user meets it: all clear on the embedded swtpm, the
+# JSON form, a kept --state, an enrollment that matches and one that does
+# not, a log that does not replay, and the exit codes for bad input and a
+# missing emulator.
+#   doctor_cli_test.sh TPMLAB_BINARY SOURCE_DIR
+set -uo pipefail
+tpmlab=$(realpath "$1")
+src=$2
+tmp=$(mktemp -d /tmp/tpmlab-doctor-cli-XXXXXX)
+trap 'rm -rf "$tmp"' EXIT
+failures=0
+
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+expect_stdout() {  # pattern, description
+  grep -qE -- "$1" "$tmp/stdout" || { fail "$2: stdout lacks /$1/"; sed 's/^/  | /' "$tmp/stdout"; }
+}
+
+# 1. The embedded default, from a folder far from the sources: the baseline
+# model is found beside the executable, so all nine items run and pass.
+mkdir "$tmp/t"
+expect_exit 0 "doctor on a new swtpm" env TMPDIR="$tmp/t" bash -c 'cd / && exec "$0" doctor' "$tpmlab"
+[[ $(grep -c '^\[ OK \]' "$tmp/stdout") -eq 9 ]] || { fail "not nine [ OK ] lines"; sed 's/^/  | /' "$tmp/stdout"; }
+expect_stdout '^\[ OK \] Event log replays to the PCRs: [0-9]+ events' "the log check ran"
+expect_stdout '^9 ok, 0 warn, 0 fail, 0 skipped$' "summary line"
+[[ -z $(ls -A "$tmp/t") ]] || fail "the temporary swtpm state was left behind: $(ls "$tmp/t")"
+
+# 2. JSON: every item with its fields, status ok.
+expect_exit 0 "doctor --json" "$tpmlab" doctor --json
+/usr/bin/python3 - "$tmp/stdout" <<'PY' || fail "doctor --json is not the checklist"
+import json, sys
+out = json.load(open(sys.argv[1]))
+assert out["status"] == "ok", out["status"]
+ids = [i["id"] for i in out["items"]]
+assert ids == ["tpm_present", "tpm_version", "hierarchies_enabled", "sha256_bank", "ek_present",
+               "ek_certificate", "clock", "eventlog_replay", "attestation"], ids
+for i in out["items"]:
+    assert set(i) == {"id", "title", "status", "detail", "advice"}, i
+    assert i["status"] == "ok" and i["detail"], i
+assert out["tpm"].startswith("swtpm "), out["tpm"]
+PY
+
+# 3. A run's chip and its enrollment: the doctor on that state agrees with
+# the enrollment; on a new chip the verifier sees another EK.
+expect_exit 0 "a run to enroll from" "$tpmlab" run "$src/scenarios/power-cycle.yaml" --cycles 0 --out "$tmp/run" -q
+expect_exit 0 "doctor --state on the enrolled chip" \
+  "$tpmlab" doctor --state "$tmp/run/dut0" --enrollment "$tmp/run/enrollment.json"
+expect_stdout '^\[ OK \] Attestation: .*against the enrollment of dut0' "judged against the enrollment"
+[[ -f "$tmp/run/dut0/tpm2-00.permall" ]] || fail "--state was not kept"
+expect_exit 1 "doctor on a new chip with another's enrollment" \
+  "$tpmlab" doctor --enrollment "$tmp/run/enrollment.json"
+expect_stdout '^\[FAIL\] Attestation: alarms EK_CHANGED' "EK_CHANGED named"
+expect_stdout ', 1 fail, ' "one failure counted"
+
+# 4. A log of another boot: the replay fails, and says which PCR.
+/usr/bin/python3 - "$tmp/other.bin" <<'PY' || fail "writing the test log"
+import hashlib, struct, sys
+banks = [(0x0004, hashlib.sha1), (0x000B, hashlib.sha256)]
+body = b"Spec ID Event03\0" + struct.pack("<IBBBBI", 0, 0, 2, 0, 2, len(banks))
+body += b"".join(struct.pack("<HH", alg, h().digest_size) for alg, h in banks) + b"\0"
+spec = struct.pack("<II", 0, 3) + bytes(20) + struct.pack("<I", len(body)) + body
+data = b"grub_cmd: linux /vmlinuz\0"
+ev = struct.pack("<III", 8, 0xD, len(banks)) + b"".join(struct.pack("<H", a) + h(data).digest() for a, h in banks)
+open(sys.argv[1], "wb").write(spec + ev + struct.pack("<I", len(data)) + data)
+PY
+expect_exit 1 "doctor --eventlog of another boot" "$tpmlab" doctor --eventlog "$tmp/other.bin"
+expect_stdout '^\[FAIL\] Event log replays to the PCRs: .*sha256 PCRs 8' "the replay names PCR 8"
+
+# 5. Bad input runs nothing (2); no emulator installed (4).
+printf 'not a log' >"$tmp/garbage.bin"
+expect_exit 2 "doctor --eventlog garbage" "$tpmlab" doctor --eventlog "$tmp/garbage.bin"
+expect_stderr 'garbage.bin' "the bad log is named"
+expect_exit 2 "doctor --enrollment missing" "$tpmlab" doctor --enrollment "$tmp/none.json"
+echo '{' >"$tmp/bad.json"
+expect_exit 2 "doctor --enrollment not JSON" "$tpmlab" doctor --enrollment "$tmp/bad.json"
+expect_exit 4 "doctor without swtpm" env PATH=/nonexistent "$tpmlab" doctor
+expect_stderr "swtpm" "the missing package is named"
+
+if [[ $failures -ne 0 ]]; then
+  echo "doctor_cli_test: $failures failure(s)"
+  exit 1
+fi
+echo "doctor_cli_test: all passed"
