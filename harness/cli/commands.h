@@ -16,6 +16,7 @@ struct Command {
 Command AddRunCommand(CLI::App& app);                       // run_command.cc
 std::vector<Command> AddEventlogCommands(CLI::App& app);    // eventlog_commands.cc
 std::vector<Command> AddVerifyCommands(CLI::App& app);      // verify_commands.cc: enroll, verify, diff
+std::vector<Command> AddBundleCommands(CLI::App& app);      // bundle_commands.cc: bundle, replay
 Command AddDoctorCommand(CLI::App& app);                    // doctor_command.cc
 
 }  // namespace tpmlab::cli

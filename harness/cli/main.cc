@@ -26,6 +26,7 @@ int main(int argc, char** argv) {
   std::vector<Command> commands = {AddRunCommand(app)};
   for (auto& c : AddEventlogCommands(app)) commands.push_back(std::move(c));
   for (auto& c : AddVerifyCommands(app)) commands.push_back(std::move(c));
+  for (auto& c : AddBundleCommands(app)) commands.push_back(std::move(c));
   commands.push_back(AddDoctorCommand(app));
 
   try {
