@@ -389,7 +389,7 @@ class Reader : public YamlReader {
     size_t i = 0;
     for (const auto& code : codes) {
       if (std::find(known.begin(), known.end(), code) == known.end()) {
-        return Error(n[i], "unknown alarm '" + code + "' (tpmlab verify --list-alarms... see README: Alarms)");
+        return Error(n[i], "unknown alarm '" + code + "' (README.md, Alarms, lists the codes)");
       }
       ++i;
     }

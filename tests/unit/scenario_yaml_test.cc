@@ -371,3 +371,144 @@ BOOST_AUTO_TEST_CASE(count_steps_expands_repeats) {
 BOOST_AUTO_TEST_SUITE_END()
 
 }  // namespace tpmlab
+
+namespace tpmlab {
+
+// The steps that reproduce alarms: each loads into its model, and each
+// mistake is reported where it is, before anything runs.
+BOOST_AUTO_TEST_SUITE(alarm_steps)
+
+template <typename T>
+const T& Only(const Scenario& s, size_t index = 0) {
+  BOOST_REQUIRE(index < s.steps.size());
+  const T* step = std::get_if<T>(&s.steps[index].action);
+  BOOST_REQUIRE_MESSAGE(step != nullptr, "step " << index << " is " << StepActionName(s.steps[index]));
+  return *step;
+}
+
+Scenario Load(const std::string& text) {
+  auto s = LoadScenarioText(text, kFile);
+  BOOST_REQUIRE_MESSAGE(s.ok(), s.status().ToString() + "\n" + text);
+  return *s;
+}
+
+BOOST_AUTO_TEST_CASE(every_step_loads) {
+  const Scenario s = Load(
+      "name: all\n"
+      "unexpected_alarms: fail\n"
+      "platform:\n"
+      "  command_timeout_ms: 500\n"
+      "  command_timeouts: {TPM2_CreatePrimary: 9000}\n"
+      "  images: {next: {swtpm: swtpm, firmware_version: 0x2019102300163637}}\n"
+      "steps:\n"
+      "  - verify\n"
+      "  - expect:\n"
+      "      alarms: [PCR_POLICY_MISMATCH]\n"
+      "      one_of: [QUOTE_MALFORMED, QUOTE_SIGNATURE_INVALID]\n"
+      "      absent: [EK_CHANGED]\n"
+      "      allow: [CLOCK_SKEW]\n"
+      "      allow_after_power_loss: [CLOCK_NOT_SAFE]\n"
+      "      pcrs: {drift: [0], steady: [7], bank: sha1, against: golden}\n"
+      "      counters: {reset_count: up, restart_count: same, safe: true}\n"
+      "      rc: TPM_RC_DISABLED\n"
+      "      error: false\n"
+      "  - choose: {steps: [{power_cycle: reset}, snapshot], weights: [3, 1]}\n"
+      "  - clear: {auth: platform}\n"
+      "  - clear_control: disable\n"
+      "  - change_eps\n"
+      "  - change_pps\n"
+      "  - hierarchy: {endorsement: disable}\n"
+      "  - allocate_banks: [sha1]\n"
+      "  - firmware_update: {tpm: next}\n"
+      "  - clock_set: 100000000\n"
+      "  - clock_skew: 600000\n"
+      "  - extend: {pcr: 14, data: unlogged}\n"
+      "  - event: {pcr: 14, data: logged, type: 13}\n"
+      "  - fault: {kind: response_code, rc: TPM_RC_RETRY, command: TPM2_Quote, count: 3, probability: 0.5}\n"
+      "  - fault: hang\n"
+      "  - fault: {kind: cut_power, within: 7}\n"
+      "  - wait: 10\n"
+      "  - checkpoint: a\n"
+      "  - rollback: {to: a, snapshot: false}\n"
+      "  - doctor\n");
+  BOOST_TEST(s.unexpected_alarms_fail);
+  BOOST_TEST(s.platform.command_timeouts_ms.at(0x131) == 9000);
+  BOOST_REQUIRE(s.platform.images.size() == 1u);
+  BOOST_TEST(*s.platform.images[0].firmware_version == 0x2019102300163637ull);
+  BOOST_TEST(std::string(StepActionName(s.steps[0])) == "verify");
+  const auto& e = Only<ExpectStep>(s, 1);
+  BOOST_TEST(e.alarms.size() == 1u);
+  BOOST_TEST(e.one_of.size() == 2u);
+  BOOST_TEST(e.against_golden);
+  BOOST_TEST(e.pcr_bank == "sha1");
+  BOOST_TEST(*e.reset_count == "up");
+  BOOST_TEST(*e.rc == 0x120u);
+  BOOST_TEST(*e.safe);
+  BOOST_TEST(Only<ChooseStep>(s, 2).weights.size() == 2u);
+  BOOST_TEST((Only<ClearStep>(s, 3).auth == Hierarchy::kPlatform));
+  BOOST_TEST(Only<ClearControlStep>(s, 4).disable);
+  BOOST_TEST(!Only<HierarchyStep>(s, 7).enable);
+  BOOST_TEST(Only<AllocateBanksStep>(s, 8).banks == std::vector<std::string>{"sha1"});
+  BOOST_TEST(Only<FirmwareUpdateStep>(s, 9).image == "next");
+  BOOST_TEST(Only<ClockSetStep>(s, 10).clock_ms == 100000000u);
+  BOOST_TEST(Only<ClockSkewStep>(s, 11).skew_ms == 600000);
+  BOOST_TEST(!Only<ExtendStep>(s, 12).logged);
+  BOOST_TEST(Only<ExtendStep>(s, 13).logged);
+  const auto& f = Only<FaultStep>(s, 14);
+  BOOST_TEST((f.kind == FaultStep::Kind::kResponseCode));
+  BOOST_TEST(f.response_code == 0x922u);
+  BOOST_TEST(*f.command_code == 0x158u);
+  BOOST_TEST(f.count == 3u);
+  BOOST_TEST((Only<FaultStep>(s, 15).kind == FaultStep::Kind::kHang));
+  BOOST_TEST(Only<FaultStep>(s, 16).within == 7);
+  BOOST_TEST(Only<WaitStep>(s, 17).ms == 10);
+  BOOST_TEST(!Only<RollbackStep>(s, 19).snapshot);
+  BOOST_TEST(std::string(StepActionName(s.steps[20])) == "doctor");
+}
+
+BOOST_AUTO_TEST_CASE(the_library_loads) {
+  int loaded = 0;
+  for (const auto& entry : std::filesystem::directory_iterator(std::filesystem::path(TPMLAB_SOURCE_DIR) / "scenarios")) {
+    if (entry.path().extension() != ".yaml") continue;
+    auto s = LoadScenarioFile(entry.path());
+    BOOST_TEST(s.ok(), entry.path().string() + ": " + s.status().ToString());
+    ++loaded;
+  }
+  BOOST_TEST(loaded >= 12);
+}
+
+BOOST_AUTO_TEST_CASE(mistakes_in_alarm_steps_name_their_place) {
+  EXPECT_ERROR_AT(Minimal("", "  - expect: {alarms: [TPM_ON_FIRE]}\n"), "3:23", "unknown alarm 'TPM_ON_FIRE'");
+  EXPECT_ERROR_AT(Minimal("", "  - expect: {alarm: [EK_CHANGED]}\n"), "3:14", "unknown key 'alarm'");
+  EXPECT_ERROR_AT(Minimal("", "  - expect: {pcrs: {drift: [24]}}\n"), "3:29", "PCR numbers are 0..23");
+  EXPECT_ERROR_AT(Minimal("", "  - expect: {counters: {reset_count: sideways}}\n"), "3:38", "up, same, reset or down");
+  EXPECT_ERROR_AT(Minimal("", "  - expect: {rc: TPM_RC_MAYBE}\n"), "3:18", "response code");
+  EXPECT_ERROR_AT(Minimal("", "  - expect\n"), "3:5", "expect needs");
+  EXPECT_ERROR_AT(Minimal("", "  - clear: {auth: owner}\n"), "3:19", "lockout or platform");
+  EXPECT_ERROR_AT(Minimal("", "  - clear_control: sometimes\n"), "3:20", "disable or enable");
+  EXPECT_ERROR_AT(Minimal("", "  - hierarchy: {storage: disable}\n"), "3:17", "unknown hierarchy 'storage'");
+  EXPECT_ERROR_AT(Minimal("", "  - hierarchy: {owner: off}\n"), "3:24", "enable or disable");
+  EXPECT_ERROR_AT(Minimal("", "  - allocate_banks: [sha256, crc32]\n"), "3:30", "unknown bank 'crc32'");
+  EXPECT_ERROR_AT(Minimal("", "  - firmware_update: {tpm: v2}\n"), "3:28", "no TPM image named 'v2'");
+  EXPECT_ERROR_AT(Minimal("", "  - firmware_update: {platform: no-such-model}\n"), "3:33", "not found");
+  EXPECT_ERROR_AT(Minimal("", "  - firmware_update: {}\n"), "3:22", "platform: MODEL or tpm: IMAGE");
+  EXPECT_ERROR_AT(Minimal("", "  - clock_set: yesterday\n"), "3:16", "clock_set");
+  EXPECT_ERROR_AT(Minimal("", "  - clock_skew: -5\n"), "3:17", "only moves forward");
+  EXPECT_ERROR_AT(Minimal("", "  - extend: {pcr: 24, data: x}\n"), "3:19", "0..23");
+  EXPECT_ERROR_AT(Minimal("", "  - extend: {pcr: 1}\n"), "3:13", "needs pcr and data");
+  EXPECT_ERROR_AT(Minimal("", "  - fault: {kind: gremlins}\n"), "3:19", "unknown fault 'gremlins'");
+  EXPECT_ERROR_AT(Minimal("", "  - fault: {kind: drop, command: TPM2_Teleport}\n"), "3:34", "unknown command 'TPM2_Teleport'");
+  EXPECT_ERROR_AT(Minimal("", "  - fault: {kind: drop, probability: 2}\n"), "3:38", "0..1");
+  EXPECT_ERROR_AT(Minimal("", "  - fault: {kind: hang, count: 2}\n"), "3:12", "takes no count");
+  EXPECT_ERROR_AT(Minimal("", "  - wait: soon\n"), "3:11", "wait");
+  EXPECT_ERROR_AT(Minimal("", "  - rollback: never-saved\n"), "3:5", "no checkpoint of that name");
+  EXPECT_ERROR_AT(Minimal("", "  - choose: {steps: [boot, snapshot], weights: [1]}\n"), "3:48", "2 steps but 1 weights");
+  EXPECT_ERROR_AT(Minimal("unexpected_alarms: sometimes\n"), "2:20", "fail or report");
+  EXPECT_ERROR_AT(Minimal("bench: lab-7\n"), "2:8", "not known");
+  EXPECT_ERROR_AT(Minimal("platform:\n  command_timeouts: {TPM2_Nap: 5}\n"), "3:22", "unknown command 'TPM2_Nap'");
+  EXPECT_ERROR_AT(Minimal("platform:\n  images: {v2: {swtpm: swtpm, flash: yes}}\n"), "3:31", "unknown key 'flash'");
+}
+
+BOOST_AUTO_TEST_SUITE_END()
+
+}  // namespace tpmlab
