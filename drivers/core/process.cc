@@ -120,7 +120,9 @@ bool ChildProcess::Wait(std::chrono::milliseconds timeout) {
 
 void ChildProcess::Kill(int signal, std::chrono::milliseconds timeout) {
   if (!running()) return;
-  ::kill(pid_, SIGCONT);  // a stopped child cannot act on SIGTERM
+  // A stopped child cannot act on SIGTERM; SIGKILL needs no waking (and
+  // waking it first would let it finish what it was doing).
+  if (signal != SIGKILL) ::kill(pid_, SIGCONT);
   ::kill(pid_, signal);
   if (Wait(timeout)) return;
   ::kill(pid_, SIGKILL);

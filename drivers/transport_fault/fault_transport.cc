@@ -44,9 +44,11 @@ Status FaultTransport::DoTransmit(ByteView command) {
     return Status::Error(Layer::kTransport, "injected fault: the link dropped before the command was sent");
   }
   if (active_ && active_->kind == FaultKind::kResponseCode) return Status::Ok();  // never reaches the TPM
+  const bool act = active_ && active_->kind == FaultKind::kAction;
+  if (act && active_->before_send) active_->before_send();
   TRY(inner_.Transmit(command));
   forwarded_ = true;
-  if (active_ && active_->kind == FaultKind::kAction && active_->action) active_->action();
+  if (act && active_->action) active_->action();
   return Status::Ok();
 }
 

@@ -111,6 +111,9 @@ Status Dut::CutPowerDuring(FaultRule match) {
   if (!swtpm_) return Status::Error(Layer::kHarness, "a power cut mid-command needs an emulated DUT");
   match.kind = FaultKind::kAction;
   SwtpmProcess* emulator = swtpm_.get();
+  // Frozen first, so the command is in the TPM's hands but never finished
+  // when the power goes, however fast the TPM would have been.
+  match.before_send = [emulator] { emulator->Freeze(true); };
   match.action = [emulator] { emulator->Kill(SIGKILL); };
   faults_->Add(match);
   return Status::Ok();

@@ -90,6 +90,8 @@ Result<json> SaveRunInputs(const Scenario& scenario, const fs::path& out_dir) {
     inputs["files"].push_back(("inputs" / relative).string());
   }
   inputs["scenario"] = inputs["files"].front();
+  // The file says one count; the run used this one (`tpmlab run --cycles`).
+  if (scenario.cycles) inputs["cycles"] = *scenario.cycles;
   return inputs;
 }
 

@@ -244,7 +244,7 @@ class Run {
                         {"fault", cut ? "power_cut" : FaultKindName(f.kind)}});
     }
     if (!faults.empty()) r.detail["faults_injected"] = faults;
-    if (cut_armed_for_ > 0 && --cut_armed_for_ == 0) {
+    if (cut_armed_for_ > 0 && r.action != "fault" && --cut_armed_for_ == 0) {
       // The cut was for this step only; a step shorter than the point drawn escapes it.
       bool fired = false;
       for (const auto& f : faults) fired = fired || f["fault"] == "power_cut";
@@ -891,7 +891,12 @@ json StepToJson(const StepResult& s) {
             {"duration_ms", s.duration_ms},
             {"checks", ChecksToJson(s.checks)}};
   if (s.cycle) j["cycle"] = *s.cycle;
-  if (s.rc) j["rc"] = TpmResponseName(*s.rc);
+  if (s.rc) {
+    char hex[16];
+    std::snprintf(hex, sizeof(hex), "0x%03x", *s.rc);
+    j["rc"] = hex;
+    j["rc_text"] = TpmResponseName(*s.rc);
+  }
   if (!s.detail.is_null()) j["detail"] = s.detail;
   if (!s.kind.empty()) j["kind"] = s.kind;
   if (!s.error.empty()) j["error"] = s.error;

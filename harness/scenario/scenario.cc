@@ -50,6 +50,7 @@ Status OverrideCycles(Scenario& scenario, int cycles) {
                          scenario.file + ": --cycles needs a top-level repeat step to size");
   }
   target->count = cycles;
+  scenario.cycles = cycles;
   return Status::Ok();
 }
 

@@ -913,12 +913,16 @@ BOOST_AUTO_TEST_CASE(clock_not_safe) {
 
 BOOST_AUTO_TEST_CASE(clock_not_monotonic) {
   RequireOnly(ClockWentBack(), alarm::kClockNotMonotonic);
-  // Ten seconds back while wall time moved one second on: back, and skewed.
+  // Ten seconds back while wall time moved one second on: the clock went
+  // back, which says more than skew would; skew is listed as not run.
   Board b;
   b.clock.clock_ms = Previous().clock().clock_ms - 10'000;
   b.wall_ms = Previous().taken_at_ms + 1'000;
   const Verdict v = Judge(Take(b));
-  BOOST_TEST((Codes(v) == std::multiset<std::string>{alarm::kClockNotMonotonic, alarm::kClockSkew}), Describe(v));
+  BOOST_TEST((Codes(v) == std::multiset<std::string>{alarm::kClockNotMonotonic}), Describe(v));
+  bool skew_not_run = false;
+  for (const auto& n : v.not_run) skew_not_run = skew_not_run || n.rfind(alarm::kClockSkew, 0) == 0;
+  BOOST_TEST(skew_not_run);
 }
 
 BOOST_AUTO_TEST_CASE(clock_skew) {

@@ -43,7 +43,8 @@ struct FaultRule {
   std::chrono::milliseconds latency{0};     // kLatency
   uint32_t response_code = kTpmRcRetry;     // kResponseCode
   uint32_t skip = 0;                        // matching commands let through first
-  std::function<void()> action;             // kAction
+  std::function<void()> before_send;        // kAction: runs before the command is sent,
+  std::function<void()> action;             // and this after (e.g. freeze, then kill)
 };
 
 class FaultTransport final : public Transport {

@@ -197,6 +197,7 @@ struct Scenario {
   std::string file;                  // empty when built in code
   std::string text;                  // the YAML as loaded (what ran, even if the file changes)
   std::vector<std::string> sources;  // the firmware model files it read
+  std::optional<int> cycles;         // set by OverrideCycles (`--cycles`), kept for replays
 };
 
 const char* StepActionName(const Step& step);
