@@ -1,6 +1,7 @@
 #include "harness/run_files.h"
 
 #include <fstream>
+#include <set>
 
 namespace tpmlab {
 
@@ -108,12 +109,22 @@ std::string JunitXml(const Scenario& scenario, const RunResult& result, const js
   cases.push_back({"run completes", total_ms,
                    result.status == RunStatus::kError || result.status == RunStatus::kInterrupted ? result.error : "",
                    true});
+  // A step that could not complete is an <error>, not a wrong result.
+  std::set<int> errored;
+  for (const auto& s : result.steps) {
+    if (s.status == "error") errored.insert(s.index);
+  }
   for (const auto& e : result.expectations) {
-    cases.push_back({e.name, 0, e.passed ? "" : e.detail, false});
+    const bool step_error = !e.passed && errored.count(e.step) && e.name.find("completes") != std::string::npos;
+    cases.push_back({e.name, 0, e.passed ? "" : e.detail, step_error});
   }
   for (const auto& s : result.steps) {
     // Expect steps and refusals are judged by the expectations above.
-    if (s.status == "passed" || s.status == "refused" || s.action == "expect" || result.expected_failures.count(s.index)) continue;
+    // (a step error always has one: expected, or "step N completes" failed).
+    if (s.status == "passed" || s.status == "refused" || s.status == "error" || s.action == "expect" ||
+        result.expected_failures.count(s.index)) {
+      continue;
+    }
     std::string failed = s.error;
     for (const auto& c : s.checks) {
       if (!c.passed) failed += std::string(failed.empty() ? "" : "\n") + c.name + ": " + c.detail;

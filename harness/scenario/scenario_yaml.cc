@@ -3,6 +3,7 @@
 #include "harness/yaml_reader.h"
 
 #include <algorithm>
+#include <cctype>
 #include <map>
 #include <set>
 
@@ -52,6 +53,17 @@ class Reader : public YamlReader {
   // Names read so far (firmware_update needs the images, rollback a checkpoint).
   mutable std::set<std::string> images_, checkpoints_;
   mutable std::vector<std::string> sources_;
+
+  // Names that become folder names under the run's output (checkpoints/NAME,
+  // images/NAME): a bundle from elsewhere must not reach outside it.
+  Status SafeName(const YAML::Node& n, const std::string& name, const std::string& what) const {
+    const bool ok = !name.empty() && name.size() <= 64 && name[0] != '.' &&
+                    std::all_of(name.begin(), name.end(), [](char c) {
+                      return std::isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '_' || c == '.';
+                    });
+    if (!ok) return Error(n, what + " name is letters, digits, '-', '_' and '.', not starting with '.': '" + name + "'");
+    return Status::Ok();
+  }
 
   Result<PowerCycleKind> Kind(const YAML::Node& n) const {
     TRY_ASSIGN(std::string name, String(n, "power_cycle kind"));
@@ -327,6 +339,7 @@ class Reader : public YamlReader {
       if (empty) return Error(n, "checkpoint needs a name");
       CheckpointStep c;
       TRY_ASSIGN(c.name, String(body, "checkpoint"));
+      TRY(SafeName(body, c.name, "a checkpoint"));
       checkpoints_.insert(c.name);
       step.action = c;
     } else if (action == "rollback") {
@@ -514,11 +527,19 @@ class Reader : public YamlReader {
       if (within < 1 || within > 1000000) return Error(body["within"], "fault.within must be 1..1000000");
       f.within = static_cast<int>(within);
     }
-    const bool transport = f.kind == FaultStep::Kind::kLatency || f.kind == FaultStep::Kind::kDrop ||
-                           f.kind == FaultStep::Kind::kCorrupt || f.kind == FaultStep::Kind::kResponseCode ||
-                           f.kind == FaultStep::Kind::kDisconnect || f.kind == FaultStep::Kind::kKill;
-    if (!transport && (body["count"] || body["command"] || body["probability"])) {
-      return Error(body, "fault '" + kind_name + "' takes no count, command or probability");
+    // Each option only where it means something, so a typo'd intent is an error.
+    using K = FaultStep::Kind;
+    const bool transport = f.kind == K::kLatency || f.kind == K::kDrop || f.kind == K::kCorrupt ||
+                           f.kind == K::kResponseCode || f.kind == K::kDisconnect;
+    const std::map<std::string, bool> applies = {
+        {"count", transport},
+        {"probability", transport},
+        {"command", transport || f.kind == K::kKill},
+        {"latency_ms", f.kind == K::kLatency},
+        {"rc", f.kind == K::kResponseCode},
+        {"within", f.kind == K::kCutPower}};
+    for (const auto& [key, ok] : applies) {
+      if (body[key] && !ok) return Error(body[key], "fault '" + kind_name + "' takes no " + key);
     }
     return Step::Action(f);
   }
@@ -555,6 +576,7 @@ class Reader : public YamlReader {
     for (const auto& kv : n) {
       TpmImage image;
       image.name = kv.first.as<std::string>();
+      TRY(SafeName(kv.first, image.name, "an image"));
       const YAML::Node& v = kv.second;
       if (!v.IsMap()) return Error(v, "image '" + image.name + "' must be a mapping");
       TRY(Keys(v, "an image", {"swtpm", "library_dir", "firmware_version"}));

@@ -179,6 +179,27 @@ steps:
   fs::remove_all(r.out);
 }
 
+// Expect steps between failures do not hide that the TPM stays gone.
+BOOST_AUTO_TEST_CASE(a_dead_tpm_ends_the_run_even_with_expect_steps_between) {
+  Ran r = RunText("dead", R"(name: dead
+platform: {command_timeout_ms: 300}
+steps:
+  - boot
+  - fault: hang
+  - repeat:
+      count: 6
+      steps:
+        - verify
+        - expect: {error: true}
+)");
+  BOOST_TEST(RunStatusName(r.result.status) == "error");
+  int verifies = 0;
+  for (const auto& s : r.result.steps) verifies += s.action == "verify" ? 1 : 0;
+  BOOST_TEST(verifies == 3);
+  BOOST_TEST(r.result.error.find("3 steps failed in a row") != std::string::npos, r.result.error);
+  fs::remove_all(r.out);
+}
+
 BOOST_AUTO_TEST_CASE(choices_follow_the_seed) {
   const std::string yaml = R"(name: choose
 steps:

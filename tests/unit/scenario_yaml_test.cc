@@ -499,7 +499,11 @@ BOOST_AUTO_TEST_CASE(mistakes_in_alarm_steps_name_their_place) {
   EXPECT_ERROR_AT(Minimal("", "  - fault: {kind: gremlins}\n"), "3:19", "unknown fault 'gremlins'");
   EXPECT_ERROR_AT(Minimal("", "  - fault: {kind: drop, command: TPM2_Teleport}\n"), "3:34", "unknown command 'TPM2_Teleport'");
   EXPECT_ERROR_AT(Minimal("", "  - fault: {kind: drop, probability: 2}\n"), "3:38", "0..1");
-  EXPECT_ERROR_AT(Minimal("", "  - fault: {kind: hang, count: 2}\n"), "3:12", "takes no count");
+  EXPECT_ERROR_AT(Minimal("", "  - fault: {kind: hang, count: 2}\n"), "3:32", "takes no count");
+  EXPECT_ERROR_AT(Minimal("", "  - fault: {kind: kill, probability: 0.5}\n"), "3:38", "takes no probability");
+  EXPECT_ERROR_AT(Minimal("", "  - fault: {kind: drop, latency_ms: 5}\n"), "3:37", "takes no latency_ms");
+  EXPECT_ERROR_AT(Minimal("", "  - checkpoint: ../../etc\n"), "3:17", "checkpoint name");
+  EXPECT_ERROR_AT(Minimal("platform:\n  images: {../x: {swtpm: swtpm}}\n"), "3:12", "image name");
   EXPECT_ERROR_AT(Minimal("", "  - wait: soon\n"), "3:11", "wait");
   EXPECT_ERROR_AT(Minimal("", "  - rollback: never-saved\n"), "3:5", "no checkpoint of that name");
   EXPECT_ERROR_AT(Minimal("", "  - choose: {steps: [boot, snapshot], weights: [1]}\n"), "3:48", "2 steps but 1 weights");
