@@ -110,27 +110,38 @@ class Run {
     }
   }
 
-  RunResult Execute() {
-    ExecuteSteps(scenario_.steps);
+  /// Runs one step of the scenario or one built elsewhere (a session).
+  void Execute(const Step& step) {
+    if (!Stopped()) ExecuteStep(step);
+    NoteInterrupt();
+  }
+
+  /// Judges what is left and hands over the result.
+  RunResult Finish() {
     Settle();
     if (result_.status == RunStatus::kPassed && uncovered_errors_ > 0) result_.status = RunStatus::kError;
     if (result_.status == RunStatus::kPassed && failed_checks_ > 0) result_.status = RunStatus::kFailed;
     return std::move(result_);
   }
 
- private:
   bool Stopped() const { return ended_ || (options_.stop && options_.stop->load()); }
+  const RunResult& result() const { return result_; }
+
+ private:
+  void NoteInterrupt() {
+    if (!ended_ && options_.stop && options_.stop->load()) {
+      ended_ = true;
+      result_.status = RunStatus::kInterrupted;
+      result_.error = "interrupted";
+    }
+  }
 
   void ExecuteSteps(const std::vector<Step>& steps) {
     for (const auto& step : steps) {
       if (Stopped()) break;
       ExecuteStep(step);
     }
-    if (!ended_ && options_.stop && options_.stop->load()) {
-      ended_ = true;
-      result_.status = RunStatus::kInterrupted;
-      result_.error = "interrupted";
-    }
+    NoteInterrupt();
   }
 
   void ExecuteStep(const Step& step) {
@@ -1004,7 +1015,26 @@ Status WriteRunJson(const fs::path& file, const Scenario& scenario, const RunRes
 
 }  // namespace
 
-Result<RunResult> RunScenario(const Scenario& scenario, const RunOptions& options) {
+struct Session::State {
+  Scenario scenario;
+  RunOptions options;
+  std::unique_ptr<Store> store;
+  std::unique_ptr<Dut> dut;
+  std::unique_ptr<Run> run;
+  json dut_json, inputs;
+  std::string started_at;
+  int64_t run_id = 0;
+  std::optional<RunResult> finished;
+};
+
+Result<std::unique_ptr<Session>> Session::Open(Scenario scenario_in, RunOptions options_in) {
+  std::unique_ptr<Session> session(new Session());
+  session->state_ = std::make_unique<State>();
+  State& st = *session->state_;
+  st.scenario = std::move(scenario_in);
+  st.options = std::move(options_in);
+  const Scenario& scenario = st.scenario;
+  const RunOptions& options = st.options;
   TRY(ValidateScenario(scenario));
   const uint64_t seed = options.seed.value_or(scenario.seed);
   std::error_code ec;
@@ -1012,10 +1042,11 @@ Result<RunResult> RunScenario(const Scenario& scenario, const RunOptions& option
   if (ec) {
     return Status::Error(Layer::kStore, "cannot create " + options.out_dir.string() + ": " + ec.message());
   }
-  TRY_ASSIGN(std::unique_ptr<Store> store, Store::Open(options.database));
+  TRY_ASSIGN(st.store, Store::Open(options.database));
 
   EmulatedDutConfig config;
-  config.state_dir = options.out_dir / "dut0";
+  config.name = options.dut_name;
+  config.state_dir = options.out_dir / options.dut_name;
   config.banks = scenario.platform.banks;
   config.unix_sockets = options.unix_sockets;
   config.command_timeout = std::chrono::milliseconds(scenario.platform.command_timeout_ms);
@@ -1027,45 +1058,83 @@ Result<RunResult> RunScenario(const Scenario& scenario, const RunOptions& option
   // A run starts from a newly manufactured chip (or the state it is given)
   // unless told to keep one.
   if (!options.keep_state) fs::remove_all(config.state_dir, ec);
-  TRY_ASSIGN(json inputs, SaveRunInputs(scenario, options.out_dir));
-  TRY_ASSIGN(std::unique_ptr<Dut> dut, Dut::LaunchEmulated(config));
+  TRY_ASSIGN(st.inputs, SaveRunInputs(scenario, options.out_dir));
+  TRY_ASSIGN(st.dut, Dut::LaunchEmulated(config));
   // The chip as it was before the first command, so a bundle can start a
   // replay from exactly here.
   TRY(CopySwtpmState(config.state_dir, options.out_dir / "initial-state"));
-  inputs["initial_state"] = "initial-state";
+  st.inputs["initial_state"] = "initial-state";
 
-  const std::string started_at = UtcNow();
-  json dut_json = {{"name", dut->name()},
-                   {"kind", "swtpm"},
-                   {"swtpm_version", dut->emulator()->capabilities().version},
-                   {"state_dir", fs::absolute(config.state_dir).string()},
-                   {"endpoint", dut->emulator()->data_endpoint().ToString()},
-                   {"banks", scenario.platform.banks}};
+  st.started_at = UtcNow();
+  Dut& dut = *st.dut;
+  st.dut_json = {{"name", dut.name()},
+                 {"kind", "swtpm"},
+                 {"swtpm_version", dut.emulator()->capabilities().version},
+                 {"state_dir", fs::absolute(config.state_dir).string()},
+                 {"endpoint", dut.emulator()->data_endpoint().ToString()},
+                 {"banks", scenario.platform.banks}};
   RunInfo info;
   info.scenario = scenario.name;
   info.scenario_file = scenario.file;
   info.seed = seed;
-  info.started_at = started_at;
+  info.started_at = st.started_at;
   info.tpmlab_version = kTpmlabVersion;
   info.host = Hostname();
-  info.dut = dut->name() + " (swtpm " + dut->emulator()->capabilities().version + ")";
-  info.config_json = json({{"scenario", ScenarioConfigJson(scenario, seed)}, {"dut", dut_json}}).dump();
-  TRY_ASSIGN(int64_t run_id, store->BeginRun(info));
+  info.dut = dut.name() + " (swtpm " + dut.emulator()->capabilities().version + ")";
+  info.config_json = json({{"scenario", ScenarioConfigJson(scenario, seed)}, {"dut", st.dut_json}}).dump();
+  TRY_ASSIGN(st.run_id, st.store->BeginRun(info));
 
-  if (options.on_dut_ready) options.on_dut_ready(*dut);
-  Run run(scenario, options, *store, *dut, run_id, seed);
-  RunResult result = run.Execute();
-  dut->Close();
-  result.run_json = options.out_dir / "run.json";
-  Status finished = store->FinishRun(run_id, RunStatusName(result.status), UtcNow());
-  Status written = WriteRunJson(result.run_json, scenario, result, dut_json, options, started_at, inputs);
+  if (options.on_dut_ready) options.on_dut_ready(dut);
+  st.run = std::make_unique<Run>(st.scenario, st.options, *st.store, dut, st.run_id, seed);
+  return session;
+}
+
+Session::Session() = default;
+
+Session::~Session() {
+  // A session that never opened fully has nothing to finish.
+  if (state_ && state_->run && !state_->finished) (void)Finish();
+}
+
+std::vector<StepResult> Session::Execute(const Step& step) {
+  if (state_->finished) return {};
+  const size_t before = state_->run->result().steps.size();
+  state_->run->Execute(step);
+  const auto& steps = state_->run->result().steps;
+  return std::vector<StepResult>(steps.begin() + static_cast<std::ptrdiff_t>(before), steps.end());
+}
+
+bool Session::ended() const { return state_->finished.has_value() || state_->run->Stopped(); }
+
+Dut& Session::dut() { return *state_->dut; }
+
+const Scenario& Session::scenario() const { return state_->scenario; }
+
+const RunResult& Session::Finish() {
+  State& st = *state_;
+  if (st.finished) return *st.finished;
+  RunResult result = st.run->Finish();
+  st.dut->Close();
+  result.run_json = st.options.out_dir / "run.json";
+  Status finished = st.store->FinishRun(st.run_id, RunStatusName(result.status), UtcNow());
+  Status written = WriteRunJson(result.run_json, st.scenario, result, st.dut_json, st.options, st.started_at, st.inputs);
   for (const Status& s : {finished, written}) {
     if (!s.ok()) {
       result.status = RunStatus::kError;
       result.error += (result.error.empty() ? "" : "; ") + s.ToString();
     }
   }
-  return result;
+  st.finished = std::move(result);
+  return *st.finished;
+}
+
+Result<RunResult> RunScenario(const Scenario& scenario, const RunOptions& options) {
+  TRY_ASSIGN(std::unique_ptr<Session> session, Session::Open(scenario, options));
+  for (const auto& step : session->scenario().steps) {
+    if (session->ended()) break;
+    session->Execute(step);
+  }
+  return session->Finish();
 }
 
 }  // namespace tpmlab

@@ -24,6 +24,7 @@ struct RunOptions {
   std::filesystem::path database;         // SQLite file
   std::optional<uint64_t> seed;           // overrides the scenario's
   bool keep_state = false;                // reuse the DUT state found in out_dir
+  std::string dut_name = "dut0";          // also the DUT's state folder under out_dir
   // Start the DUT from a copy of this emulator state (a bundle's) instead of
   // a newly manufactured chip.
   std::filesystem::path initial_state;
@@ -56,6 +57,37 @@ struct RunResult {
   std::set<int> expected_failures;
   std::filesystem::path run_json;
   std::string error;  // what ended the run early, when it did
+};
+
+/// A run driven one step at a time (Python, an interactive bench), by the
+/// same code that runs a scenario file: the same checks, alarms, store rows,
+/// run.json and junit.xml. The scenario gives the platform (and any steps
+/// the caller chooses to run from it).
+class Session {
+ public:
+  /// Sets up the run: the store, a newly manufactured (or given) emulated
+  /// DUT, the run's row. An error only when that cannot be done.
+  static Result<std::unique_ptr<Session>> Open(Scenario scenario, RunOptions options);
+  /// Finishes the run if Finish() was not called.
+  ~Session();
+  Session(const Session&) = delete;
+  Session& operator=(const Session&) = delete;
+
+  /// Runs one step (a repeat or choose expands to the steps it runs) and
+  /// returns the results it produced. A failed step is in its result, not an
+  /// error; after the run has ended nothing runs and the list is empty.
+  std::vector<StepResult> Execute(const Step& step);
+  bool ended() const;
+  Dut& dut();
+  const Scenario& scenario() const;
+  /// Ends the run: judges what no expect step covered, shuts the DUT down in
+  /// order, writes run.json and junit.xml. Later calls return the same result.
+  const RunResult& Finish();
+
+ private:
+  Session();
+  struct State;
+  std::unique_ptr<State> state_;
 };
 
 /// Runs the scenario. Returns an error Status only when the run could not be
