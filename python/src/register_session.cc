@@ -1,0 +1,186 @@
+// Runs: a Session driven one step at a time, and whole scenarios. The GIL is
+// released around everything that talks to a TPM (open, execute, finish,
+// run), so DUTs in different threads progress together; one Session is
+// driven by one thread at a time (its mutex).
+#include <pybind11/stl.h>
+#include <pybind11/stl/filesystem.h>
+
+#include <cstdio>
+#include <mutex>
+
+#include "bindings.h"
+#include "harness/runner.h"
+#include "harness/snapshot_json.h"
+#include "harness/verify.h"
+
+namespace tpmlab::python {
+namespace {
+
+using json = nlohmann::json;
+
+// Paths come as text: "" means none (a std::filesystem::path default would
+// round-trip through pathlib as ".").
+RunOptions MakeOptions(const std::filesystem::path& out_dir, const std::string& database,
+                       std::optional<uint64_t> seed, bool keep_state, const std::string& dut_name,
+                       const std::string& initial_state, bool unix_sockets) {
+  RunOptions o;
+  o.out_dir = out_dir;
+  o.database = database.empty() ? out_dir / "tpmlab.db" : std::filesystem::path(database);
+  o.seed = seed;
+  o.keep_state = keep_state;
+  o.dut_name = dut_name;
+  o.initial_state = initial_state;
+  o.unix_sockets = unix_sockets;
+  return o;
+}
+
+py::list StepsToPython(std::vector<StepResult>& steps) {
+  py::list out;
+  for (auto& s : steps) {
+    py::object snapshot = s.snapshot ? py::cast(std::move(*s.snapshot)) : py::object(py::none());
+    s.snapshot.reset();
+    out.append(py::make_tuple(StepToJsonText(s), snapshot));
+  }
+  return out;
+}
+
+std::string RunResultToJson(const RunResult& r) {
+  json expectations = json::array();
+  for (const auto& e : r.expectations) {
+    expectations.push_back({{"step", e.step}, {"where", e.where}, {"name", e.name}, {"passed", e.passed},
+                            {"detail", e.detail}});
+  }
+  return json({{"status", RunStatusName(r.status)},
+               {"run_id", r.run_id},
+               {"seed", r.seed},
+               {"run_json", r.run_json.string()},
+               {"error", r.error},
+               {"expectations", expectations},
+               {"expected_failures", r.expected_failures}})
+      .dump();
+}
+
+class PySession {
+ public:
+  explicit PySession(std::unique_ptr<Session> session) : session_(std::move(session)) {}
+
+  py::list Execute(const Scenario& steps, size_t index) {
+    if (index >= steps.steps.size()) throw StatusError(Status::Error(Layer::kHarness, "no step at that index"));
+    std::vector<StepResult> results;
+    {
+      py::gil_scoped_release release;
+      std::lock_guard lock(mu_);
+      results = Live().Execute(steps.steps[index]);
+    }
+    return StepsToPython(results);
+  }
+
+  std::string Finish() {
+    py::gil_scoped_release release;
+    std::lock_guard lock(mu_);
+    if (!result_) result_ = RunResultToJson(Live().Finish());
+    return *result_;
+  }
+
+  // Finishes and stops the emulator.
+  std::string Close() {
+    std::string out = Finish();
+    py::gil_scoped_release release;
+    std::lock_guard lock(mu_);
+    session_.reset();
+    return out;
+  }
+
+  bool ended() {
+    std::lock_guard lock(mu_);
+    return !session_ || session_->ended();
+  }
+  bool closed() {
+    std::lock_guard lock(mu_);
+    return !session_;
+  }
+
+ private:
+  Session& Live() {
+    if (!session_) throw StatusError(Status::Error(Layer::kHarness, "the DUT is closed"));
+    return *session_;
+  }
+  std::mutex mu_;
+  std::unique_ptr<Session> session_;
+  std::optional<std::string> result_;
+};
+
+}  // namespace
+
+std::string StepToJsonText(const StepResult& s) {
+  json j = {{"index", s.index},
+            {"action", s.action},
+            {"status", s.status},
+            {"started_at", s.started_at},
+            {"duration_ms", s.duration_ms},
+            {"checks", ChecksToJson(s.checks)},
+            {"commands", s.trace.size()}};
+  if (s.cycle) j["cycle"] = *s.cycle;
+  if (!s.kind.empty()) j["kind"] = s.kind;
+  if (s.rc) {
+    char hex[16];
+    std::snprintf(hex, sizeof(hex), "0x%03x", *s.rc);
+    j["rc"] = *s.rc;
+    j["rc_hex"] = hex;
+    j["rc_text"] = TpmResponseName(*s.rc);
+  }
+  j["detail"] = s.detail;
+  j["error"] = s.error;
+  json alarms = json::array();
+  for (const auto& a : s.alarms) alarms.push_back(AlarmToJson(a));
+  j["alarms"] = alarms;
+  j["not_run"] = s.not_run;
+  j["drift"] = s.drift;
+  j["golden_drift"] = s.golden_drift;
+  return j.dump();
+}
+
+void RegisterSession(py::module_& m) {
+  py::class_<PySession>(m, "Session", "A run driven one step at a time (private; tpmlab.Dut wraps it)")
+      .def_static("open",
+                  [](Scenario scenario, const std::filesystem::path& out_dir, const std::string& database,
+                     std::optional<uint64_t> seed, bool keep_state, const std::string& dut_name,
+                     const std::string& initial_state, bool unix_sockets) {
+                    RunOptions o = MakeOptions(out_dir, database, seed, keep_state, dut_name, initial_state,
+                                               unix_sockets);
+                    Result<std::unique_ptr<Session>> session = [&] {
+                      py::gil_scoped_release release;
+                      return Session::Open(std::move(scenario), std::move(o));
+                    }();
+                    return std::make_unique<PySession>(Unwrap(std::move(session)));
+                  },
+                  py::arg("scenario"), py::arg("out_dir"), py::arg("database") = "",
+                  py::arg("seed") = std::nullopt, py::arg("keep_state") = false, py::arg("dut_name") = "dut0",
+                  py::arg("initial_state") = "", py::arg("unix_sockets") = false)
+      .def("execute", &PySession::Execute, py::arg("steps"), py::arg("index"),
+           "Runs steps.steps[index]; returns [(step JSON, Snapshot or None)]")
+      .def("finish", &PySession::Finish, "Ends the run (run.json, junit.xml); returns the RunResult as JSON")
+      .def("close", &PySession::Close, "Finishes and stops the emulator")
+      .def_property_readonly("ended", &PySession::ended)
+      .def_property_readonly("closed", &PySession::closed);
+
+  m.def("run_scenario",
+        [](const Scenario& scenario, const std::filesystem::path& out_dir, const std::string& database,
+           std::optional<uint64_t> seed, bool keep_state, const std::string& dut_name,
+           const std::string& initial_state, bool unix_sockets) {
+          RunOptions o = MakeOptions(out_dir, database, seed, keep_state, dut_name, initial_state, unix_sockets);
+          Result<RunResult> result = [&] {
+            py::gil_scoped_release release;
+            return RunScenario(scenario, o);
+          }();
+          RunResult r = Unwrap(std::move(result));
+          std::string summary = RunResultToJson(r);
+          return py::make_tuple(summary, StepsToPython(r.steps));
+        },
+        py::arg("scenario"), py::arg("out_dir"), py::arg("database") = "",
+        py::arg("seed") = std::nullopt, py::arg("keep_state") = false, py::arg("dut_name") = "dut0",
+        py::arg("initial_state") = "", py::arg("unix_sockets") = false,
+        "RunScenario; returns (RunResult JSON, [(step JSON, Snapshot or None)])");
+}
+
+}  // namespace tpmlab::python

@@ -1,0 +1,79 @@
+"""Stubs for tpmlab._core, the private pybind11 extension (use the tpmlab package)."""
+import os
+from typing import Dict, List, Optional, Tuple
+
+version: str
+
+class TpmlabError(Exception):
+    layer: str
+    rc: Optional[int]
+    offset: Optional[int]
+    file: Optional[str]
+    line: Optional[int]
+    column: Optional[int]
+    timed_out: bool
+
+class TpmError(TpmlabError): ...
+class TransportError(TpmlabError): ...
+class EmulatorError(TpmlabError): ...
+class MissingDependencyError(TpmlabError): ...
+class ParseError(TpmlabError): ...
+class ScenarioError(TpmlabError): ...
+class StoreError(TpmlabError): ...
+
+def _raise_status(layer: str, message: str, rc: int) -> None: ...
+
+class Snapshot:
+    pcrs: Dict[str, Dict[int, bytes]]
+    eventlog: Optional[bytes]
+    clock: Dict[str, int]
+    ek_name: str
+    srk_name: str
+    ak_name: str
+    firmware_version: int
+    taken_at: str
+    quote_verified: bool
+    def to_json(self) -> str: ...
+
+class EventLog:
+    @staticmethod
+    def parse(data: bytes) -> EventLog: ...
+    def __len__(self) -> int: ...
+    format: str
+    def events(self) -> List[dict]: ...
+    def replay(self) -> Dict[str, Dict[int, bytes]]: ...
+    def to_bytes(self) -> bytes: ...
+
+def diff(a: Snapshot, b: Snapshot) -> str: ...
+def diff_eventlogs(a: EventLog, b: EventLog) -> str: ...
+
+class Scenario:
+    name: str
+    description: str
+    seed: int
+    file: str
+    text: str
+    step_count: int
+    top_level_steps: int
+    firmware: Optional[str]
+    def override_cycles(self, cycles: int) -> None: ...
+
+def load_scenario_text(text: str, file_name: str) -> Scenario: ...
+def load_scenario_file(file: os.PathLike | str) -> Scenario: ...
+
+_StepItems = List[Tuple[str, Optional[Snapshot]]]
+
+class Session:
+    @staticmethod
+    def open(scenario: Scenario, out_dir: os.PathLike | str, database: str = "",
+             seed: Optional[int] = None, keep_state: bool = False, dut_name: str = "dut0",
+             initial_state: str = "", unix_sockets: bool = False) -> Session: ...
+    def execute(self, steps: Scenario, index: int) -> _StepItems: ...
+    def finish(self) -> str: ...
+    def close(self) -> str: ...
+    ended: bool
+    closed: bool
+
+def run_scenario(scenario: Scenario, out_dir: os.PathLike | str, database: str = "",
+                 seed: Optional[int] = None, keep_state: bool = False, dut_name: str = "dut0",
+                 initial_state: str = "", unix_sockets: bool = False) -> Tuple[str, _StepItems]: ...

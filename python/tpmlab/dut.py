@@ -1,0 +1,260 @@
+"""A DUT driven from Python, one step at a time.
+
+Each method runs one step of the scenario language through the harness's
+Session (the same checks, alarms, store rows, ``run.json`` and ``junit.xml``
+as a scenario file) and returns its :class:`~tpmlab.StepResult`. A step that
+fails is a result with status ``error``, not an exception; a DUT that cannot
+be launched raises.
+"""
+from __future__ import annotations
+
+import contextlib
+import json
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any, Dict, Iterator, List, Mapping, Optional, Sequence, Union
+
+from . import _core
+from .errors import TpmlabError
+from .results import RunResult, Snapshot, StepResult, _steps_from_core
+from .scenario import PACKAGE_DIR, Scenario, StepSpec, _model_ref
+
+__all__ = ["Dut", "emulated", "Bench", "POWER_CYCLE_KINDS"]
+
+POWER_CYCLE_KINDS = ("reset", "restart", "resume", "power-loss", "hard-loss")
+
+
+class Dut:
+    """One TPM under test. Get one from :func:`tpmlab.emulated` (or the pytest ``tpm`` fixture)."""
+
+    def __init__(self, session: "_core.Session", scenario: Scenario, out_dir: Path):
+        self._session = session
+        self._scenario = scenario
+        self._checkpoints: List[str] = []
+        self._result: Optional[RunResult] = None
+        self.out_dir = out_dir
+        #: every step result so far, in order
+        self.steps: List[StepResult] = []
+        #: the latest snapshot taken
+        self.last_snapshot: Optional[Snapshot] = None
+
+    # -- running steps -----------------------------------------------------
+
+    def run(self, step: StepSpec) -> List[StepResult]:
+        """Runs any step of the scenario language (``repeat`` and ``choose`` too); returns every result it made."""
+        steps: List[StepSpec] = [{"checkpoint": n} for n in self._checkpoints]
+        if isinstance(step, Mapping) and "checkpoint" in step:
+            self._checkpoints.append(str(step["checkpoint"]))
+        steps.append(step)
+        text = json.dumps({"name": self._scenario.name, "steps": steps}, indent=1)
+        loaded = _core.load_scenario_text(text, str(PACKAGE_DIR / f"{self._scenario.name}.py-step.yaml"))
+        results = _steps_from_core(self._session.execute(loaded, loaded.top_level_steps - 1))
+        if not results and self._session.ended:
+            raise TpmlabError("the run has ended (too many step errors in a row); open a new DUT")
+        for r in results:
+            if r.snapshot is not None:
+                self.last_snapshot = r.snapshot
+        self.steps.extend(results)
+        return results
+
+    def step(self, step: StepSpec) -> StepResult:
+        """Runs one step and returns its result (the last, for a ``repeat``)."""
+        return self.run(step)[-1]
+
+    def boot(self, snapshot: bool = True) -> StepResult:
+        """_TPM_Init, Startup(CLEAR), the firmware model's measurements, and a snapshot."""
+        return self.step({"boot": {"snapshot": snapshot}})
+
+    def power_cycle(self, kind: str = "reset", snapshot: bool = True,
+                    mix: Optional[Mapping[str, float]] = None) -> StepResult:
+        """A power cycle: ``reset``, ``restart``, ``resume``, ``power-loss`` or ``hard-loss`` (or a seeded ``mix``)."""
+        if mix is not None:
+            return self.step({"power_cycle": {"mix": {k.replace("_", "-"): v for k, v in mix.items()},
+                                              "snapshot": snapshot}})
+        return self.step({"power_cycle": {"kind": kind.replace("_", "-"), "snapshot": snapshot}})
+
+    def snapshot(self) -> Snapshot:
+        """Takes a snapshot, judges it, and returns it (the step's result is in ``steps[-1]``)."""
+        r = self.step("snapshot")
+        if r.snapshot is None:
+            raise TpmlabError(f"no snapshot: {r.error or r.status}")
+        return r.snapshot
+
+    def verify(self) -> StepResult:
+        """Takes a snapshot and judges it: the result's ``alarms`` are the verdict."""
+        return self.step("verify")
+
+    def enroll(self) -> StepResult:
+        """Makes the latest snapshot the enrollment and golden reference."""
+        return self.step("enroll")
+
+    def expect(self, **expectation: Any) -> StepResult:
+        """Judges the step before (``alarms=[...]``, ``absent=[...]``, ``rc=...``; scenarios/README.md)."""
+        return self.step({"expect": expectation})
+
+    def clear(self, auth: str = "lockout") -> StepResult:
+        """TPM2_Clear authorised by ``lockout`` or ``platform``."""
+        return self.step({"clear": {"auth": auth}})
+
+    def clear_control(self, disable: bool = True, auth: str = "platform") -> StepResult:
+        """TPM2_ClearControl: disable (or enable) TPM2_Clear."""
+        return self.step({"clear_control": {"disable": disable, "auth": auth}})
+
+    def change_eps(self) -> StepResult:
+        """TPM2_ChangeEPS: a new endorsement seed (a board swap)."""
+        return self.step("change_eps")
+
+    def change_pps(self) -> StepResult:
+        """TPM2_ChangePPS: a new platform seed."""
+        return self.step("change_pps")
+
+    def hierarchy(self, name: str, enable: bool) -> StepResult:
+        """TPM2_HierarchyControl on ``owner``, ``endorsement`` or ``platform``."""
+        return self.step({"hierarchy": {name: "enable" if enable else "disable"}})
+
+    def allocate_banks(self, banks: Sequence[str]) -> StepResult:
+        """TPM2_PCR_Allocate: these banks from the next TPM reset on."""
+        return self.step({"allocate_banks": list(banks)})
+
+    def firmware_update(self, platform: Optional[str] = None, tpm: Optional[str] = None) -> StepResult:
+        """A platform firmware update (``platform=`` a model name or path) or a TPM one (``tpm=`` an image name)."""
+        if (platform is None) == (tpm is None):
+            raise ValueError("firmware_update takes platform= or tpm=, one of them")
+        if platform is not None:
+            return self.step({"firmware_update": {"platform": _model_ref(platform)}})
+        return self.step({"firmware_update": {"tpm": tpm}})
+
+    def extend(self, pcr: int, data: Union[str, bytes], logged: bool = False, type: int = 13) -> StepResult:
+        """Extends ``pcr`` with H(data) in every bank; ``logged=True`` also appends it to the event log."""
+        if isinstance(data, bytes):
+            data = data.decode("latin-1")
+        return self.step({"extend": {"pcr": pcr, "data": data, "logged": logged, "type": type}})
+
+    def fault(self, kind: str, **options: Any) -> StepResult:
+        """Injects a fault: ``latency``, ``drop``, ``corrupt``, ``response_code``, ``disconnect``, ``kill``,
+        ``cut_power``, ``hang``, ``unhang``, ``clear`` with the scenario language's options."""
+        return self.step({"fault": {"kind": kind, **options}})
+
+    def clock_set(self, ms: int) -> StepResult:
+        return self.step({"clock_set": ms})
+
+    def clock_skew(self, ms: int) -> StepResult:
+        """Sets the TPM clock ``ms`` ahead; the next quote raises CLOCK_SKEW."""
+        return self.step({"clock_skew": ms})
+
+    def wait(self, ms: int) -> StepResult:
+        return self.step({"wait": ms})
+
+    def checkpoint(self, name: str) -> StepResult:
+        """Saves the chip's NV state under ``name`` (a vTPM snapshot)."""
+        return self.step({"checkpoint": name})
+
+    def rollback(self, name: str, snapshot: bool = True) -> StepResult:
+        """Reverts the chip to a checkpoint (after a power loss)."""
+        return self.step({"rollback": {"to": name, "snapshot": snapshot}})
+
+    def doctor(self) -> Dict[str, Any]:
+        """The troubleshooting checklist: ``{"status", "items": [...]}`` plus the step result under ``"step"``."""
+        r = self.step("doctor")
+        return {"status": r.status, "items": r.detail.get("doctor"), "step": r}
+
+    # -- ending ------------------------------------------------------------
+
+    @property
+    def ended(self) -> bool:
+        return self._session.ended
+
+    def finish(self) -> RunResult:
+        """Ends the run (judges it, writes run.json and junit.xml) and stops the emulator."""
+        if self._result is None:
+            summary = json.loads(self._session.close())
+            self._result = RunResult(summary, list(self.steps))
+        return self._result
+
+    @property
+    def result(self) -> Optional[RunResult]:
+        return self._result
+
+    def __repr__(self) -> str:
+        state = "finished" if self._result is not None else ("ended" if self.ended else "open")
+        return f"Dut({self._scenario.name!r}, {state}, {len(self.steps)} steps, out_dir={str(self.out_dir)!r})"
+
+
+def open_emulated(*, firmware: Optional[str] = "baseline", banks: Optional[Sequence[str]] = None, ak: str = "rsa",
+                  seed: int = 1, out_dir: Union[str, Path], database: Union[str, Path, None] = None,
+                  command_timeout_ms: Optional[int] = None, images: Optional[Mapping[str, Any]] = None,
+                  name: str = "python", unexpected_alarms: str = "report",
+                  platform: Optional[Mapping[str, Any]] = None) -> Dut:
+    """Launches a fresh swtpm and opens a run on it; call :meth:`Dut.finish` when done."""
+    p: Dict[str, Any] = dict(platform or {})
+    if firmware is not None:
+        p["firmware"] = firmware
+    if banks is not None:
+        p["banks"] = list(banks)
+    p.setdefault("ak", ak)
+    if command_timeout_ms is not None:
+        p["command_timeout_ms"] = command_timeout_ms
+    if images:
+        p["images"] = dict(images)
+    scenario = Scenario(name, steps=["snapshot"], platform=p, seed=seed, unexpected_alarms=unexpected_alarms)
+    out = Path(out_dir).resolve()
+    session = _core.Session.open(scenario.load(), out, str(Path(database).resolve()) if database else "")
+    return Dut(session, scenario, out)
+
+
+@contextlib.contextmanager
+def emulated(firmware: Optional[str] = "baseline", banks: Optional[Sequence[str]] = None, ak: str = "rsa",
+             seed: int = 1, out_dir: Union[str, Path, None] = None, command_timeout_ms: Optional[int] = None,
+             *, database: Union[str, Path, None] = None, images: Optional[Mapping[str, Any]] = None,
+             name: str = "python", unexpected_alarms: str = "report",
+             platform: Optional[Mapping[str, Any]] = None) -> Iterator[Dut]:
+    """A fresh emulated TPM (swtpm) for the ``with`` block; not yet booted.
+
+    ``firmware`` is a firmware model name (``baseline``, ``firmware-blob``, ...)
+    or a path, or ``None`` for a bare platform. On exit the run is finished
+    (run.json, junit.xml), swtpm is stopped, and the temporary folder removed
+    unless ``out_dir`` was given. ``database`` collects the rows elsewhere
+    (the same SQLite store the command line writes)::
+
+        with tpmlab.emulated() as dut:
+            dut.boot()
+            print(dut.power_cycle("resume").snapshot.clock)
+    """
+    tmp = None
+    if out_dir is None:
+        tmp = tempfile.mkdtemp(prefix="tpmlab-")
+        out_dir = tmp
+    try:
+        dut = open_emulated(firmware=firmware, banks=banks, ak=ak, seed=seed, out_dir=out_dir, database=database,
+                            command_timeout_ms=command_timeout_ms, images=images, name=name,
+                            unexpected_alarms=unexpected_alarms, platform=platform)
+        try:
+            yield dut
+        finally:
+            dut.finish()
+    finally:
+        if tmp is not None:
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
+class Bench:
+    """A bench description (``hw/``). Only ``emulated`` exists today; real benches come with issue 7."""
+
+    def __init__(self, name: str = "emulated", **options: Any):
+        if name != "emulated":
+            raise NotImplementedError(f"bench {name!r}: real benches come with issue 7")
+        self.name = name
+        self.options = options
+
+    @classmethod
+    def load(cls, source: Union[str, Path]) -> "Bench":
+        """``emulated`` or a bench file (not yet supported)."""
+        return cls(str(source))
+
+    def open(self, **overrides: Any) -> "contextlib.AbstractContextManager[Dut]":
+        """A DUT on this bench, as a context manager."""
+        return emulated(**{**self.options, **overrides})
+
+    def __repr__(self) -> str:
+        return f"Bench({self.name!r})"

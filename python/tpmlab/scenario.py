@@ -1,0 +1,107 @@
+"""Scenarios from Python: the YAML vocabulary as dicts, run by the same runner.
+
+A :class:`Scenario` is written out as YAML (JSON text, which is YAML) and
+loaded by the harness's own loader, so a scenario built in Python is checked
+exactly as a file is, and errors name the line and column of that text.
+"""
+from __future__ import annotations
+
+import json
+import os
+import time
+from pathlib import Path
+from typing import Any, Dict, List, Mapping, Optional, Sequence, Union
+
+from . import _core
+from .results import RunResult, _steps_from_core
+
+__all__ = ["Scenario", "StepSpec", "load_scenario", "run_scenario", "PACKAGE_DIR"]
+
+#: A step as in YAML: a name (``"boot"``) or a one-key dict (``{"power_cycle": "reset"}``).
+StepSpec = Union[str, Mapping[str, Any]]
+
+#: Where the package lives; its ``firmware/`` folder holds the firmware models.
+PACKAGE_DIR = Path(__file__).resolve().parent
+
+
+def _model_ref(name_or_path: str) -> str:
+    """A model name stays a name (resolved in the package's firmware/); a path becomes absolute."""
+    if "/" in name_or_path or name_or_path.endswith(".yaml"):
+        return str(Path(name_or_path).expanduser().resolve())
+    return name_or_path
+
+
+class Scenario:
+    """A scenario built in Python.
+
+    ``platform`` takes the YAML ``platform`` keys (``banks``, ``ak``,
+    ``firmware``, ``command_timeout_ms``, ``images``, ...); ``steps`` is a list
+    of steps in the YAML vocabulary (scenarios/README.md)::
+
+        Scenario("soak", steps=["boot", "enroll",
+                                {"repeat": {"count": 5, "steps": [{"power_cycle": "reset"}]}}],
+                 platform={"firmware": "baseline"})
+    """
+
+    def __init__(self, name: str, steps: Sequence[StepSpec] = (), *, platform: Optional[Mapping[str, Any]] = None,
+                 seed: int = 1, description: str = "", unexpected_alarms: str = "report"):
+        self.name = name
+        self.steps: List[StepSpec] = list(steps)
+        self.platform: Dict[str, Any] = dict(platform or {})
+        self.seed = seed
+        self.description = description
+        self.unexpected_alarms = unexpected_alarms
+
+    def as_dict(self) -> Dict[str, Any]:
+        platform = dict(self.platform)
+        if isinstance(platform.get("firmware"), str):
+            platform["firmware"] = _model_ref(platform["firmware"])
+        d: Dict[str, Any] = {"name": self.name, "seed": self.seed, "platform": platform,
+                             "unexpected_alarms": self.unexpected_alarms, "steps": list(self.steps)}
+        if self.description:
+            d["description"] = self.description
+        return d
+
+    def to_yaml(self) -> str:
+        """The scenario as YAML text (JSON, one key per line, so errors point at a line)."""
+        return json.dumps(self.as_dict(), indent=1)
+
+    def load(self) -> "_core.Scenario":
+        """Checks and loads it; a mistake raises :class:`tpmlab.ScenarioError` with line and column."""
+        return _core.load_scenario_text(self.to_yaml(), str(PACKAGE_DIR / f"{self.name}.py-scenario.yaml"))
+
+    def __repr__(self) -> str:
+        return f"Scenario({self.name!r}, {len(self.steps)} steps, platform={self.platform})"
+
+
+def load_scenario(source: Union[str, os.PathLike, Scenario], *, text: bool = False) -> "_core.Scenario":
+    """Loads a scenario file (or YAML text with ``text=True``, or a :class:`Scenario`)."""
+    if isinstance(source, Scenario):
+        return source.load()
+    if text:
+        return _core.load_scenario_text(str(source), str(PACKAGE_DIR / "text.yaml"))
+    return _core.load_scenario_file(Path(source))
+
+
+def default_out_dir(name: str) -> Path:
+    """``tpmlab-runs/NAME-TIME``, as the command line picks it."""
+    return Path("tpmlab-runs") / f"{name}-{time.strftime('%Y%m%d-%H%M%S')}"
+
+
+def run_scenario(source: Union[str, os.PathLike, Scenario], *, out_dir: Union[str, os.PathLike, None] = None,
+                 database: Union[str, os.PathLike, None] = None, seed: Optional[int] = None,
+                 cycles: Optional[int] = None, keep_state: bool = False) -> RunResult:
+    """Runs a scenario file or a :class:`Scenario` on a new emulated TPM, as ``tpmlab run`` does.
+
+    Results go to ``out_dir`` (``run.json``, ``junit.xml``) and to the SQLite
+    ``database`` (default ``OUT/tpmlab.db``; point several runs, CLI or Python,
+    at one file to collect them). A run that cannot start raises; a run that
+    starts returns its :class:`RunResult`, failed or not.
+    """
+    scenario = load_scenario(source)
+    if cycles is not None:
+        scenario.override_cycles(cycles)
+    out = Path(out_dir) if out_dir is not None else default_out_dir(scenario.name)
+    summary, steps = _core.run_scenario(scenario, out.resolve(), str(Path(database).resolve()) if database else "",
+                                        seed, keep_state)
+    return RunResult(json.loads(summary), _steps_from_core(steps))
