@@ -1,0 +1,82 @@
+"""Errors become exceptions of their layer, carrying their details; a step
+that fails inside a run is a result, not an exception."""
+import os
+import subprocess
+import sys
+
+import pytest
+
+import tpmlab
+from tpmlab import _core
+
+BAD_SCENARIO = """name: bad
+steps:
+  - boot
+  - power_cycle: {kind: sideways}
+"""
+
+
+def test_bad_scenario_text_names_line_and_column():
+    with pytest.raises(tpmlab.ScenarioError) as info:
+        tpmlab.load_scenario(BAD_SCENARIO, text=True)
+    e = info.value
+    assert (e.line, e.column) == (4, 25), str(e)  # 1-based: the "s" of sideways
+    assert e.file.endswith("text.yaml")
+    assert e.layer == "scenario"
+    assert isinstance(e, tpmlab.TpmlabError)
+
+
+def test_bad_python_scenario_is_a_scenario_error():
+    with pytest.raises(tpmlab.ScenarioError) as info:
+        tpmlab.Scenario("bad", steps=["boot", {"no_such_step": 1}]).load()
+    assert info.value.line is not None and info.value.column is not None
+
+
+def test_bad_step_on_a_dut_is_a_scenario_error():
+    with tpmlab.emulated(firmware=None) as dut:
+        with pytest.raises(tpmlab.ScenarioError):
+            dut.power_cycle("sideways")
+        assert dut.boot().passed
+
+
+def test_missing_scenario_file(tmp_path):
+    with pytest.raises(tpmlab.TpmlabError):
+        tpmlab.run_scenario(tmp_path / "nope.yaml", out_dir=tmp_path / "out")
+
+
+def test_garbage_event_log_is_a_parse_error_with_its_offset():
+    with pytest.raises(tpmlab.ParseError) as info:
+        tpmlab.EventLog.parse(b"\x00\x00\x00\x00\x03\x00\x00\x00" + b"\xff" * 40)
+    assert info.value.offset is not None, str(info.value)
+    assert info.value.layer == "parse"
+
+
+def test_tpm_error_carries_the_response_code():
+    with pytest.raises(tpmlab.TpmError) as info:
+        _core._raise_status("tpm", "TPM2_Clear: TPM_RC_DISABLED", 0x120)
+    assert info.value.rc == 0x120
+    with pytest.raises(tpmlab.TransportError):
+        _core._raise_status("transport", "connect: refused", 0)
+
+
+def test_a_hung_tpm_is_a_step_result_not_an_exception():
+    with tpmlab.emulated(firmware=None, command_timeout_ms=300) as dut:
+        dut.boot()
+        dut.fault("hang")
+        step = dut.verify()
+        assert step.status == "error"
+        assert "TPM_UNREACHABLE" in step.alarm_codes()
+        dut.fault("unhang")
+
+
+def test_launching_without_swtpm_is_a_missing_dependency_error(tmp_path):
+    code = ("import tpmlab\n"
+            "try:\n"
+            "    with tpmlab.emulated(firmware=None):\n"
+            "        pass\n"
+            "except tpmlab.MissingDependencyError as e:\n"
+            "    print('missing:', e)\n")
+    env = dict(os.environ, PATH=str(tmp_path))
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, env=env)
+    assert proc.returncode == 0, proc.stderr
+    assert "missing:" in proc.stdout and "swtpm" in proc.stdout
