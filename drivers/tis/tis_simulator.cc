@@ -48,6 +48,10 @@ const char* TisStateName(TisSimulator::State state) {
 TisSimulator::TisSimulator(Transport& inner, Options options)
     : inner_(inner), options_(options), rng_(options.seed) {}
 
+TisSimulator::~TisSimulator() {
+  if (exec_.valid()) exec_.wait();
+}
+
 void TisSimulator::HoldLocality(uint8_t locality) {
   active_ = locality;
   held_ = true;
@@ -272,18 +276,18 @@ uint32_t TisSimulator::Status32() {
 void TisSimulator::PollExecution() {
   if (inner_failed_) return;
   if (!have_response_) {
-    auto r = inner_.Receive(options_.inner_poll);
-    if (r.ok()) {
-      response_ = std::move(*r);
-      response_read_ = 0;
-      have_response_ = true;
-    } else if (!r.status().timed_out()) {
+    if (!exec_.valid() || exec_.wait_for(options_.inner_poll) != std::future_status::ready) return;
+    auto r = exec_.get();
+    if (!r.ok()) {
+      // The TPM hangs in execution until the host aborts with commandReady.
       inner_failed_ = true;
       last_inner_error_ = r.status().ToString();
       return;
     }
+    response_ = std::move(*r);
+    response_read_ = 0;
+    have_response_ = true;
   }
-  if (!have_response_) return;
   if (execution_left_ > 0) {
     --execution_left_;
     return;
@@ -337,7 +341,7 @@ void TisSimulator::WriteSts(size_t offset, ByteView data) {
   for (size_t i = 0; i < data.size() && offset + i < 4; ++i) bits |= uint32_t{data[i]} << (8 * (offset + i));
   if (silence_ == Silence::kStuck) return;
   if (bits & tis::kStsCommandCancel) {
-    if (state_ == State::kExecution && !have_response_) (void)inner_.Cancel();
+    if (state_ == State::kExecution && !have_response_ && !inner_failed_) (void)inner_.Cancel();
   }
   if (bits & tis::kStsCommandReady) {
     switch (state_) {
@@ -353,8 +357,10 @@ void TisSimulator::WriteSts(size_t offset, ByteView data) {
         break;
       case State::kReady: break;
       case State::kExecution:
-        // Abort: the inner TPM's response is given up.
-        if (!have_response_ && !inner_failed_) inner_.AbandonResponse();
+        // Abort: the inner command is cancelled and its response dropped
+        // (the next tpmGo waits until it has finished).
+        if (!have_response_ && !inner_failed_) (void)inner_.Cancel();
+        inner_failed_ = false;
         state_ = State::kReady;
         break;
       case State::kReception: state_ = State::kReady; break;
@@ -372,18 +378,17 @@ void TisSimulator::WriteSts(size_t offset, ByteView data) {
                 std::to_string(fifo_in_.size()) + " command bytes");
     } else {
       ++commands_;
+      if (exec_.valid()) (void)exec_.get();  // an aborted command still running
       if (frame_.locality != inner_locality_) {
         Status s = inner_.SetLocality(frame_.locality);
         if (s.ok()) inner_locality_ = frame_.locality;
       }
-      Status s = inner_.Transmit(fifo_in_);
       state_ = State::kExecution;
       execution_left_ = options_.execution_reads;
       have_response_ = false;
-      if (!s.ok()) {
-        inner_failed_ = true;
-        last_inner_error_ = s.ToString();
-      }
+      inner_failed_ = false;
+      exec_ = std::async(std::launch::async,
+                         [this, command = fifo_in_] { return inner_.Exchange(command); });
     }
   }
   if ((bits & tis::kStsResponseRetry) && state_ == State::kCompletion) response_read_ = 0;

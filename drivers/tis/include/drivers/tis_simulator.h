@@ -19,6 +19,7 @@
 
 #include <cstdint>
 #include <deque>
+#include <future>
 #include <optional>
 #include <random>
 #include <string>
@@ -59,7 +60,9 @@ class TisSimulator final : public SpiBus {
     // Writing commandReady in Completion goes to Idle (so it takes a second
     // write to reach Ready); false goes straight to Ready.
     bool completion_to_idle = true;
-    // How long one STS read during execution waits for the inner response.
+    // How long one STS read during execution waits for the inner response
+    // (the inner transport runs each command on its own thread, as a TPM
+    // executes independently of the bus).
     std::chrono::milliseconds inner_poll{1};
   };
 
@@ -75,6 +78,8 @@ class TisSimulator final : public SpiBus {
 
   explicit TisSimulator(Transport& inner) : TisSimulator(inner, Options{}) {}
   TisSimulator(Transport& inner, Options options);
+  /// Waits for a command still running on the inner transport.
+  ~TisSimulator() override;
 
   Options& options() { return options_; }
 
@@ -158,6 +163,7 @@ class TisSimulator final : public SpiBus {
   size_t burst_credit_ = 0;      // FIFO bytes the last STS read allowed
   bool inner_failed_ = false;
   std::string last_inner_error_;
+  std::future<Result<Bytes>> exec_;  // the inner Exchange of the command in execution
   uint8_t inner_locality_ = 0;
 
   Silence silence_ = Silence::kNone;
