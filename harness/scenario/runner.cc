@@ -903,7 +903,7 @@ std::string SaveEventLog(const fs::path& out_dir, const Bytes& log) {
   return name;
 }
 
-json StepToJson(const StepResult& s) {
+json StepJsonBody(const StepResult& s, bool with_snapshot) {
   json j = {{"index", s.index},
             {"action", s.action},
             {"status", s.status},
@@ -914,7 +914,8 @@ json StepToJson(const StepResult& s) {
   if (s.rc) {
     char hex[16];
     std::snprintf(hex, sizeof(hex), "0x%03x", *s.rc);
-    j["rc"] = hex;
+    j["rc"] = *s.rc;
+    j["rc_hex"] = hex;
     j["rc_text"] = TpmResponseName(*s.rc);
   }
   if (!s.detail.is_null()) j["detail"] = s.detail;
@@ -926,7 +927,7 @@ json StepToJson(const StepResult& s) {
   if (!s.not_run.empty()) j["not_run"] = s.not_run;
   if (!s.drift.is_null()) j["drift"] = s.drift;
   if (!s.golden_drift.is_null()) j["golden_drift"] = s.golden_drift;
-  if (s.snapshot) j["snapshot"] = SnapshotToJson(*s.snapshot);
+  if (with_snapshot && s.snapshot) j["snapshot"] = SnapshotToJson(*s.snapshot);
   j["commands"] = s.trace.size();
   return j;
 }
@@ -975,7 +976,7 @@ Status WriteRunJson(const fs::path& file, const Scenario& scenario, const RunRes
   int failed = 0;
   for (const auto& s : result.steps) {
     for (const auto& a : s.alarms) alarm_counts[a.code]++;
-    steps.push_back(StepToJson(s));
+    steps.push_back(StepJsonBody(s, /*with_snapshot=*/true));
     if (result.expected_failures.count(s.index)) steps.back()["expected_failure"] = true;
     if (s.snapshot && s.snapshot->eventlog) {
       steps.back()["snapshot"]["eventlog"]["file"] = SaveEventLog(file.parent_path(), *s.snapshot->eventlog);
@@ -1014,6 +1015,8 @@ Status WriteRunJson(const fs::path& file, const Scenario& scenario, const RunRes
 }
 
 }  // namespace
+
+nlohmann::json StepToJson(const StepResult& step, bool with_snapshot) { return StepJsonBody(step, with_snapshot); }
 
 struct Session::State {
   Scenario scenario;

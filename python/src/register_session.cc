@@ -112,32 +112,9 @@ class PySession {
 
 }  // namespace
 
+// The runner's own step JSON; the snapshot goes to Python as an object.
 std::string StepToJsonText(const StepResult& s) {
-  json j = {{"index", s.index},
-            {"action", s.action},
-            {"status", s.status},
-            {"started_at", s.started_at},
-            {"duration_ms", s.duration_ms},
-            {"checks", ChecksToJson(s.checks)},
-            {"commands", s.trace.size()}};
-  if (s.cycle) j["cycle"] = *s.cycle;
-  if (!s.kind.empty()) j["kind"] = s.kind;
-  if (s.rc) {
-    char hex[16];
-    std::snprintf(hex, sizeof(hex), "0x%03x", *s.rc);
-    j["rc"] = *s.rc;
-    j["rc_hex"] = hex;
-    j["rc_text"] = TpmResponseName(*s.rc);
-  }
-  j["detail"] = s.detail;
-  j["error"] = s.error;
-  json alarms = json::array();
-  for (const auto& a : s.alarms) alarms.push_back(AlarmToJson(a));
-  j["alarms"] = alarms;
-  j["not_run"] = s.not_run;
-  j["drift"] = s.drift;
-  j["golden_drift"] = s.golden_drift;
-  return j.dump();
+  return StepToJson(s, /*with_snapshot=*/false).dump();
 }
 
 void RegisterSession(py::module_& m) {

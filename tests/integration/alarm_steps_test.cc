@@ -134,7 +134,7 @@ steps:
   BOOST_TEST(clear.status == "refused");
   BOOST_REQUIRE(clear.rc.has_value());
   BOOST_TEST((*clear.rc & 0xFFF) == 0x120u);
-  BOOST_TEST(expected.run["steps"][2]["rc"] == "0x120");
+  BOOST_TEST(expected.run["steps"][2]["rc_hex"] == "0x120");
   BOOST_TEST(StepAt(expected, 4).status == "passed");  // the run went on
 
   Ran unexpected = RunText("refused-bare", "name: refused-bare" + body + "  - verify\n");

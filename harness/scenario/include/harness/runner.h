@@ -6,6 +6,7 @@
 #include <atomic>
 #include <filesystem>
 #include <functional>
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <set>
 #include <string>
@@ -89,6 +90,9 @@ class Session {
   struct State;
   std::unique_ptr<State> state_;
 };
+
+/// A step as run.json records it (with its snapshot unless told not to).
+nlohmann::json StepToJson(const StepResult& step, bool with_snapshot = true);
 
 /// Runs the scenario. Returns an error Status only when the run could not be
 /// set up (bad options, database, missing swtpm); a run that starts always
