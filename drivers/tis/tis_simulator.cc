@@ -64,6 +64,25 @@ void TisSimulator::ReleaseHeldLocality() {
   GrantPending();
 }
 
+void TisSimulator::PowerOn() {
+  if (exec_.valid()) (void)exec_.get();
+  active_.reset();
+  held_ = false;
+  for (bool& p : pending_) p = false;
+  state_ = State::kIdle;
+  fifo_in_.clear();
+  response_.clear();
+  response_read_ = 0;
+  burst_zero_left_ = 0;
+  ready_delay_left_ = 0;
+  execution_left_ = 0;
+  ready_pending_ = false;
+  have_response_ = false;
+  burst_credit_ = 0;
+  inner_failed_ = false;
+  inner_locality_ = kUnknownLocality;
+}
+
 void TisSimulator::GrantPending() {
   if (active_) return;
   for (int l = tis::kMaxLocality; l >= 0; --l) {

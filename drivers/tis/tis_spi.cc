@@ -376,6 +376,12 @@ Result<Bytes> TisSpiTransport::ReadResponse() {
   return response;
 }
 
+void TisSpiTransport::ChipReset() {
+  have_locality_ = false;
+  executing_ = false;
+  needs_recovery_ = true;
+}
+
 void TisSpiTransport::Recover() {
   executing_ = false;
   needs_recovery_ = true;

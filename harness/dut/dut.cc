@@ -31,6 +31,49 @@ StartupType StartupAfter(PowerCycleKind kind) {
   return kind == PowerCycleKind::kResume ? StartupType::kState : StartupType::kClear;
 }
 
+const char* EmulatedBusName(EmulatedBus bus) {
+  switch (bus) {
+    case EmulatedBus::kSocket: return "socket";
+    case EmulatedBus::kTisSpi: return "tis-spi";
+  }
+  return "unknown";
+}
+
+std::optional<EmulatedBus> EmulatedBusFromName(std::string_view name) {
+  for (EmulatedBus b : {EmulatedBus::kSocket, EmulatedBus::kTisSpi}) {
+    if (name == EmulatedBusName(b)) return b;
+  }
+  return std::nullopt;
+}
+
+namespace {
+
+// The emulator's power switch, plus what a power cut does to the bus: the
+// TIS registers reset with the chip and the host's TIS engine re-takes its
+// locality. Off and On both reset: whatever the power did, the bus sees a
+// chip that came back from _TPM_Init.
+class TisResetPower final : public PowerControl {
+ public:
+  TisResetPower(std::unique_ptr<PowerControl> inner, TisSimulator& chip, TisSpiTransport& host)
+      : inner_(std::move(inner)), chip_(chip), host_(host) {}
+
+ private:
+  Status DoOff(PowerCut cut) override { return Reset(inner_->Off(cut)); }
+  Status DoOn() override { return Reset(inner_->On()); }
+  Status DoCycle(PowerCut cut) override { return Reset(inner_->Cycle(cut)); }
+  Status Reset(Status s) {
+    chip_.PowerOn();
+    host_.ChipReset();
+    return s;
+  }
+
+  std::unique_ptr<PowerControl> inner_;
+  TisSimulator& chip_;
+  TisSpiTransport& host_;
+};
+
+}  // namespace
+
 Result<std::unique_ptr<Dut>> Dut::LaunchEmulated(const EmulatedDutConfig& config) {
   if (!config.initial_state.empty() && !SwtpmStateExists(config.state_dir)) {
     TRY(CopySwtpmState(config.initial_state, config.state_dir));
@@ -52,17 +95,50 @@ Result<std::unique_ptr<Dut>> Dut::LaunchEmulated(const EmulatedDutConfig& config
   TRY_ASSIGN(dut->swtpm_, SwtpmProcess::Launch(swtpm));
   dut->transport_ = std::make_unique<SwtpmTransport>(*dut->swtpm_);
   dut->transport_->set_command_timeout(config.command_timeout);
-  dut->faults_ = std::make_unique<FaultTransport>(*dut->transport_, config.fault_seed);
+  dut->bus_ = config.bus;
+  Transport* host = dut->transport_.get();
+  if (config.bus == EmulatedBus::kTisSpi) {
+    if (config.tis.wait_states < 0 || config.tis.burst_count == 0) {
+      return Status::Error(Layer::kHarness, "TIS bus: wait_states must be >= 0 and burst_count >= 1");
+    }
+    TisSimulator::Options sim;
+    sim.wait_states_min = 0;
+    sim.wait_states_max = config.tis.wait_states;
+    sim.burst_count = config.tis.burst_count;
+    sim.seed = config.tis.seed;
+    dut->tis_sim_ = std::make_unique<TisSimulator>(*dut->transport_, sim);
+    TRY_ASSIGN(dut->tis_, TisSpiTransport::Open(*dut->tis_sim_));
+    dut->tis_->set_command_timeout(config.command_timeout);
+    host = dut->tis_.get();
+  }
+  dut->faults_ = std::make_unique<FaultTransport>(*host, config.fault_seed);
   dut->trace_ = std::make_unique<TraceTransport>(*dut->faults_, config.trace_bytes);
   // The TPM session waits on the top of the stack: per-command timeouts go there.
   dut->trace_->set_command_timeout(config.command_timeout);
   for (const auto& [code, timeout] : config.command_timeouts) dut->trace_->set_command_timeout(code, timeout);
   dut->power_ = std::make_unique<SwtpmPower>(*dut->swtpm_);
+  if (dut->tis_) {
+    dut->power_ = std::make_unique<TisResetPower>(std::move(dut->power_), *dut->tis_sim_, *dut->tis_);
+  }
   TRY_ASSIGN(dut->tpm_, Tpm::Open(*dut->trace_));
   return dut;
 }
 
 Dut::~Dut() { Close(); }
+
+DutBusInfo Dut::bus_info() const {
+  DutBusInfo info;
+  info.bus = bus_;
+  if (tis_) {
+    info.vendor_id = tis_->chip().vendor_id;
+    info.device_id = tis_->chip().device_id;
+    info.revision = tis_->chip().revision;
+    info.description = tis_->info().description;
+  } else if (transport_) {
+    info.description = transport_->info().description;
+  }
+  return info;
+}
 
 Status Dut::Health() { return swtpm_ ? swtpm_->CheckAlive() : Status::Ok(); }
 

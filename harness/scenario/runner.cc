@@ -71,7 +71,8 @@ json ScenarioConfigJson(const Scenario& s, uint64_t seed) {
             {"firmware", s.platform.firmware ? json({{"name", s.platform.firmware->name},
                                                      {"file", s.platform.firmware->file}})
                                               : json(nullptr)},
-            {"command_timeout_ms", s.platform.command_timeout_ms}}}};
+            {"command_timeout_ms", s.platform.command_timeout_ms},
+            {"bus", EmulatedBusName(s.platform.bus)}}}};
 }
 
 // Whether a TPM response code is the one expected: equal, or the same
@@ -1058,6 +1059,9 @@ Result<std::unique_ptr<Session>> Session::Open(Scenario scenario_in, RunOptions 
   }
   config.fault_seed = seed;
   config.initial_state = options.initial_state;
+  config.bus = scenario.platform.bus;
+  config.tis = scenario.platform.tis;
+  config.tis.seed = seed;
   // A run starts from a newly manufactured chip (or the state it is given)
   // unless told to keep one.
   if (!options.keep_state) fs::remove_all(config.state_dir, ec);
@@ -1075,7 +1079,15 @@ Result<std::unique_ptr<Session>> Session::Open(Scenario scenario_in, RunOptions 
                  {"swtpm_version", dut.emulator()->capabilities().version},
                  {"state_dir", fs::absolute(config.state_dir).string()},
                  {"endpoint", dut.emulator()->data_endpoint().ToString()},
-                 {"banks", scenario.platform.banks}};
+                 {"banks", scenario.platform.banks},
+                 {"bus", EmulatedBusName(dut.bus_info().bus)}};
+  if (const DutBusInfo bus = dut.bus_info(); bus.bus == EmulatedBus::kTisSpi) {
+    char id[24];
+    std::snprintf(id, sizeof id, "%04x:%04x:%02x", bus.vendor_id, bus.device_id, bus.revision);
+    st.dut_json["tis"] = {{"vid_did_rid", id}, {"vendor_id", bus.vendor_id}, {"device_id", bus.device_id},
+                          {"revision", bus.revision}, {"wait_states", config.tis.wait_states},
+                          {"burst_count", config.tis.burst_count}, {"description", bus.description}};
+  }
   RunInfo info;
   info.scenario = scenario.name;
   info.scenario_file = scenario.file;

@@ -79,7 +79,28 @@ class Reader : public YamlReader {
   Result<Platform> ReadPlatform(const YAML::Node& n, const YAML::Node& firmware) const {
     Platform p;
     TRY(Keys(n, "platform", {"banks", "ak", "startup_locality", "hcrtm", "firmware",
-                             "command_timeout_ms", "command_timeouts", "images", "max_consecutive_errors"}));
+                             "command_timeout_ms", "command_timeouts", "images", "max_consecutive_errors", "bus", "tis"}));
+    if (n["bus"]) {
+      TRY_ASSIGN(std::string name, String(n["bus"], "platform.bus"));
+      auto bus = EmulatedBusFromName(name);
+      if (!bus) return Error(n["bus"], "platform.bus must be socket or tis-spi, not '" + name + "'");
+      p.bus = *bus;
+    }
+    if (const auto tis = n["tis"]) {
+      if (p.bus != EmulatedBus::kTisSpi) return Error(tis, "platform.tis needs bus: tis-spi");
+      if (!tis.IsMap()) return Error(tis, "platform.tis is a map {wait_states, burst_count}");
+      TRY(Keys(tis, "platform.tis", {"wait_states", "burst_count"}));
+      if (tis["wait_states"]) {
+        TRY_ASSIGN(int64_t w, Int(tis["wait_states"], "platform.tis.wait_states"));
+        if (w < 0 || w > 64) return Error(tis["wait_states"], "platform.tis.wait_states must be 0..64");
+        p.tis.wait_states = static_cast<int>(w);
+      }
+      if (tis["burst_count"]) {
+        TRY_ASSIGN(int64_t b, Int(tis["burst_count"], "platform.tis.burst_count"));
+        if (b < 1 || b > 64) return Error(tis["burst_count"], "platform.tis.burst_count must be 1..64");
+        p.tis.burst_count = static_cast<uint16_t>(b);
+      }
+    }
     if (const auto timeouts = n["command_timeouts"]) {
       if (!timeouts.IsMap()) return Error(timeouts, "platform.command_timeouts maps command names to ms");
       for (const auto& kv : timeouts) {

@@ -274,6 +274,28 @@ BOOST_AUTO_TEST_CASE(startup_locality_2) {
   EXPECT_ERROR_AT(Minimal("platform:\n  startup_locality: 2\n"), "3:21", "startup_locality");
 }
 
+BOOST_AUTO_TEST_CASE(platform_bus_and_tis_knobs) {
+  auto socket = LoadScenarioText(Minimal(), kFile);
+  BOOST_REQUIRE_MESSAGE(socket.ok(), socket.status().ToString());
+  BOOST_TEST((socket->platform.bus == EmulatedBus::kSocket));
+  auto tis = LoadScenarioText(
+      Minimal("platform:\n  bus: tis-spi\n  tis: {wait_states: 4, burst_count: 8}\n"), kFile);
+  BOOST_REQUIRE_MESSAGE(tis.ok(), tis.status().ToString());
+  BOOST_TEST((tis->platform.bus == EmulatedBus::kTisSpi));
+  BOOST_TEST(tis->platform.tis.wait_states == 4);
+  BOOST_TEST(tis->platform.tis.burst_count == 8);
+  auto plain = LoadScenarioText(Minimal("platform:\n  bus: tis-spi\n"), kFile);
+  BOOST_REQUIRE_MESSAGE(plain.ok(), plain.status().ToString());
+  BOOST_TEST(plain->platform.tis.wait_states == 0);
+  BOOST_TEST(plain->platform.tis.burst_count == 64);
+
+  EXPECT_ERROR_AT(Minimal("platform:\n  bus: i2c\n"), "3:8", "platform.bus must be socket or tis-spi, not 'i2c'");
+  EXPECT_ERROR_AT(Minimal("platform:\n  bus: tis-spi\n  tis: {wait_states: -1}\n"), "4:22", "wait_states");
+  EXPECT_ERROR_AT(Minimal("platform:\n  bus: tis-spi\n  tis: {burst_count: 0}\n"), "4:22", "burst_count must be 1..64");
+  EXPECT_ERROR_AT(Minimal("platform:\n  bus: tis-spi\n  tis: {waits: 1}\n"), "4:9", "unknown key 'waits'");
+  EXPECT_ERROR_AT(Minimal("platform:\n  tis: {wait_states: 1}\n"), "3:8", "needs bus: tis-spi");
+}
+
 BOOST_AUTO_TEST_CASE(firmware_model_not_found) {
   EXPECT_ERROR_AT(Minimal("platform:\n  firmware: no-such-model\n"), "3:13", "firmware model 'no-such-model' not found");
 }

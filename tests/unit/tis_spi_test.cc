@@ -313,6 +313,41 @@ BOOST_FIXTURE_TEST_CASE(random_transfer_errors_never_give_a_wrong_response, Fixt
   ExchangeOk(*t, 100);
 }
 
+// _TPM_Init resets the TIS registers: no locality, state idle, and a locality
+// the inner transport was given is set again. A host told of the reset
+// re-takes its locality and carries on without a protocol violation.
+BOOST_FIXTURE_TEST_CASE(power_on_resets_the_tis_and_a_told_host_carries_on, Fixture) {
+  auto t = Open();
+  ExchangeOk(*t, 30);
+  BOOST_REQUIRE(t->SetLocality(3).ok());
+  ExchangeOk(*t, 30);
+  BOOST_TEST(sim.active_locality().value_or(0xFF) == 3);
+  BOOST_TEST(fake.locality() == 3);
+
+  // The TPM behind comes back at locality 0 (a relaunched emulator).
+  BOOST_REQUIRE(fake.SetLocality(0).ok());
+  sim.PowerOn();
+  BOOST_TEST(!sim.active_locality().has_value());
+  BOOST_TEST((sim.state() == TisSimulator::State::kIdle));
+  t->ChipReset();
+  ExchangeOk(*t, 50);
+  BOOST_TEST(sim.active_locality().value_or(0xFF) == 3);
+  BOOST_TEST(fake.locality() == 3);  // set again, not assumed
+  BOOST_REQUIRE(t->SetLocality(0).ok());
+  ExchangeOk(*t, 40);
+  NoViolations();
+}
+
+// A host not told of the reset writes to a locality it no longer has: the
+// simulator records it (and the exchange fails or recovers, but not silently).
+BOOST_FIXTURE_TEST_CASE(a_host_unaware_of_a_reset_is_caught, Fixture) {
+  auto t = Open();
+  ExchangeOk(*t, 30);
+  sim.PowerOn();
+  (void)t->Exchange(Command(30));
+  BOOST_TEST(!sim.violations().empty());
+}
+
 BOOST_FIXTURE_TEST_CASE(no_tpm_on_the_bus_is_reported_at_open, Fixture) {
   sim.set_silence(TisSimulator::Silence::kAllOnes);
   const auto start = clock.Now();

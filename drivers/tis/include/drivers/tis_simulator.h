@@ -88,6 +88,12 @@ class TisSimulator final : public SpiBus {
   void HoldLocality(uint8_t locality);
   void ReleaseHeldLocality();
 
+  /// _TPM_Init: the TIS registers reset as a chip's do at power-on — no
+  /// locality active, held or pending, the command state machine idle, any
+  /// command in flight dropped (waited for first). Knobs, counters, frames and
+  /// violations stay. Whoever switches the inner TPM's power calls this.
+  void PowerOn();
+
   void set_silence(Silence silence) { silence_ = silence; }
   /// The `nth` Transfer from now (1 = the next one) fails; the frame it was
   /// part of never completes.
@@ -164,6 +170,9 @@ class TisSimulator final : public SpiBus {
   bool inner_failed_ = false;
   std::string last_inner_error_;
   std::future<Result<Bytes>> exec_;  // the inner Exchange of the command in execution
+  // The inner transport's locality as last set; kUnknownLocality after a
+  // power-on, so the next command sets it again.
+  static constexpr uint8_t kUnknownLocality = 0xFF;
   uint8_t inner_locality_ = 0;
 
   Silence silence_ = Silence::kNone;

@@ -73,6 +73,12 @@ class TisSpiTransport final : public Transport {
   const ChipId& chip() const { return chip_; }
   uint8_t locality() const { return config_.locality; }
 
+  /// The TPM was reset (_TPM_Init: its TIS registers are back to power-on,
+  /// no locality active). Forgets the locality and any command in flight;
+  /// the next command takes the locality and commandReady again. Whoever
+  /// switches the TPM's power calls this.
+  void ChipReset();
+
   /// One register frame at the current locality (1..64 bytes), for
   /// diagnostics and tests. Register values are little-endian.
   Status ReadRegister(uint16_t reg, MutableByteView out);

@@ -13,6 +13,8 @@
 #include "drivers/fault_transport.h"
 #include "drivers/power.h"
 #include "drivers/swtpm.h"
+#include "drivers/tis_simulator.h"
+#include "drivers/tis_spi.h"
 #include "drivers/trace.h"
 #include "harness/tpm.h"
 
@@ -40,6 +42,30 @@ struct BootOptions {
   std::optional<Bytes> hcrtm_data;   // measured by an H-CRTM before Startup
 };
 
+// How the harness reaches the emulated TPM.
+enum class EmulatedBus {
+  kSocket,  // swtpm's command socket
+  kTisSpi,  // TIS (PTP FIFO) over a simulated SPI TPM in front of swtpm
+};
+const char* EmulatedBusName(EmulatedBus bus);  // "socket", "tis-spi"
+std::optional<EmulatedBus> EmulatedBusFromName(std::string_view name);
+
+// The simulated SPI TPM's knobs (kTisSpi only).
+struct EmulatedTisOptions {
+  int wait_states = 0;      // wait states per frame: 0..wait_states, seeded
+  uint16_t burst_count = 64;  // the largest burstCount the chip offers
+  uint64_t seed = 1;
+};
+
+// What the bus reports of the chip (kTisSpi: read from DID_VID and RID).
+struct DutBusInfo {
+  EmulatedBus bus = EmulatedBus::kSocket;
+  uint16_t vendor_id = 0;
+  uint16_t device_id = 0;
+  uint8_t revision = 0;
+  std::string description;  // the transport's own
+};
+
 struct EmulatedDutConfig {
   std::string name = "dut0";
   std::filesystem::path state_dir;   // swtpm state and log; provisioned if empty
@@ -52,6 +78,8 @@ struct EmulatedDutConfig {
   std::map<uint32_t, std::chrono::milliseconds> command_timeouts;  // by command code
   bool trace_bytes = true;           // keep command/response bytes in the trace
   uint64_t fault_seed = 1;           // seeds the fault injector's probability draws
+  EmulatedBus bus = EmulatedBus::kSocket;
+  EmulatedTisOptions tis;
 };
 
 class Dut {
@@ -77,6 +105,9 @@ class Dut {
   // so the trace records what the harness saw.
   FaultTransport& faults() { return *faults_; }
   SwtpmProcess* emulator() { return swtpm_.get(); }
+  DutBusInfo bus_info() const;
+  /// The simulated SPI TPM (kTisSpi), for its counters and violations; null otherwise.
+  const TisSimulator* tis_simulator() const { return tis_sim_.get(); }
 
   // Emulated DUTs only: what a bench cannot do to a real chip on demand.
   /// Freezes (SIGSTOP) or thaws the emulator: a TPM that stops answering.
@@ -102,7 +133,10 @@ class Dut {
 
   std::string name_;
   std::unique_ptr<SwtpmProcess> swtpm_;
-  std::unique_ptr<Transport> transport_;
+  EmulatedBus bus_ = EmulatedBus::kSocket;
+  std::unique_ptr<Transport> transport_;     // to the emulator (the socket)
+  std::unique_ptr<TisSimulator> tis_sim_;    // kTisSpi: the chip's SPI side...
+  std::unique_ptr<TisSpiTransport> tis_;     // ...and the host's TIS engine on it
   std::unique_ptr<FaultTransport> faults_;
   std::unique_ptr<TraceTransport> trace_;
   std::unique_ptr<PowerControl> power_;

@@ -41,6 +41,9 @@ struct Platform {
   std::vector<TpmImage> images;
   // Ends the run after this many step errors in a row (a TPM that stays gone).
   int max_consecutive_errors = 3;
+  // How the harness reaches the emulated TPM, and the simulated SPI chip's knobs.
+  EmulatedBus bus = EmulatedBus::kSocket;
+  EmulatedTisOptions tis;
 };
 
 struct BootStep {
