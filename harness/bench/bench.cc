@@ -1,0 +1,430 @@
+#include "harness/bench.h"
+
+#include <unistd.h>
+
+#include <cstdio>
+#include <cstdlib>
+#include <sstream>
+
+#include "drivers/device_transport.h"
+
+namespace tpmlab {
+namespace {
+
+namespace fs = std::filesystem;
+
+constexpr const char* kSecurityfsLog = "/sys/kernel/security/tpm0/binary_bios_measurements";
+
+template <typename E>
+struct Named {
+  const char* name;
+  E value;
+};
+
+constexpr Named<DutTransportKind> kTransports[] = {
+    {"emulated", DutTransportKind::kEmulated},        {"device", DutTransportKind::kDevice},
+    {"tis-spi-sim", DutTransportKind::kTisSpiSim},    {"tis-spi-ftdi", DutTransportKind::kTisSpiFtdi},
+    {"tis-spi-tpm2go", DutTransportKind::kTisSpiTpm2go}};
+constexpr Named<PowerKind> kPowerKinds[] = {
+    {"emulated", PowerKind::kEmulated}, {"none", PowerKind::kNone},       {"usb-relay", PowerKind::kUsbRelay},
+    {"usb-hub-port", PowerKind::kUsbHubPort}, {"command", PowerKind::kCommand}, {"manual", PowerKind::kManual}};
+constexpr Named<BootLogSource> kBootLogSources[] = {{"emulated-firmware", BootLogSource::kEmulatedFirmware},
+                                                    {"securityfs", BootLogSource::kSecurityfs},
+                                                    {"file", BootLogSource::kFile}};
+
+template <typename E, size_t N>
+const char* NameOf(const Named<E> (&table)[N], E value) {
+  for (const auto& n : table) {
+    if (n.value == value) return n.name;
+  }
+  return "?";
+}
+
+class BenchParser : public YamlReader {
+ public:
+  explicit BenchParser(std::string file) : YamlReader(std::move(file), Layer::kScenario) {}
+
+  template <typename E, size_t N>
+  Result<E> Enum(const YAML::Node& n, const std::string& what, const Named<E> (&table)[N]) const {
+    TRY_ASSIGN(std::string s, String(n, what));
+    std::string list;
+    for (const auto& t : table) {
+      if (s == t.name) return t.value;
+      list += (list.empty() ? "" : " | ") + std::string(t.name);
+    }
+    return Error(n, what + " must be one of " + list + ", not '" + s + "'");
+  }
+
+  Result<uint32_t> U32(const YAML::Node& n, const std::string& what) const {
+    TRY_ASSIGN(uint64_t v, Unsigned(n, what));
+    if (v > 0xFFFFFFFFu) return Error(n, what + " is too large");
+    return static_cast<uint32_t>(v);
+  }
+
+  Result<uint16_t> HexId(const YAML::Node& n, const std::string& what) const {
+    TRY_ASSIGN(std::string s, String(n, what));
+    if (s.rfind("0x", 0) == 0 || s.rfind("0X", 0) == 0) s = s.substr(2);
+    char* end = nullptr;
+    const unsigned long v = s.empty() || s.size() > 4 ? 0x10000 : std::strtoul(s.c_str(), &end, 16);
+    if (v > 0xFFFF || (end && *end)) return Error(n, what + " must be 4 hex digits (\"0403\"), not '" + n.Scalar() + "'");
+    return static_cast<uint16_t>(v);
+  }
+
+  Result<UsbMatch> Usb(const YAML::Node& n, const std::string& what, UsbMatch defaults) const {
+    TRY(Keys(n, what, {"vid", "pid", "serial"}));
+    UsbMatch m = defaults;
+    if (n["vid"]) { TRY_ASSIGN(m.vid, HexId(n["vid"], what + ".vid")); }
+    if (n["pid"]) { TRY_ASSIGN(m.pid, HexId(n["pid"], what + ".pid")); }
+    if (n["serial"]) { TRY_ASSIGN(m.serial, String(n["serial"], what + ".serial")); }
+    if (m.vid == 0 && m.pid == 0) return Error(n, what + " needs vid and pid");
+    return m;
+  }
+
+  Result<BenchDut> Dut(const YAML::Node& n) const {
+    TRY(Keys(n, "dut", {"transport", "path", "usb", "spi"}));
+    BenchDut dut;
+    dut.where = Where(n);
+    if (!n["transport"]) return Error(n, "dut needs a transport (emulated | device | tis-spi-sim | tis-spi-ftdi | tis-spi-tpm2go)");
+    TRY_ASSIGN(dut.transport, Enum(n["transport"], "dut.transport", kTransports));
+    const bool usb_bridge = dut.transport == DutTransportKind::kTisSpiFtdi || dut.transport == DutTransportKind::kTisSpiTpm2go;
+    const bool spi = usb_bridge || dut.transport == DutTransportKind::kTisSpiSim;
+    if (n["path"]) {
+      if (dut.transport != DutTransportKind::kDevice) return Error(n["path"], "dut.path is only for transport: device");
+      TRY_ASSIGN(dut.path, String(n["path"], "dut.path"));
+    } else if (dut.transport == DutTransportKind::kDevice) {
+      dut.path = "/dev/tpmrm0";
+    }
+    if (n["usb"] && !usb_bridge) return Error(n["usb"], "dut.usb is only for transport: tis-spi-ftdi or tis-spi-tpm2go");
+    if (usb_bridge) {
+      const UsbMatch defaults = dut.transport == DutTransportKind::kTisSpiFtdi ? UsbMatch{0x0403, 0x6014, ""}
+                                                                               : UsbMatch{0x365D, 0x1337, ""};
+      if (n["usb"]) {
+        TRY_ASSIGN(dut.usb, Usb(n["usb"], "dut.usb", defaults));
+      } else {
+        dut.usb = defaults;
+      }
+    }
+    if (n["spi"]) {
+      const YAML::Node s = n["spi"];
+      if (!spi) return Error(s, "dut.spi is only for the tis-spi-* transports");
+      TRY(Keys(s, "dut.spi", {"clock_hz", "wait_states", "burst_count"}));
+      if (s["clock_hz"]) { TRY_ASSIGN(dut.spi_clock_hz, U32(s["clock_hz"], "dut.spi.clock_hz")); }
+      if (s["wait_states"] || s["burst_count"]) {
+        if (dut.transport != DutTransportKind::kTisSpiSim) {
+          return Error(s, "dut.spi.wait_states and burst_count shape the simulated TPM (tis-spi-sim); a real chip sets its own");
+        }
+        if (s["wait_states"]) { TRY_ASSIGN(dut.wait_states, U32(s["wait_states"], "dut.spi.wait_states")); }
+        if (s["burst_count"]) { TRY_ASSIGN(dut.burst_count, U32(s["burst_count"], "dut.spi.burst_count")); }
+      }
+    }
+    return dut;
+  }
+
+  Result<BenchPower> Power(const YAML::Node& n) const {
+    TRY(Keys(n, "power", {"kind", "usb", "relay", "channel", "hub", "port", "on_command", "off_command", "off_ms"}));
+    BenchPower p;
+    p.where = Where(n);
+    if (!n["kind"]) return Error(n, "power needs a kind (emulated | none | usb-relay | usb-hub-port | command | manual)");
+    TRY_ASSIGN(p.kind, Enum(n["kind"], "power.kind", kPowerKinds));
+    // Each kind's own keys; any other is a mistake worth naming.
+    std::set<std::string> own;
+    switch (p.kind) {
+      case PowerKind::kUsbRelay: own = {"usb", "relay", "channel"}; break;
+      case PowerKind::kUsbHubPort: own = {"hub", "port"}; break;
+      case PowerKind::kCommand: own = {"on_command", "off_command"}; break;
+      default: break;
+    }
+    own.insert({"kind", "off_ms"});
+    for (const auto& kv : n) {
+      const std::string key = kv.first.as<std::string>();
+      if (!own.count(key)) return Error(kv.first, "power." + key + " does not apply to kind: " + PowerKindName(p.kind));
+    }
+    if (n["off_ms"]) { TRY_ASSIGN(p.off_ms, U32(n["off_ms"], "power.off_ms")); }
+    if (p.kind == PowerKind::kUsbRelay) {
+      if (!n["relay"]) return Error(n, "power kind usb-relay needs relay: dcttech | lcus");
+      TRY_ASSIGN(p.relay_type, String(n["relay"], "power.relay"));
+      if (p.relay_type != "dcttech" && p.relay_type != "lcus") {
+        return Error(n["relay"], "power.relay must be dcttech or lcus, not '" + p.relay_type + "'");
+      }
+      const UsbMatch defaults = p.relay_type == "dcttech" ? UsbMatch{0x16C0, 0x05DF, ""} : UsbMatch{0x1A86, 0x7523, ""};
+      if (n["usb"]) {
+        TRY_ASSIGN(p.usb, Usb(n["usb"], "power.usb", defaults));
+      } else {
+        p.usb = defaults;
+      }
+      if (!n["channel"]) return Error(n, "power kind usb-relay needs channel (the relay number, from 1)");
+      TRY_ASSIGN(p.channel, U32(n["channel"], "power.channel"));
+      if (p.channel < 1 || p.channel > 8) return Error(n["channel"], "power.channel must be 1..8");
+    } else if (p.kind == PowerKind::kUsbHubPort) {
+      if (!n["hub"] || !n["port"]) return Error(n, "power kind usb-hub-port needs hub (\"1-1.4\") and port");
+      TRY_ASSIGN(p.hub, String(n["hub"], "power.hub"));
+      TRY_ASSIGN(p.port, U32(n["port"], "power.port"));
+      if (p.port < 1) return Error(n["port"], "power.port counts from 1");
+    } else if (p.kind == PowerKind::kCommand) {
+      if (!n["on_command"] || !n["off_command"]) return Error(n, "power kind command needs on_command and off_command");
+      TRY_ASSIGN(p.on_command, String(n["on_command"], "power.on_command"));
+      TRY_ASSIGN(p.off_command, String(n["off_command"], "power.off_command"));
+    }
+    return p;
+  }
+
+  Result<Bench> Parse(const std::string& text) const {
+    TRY_ASSIGN(YAML::Node root, YamlReader::Parse(text));
+    if (!root.IsMap()) return Error("a bench file is a mapping (name, dut, power, ...)");
+    TRY(Keys(root, "the bench", {"name", "dut", "power", "firmware_control", "boot_log", "allow"}));
+    Bench b;
+    b.file = file();
+    if (!root["name"]) return Error(root, "the bench needs a name");
+    TRY_ASSIGN(b.name, String(root["name"], "name"));
+    if (!root["dut"]) return Error(root, "the bench needs a dut");
+    TRY_ASSIGN(b.dut, Dut(root["dut"]));
+    const bool emulated = b.emulated();
+
+    if (root["power"]) {
+      TRY_ASSIGN(b.power, Power(root["power"]));
+    } else {
+      b.power.kind = emulated ? PowerKind::kEmulated : PowerKind::kNone;
+    }
+    if (b.power.kind == PowerKind::kEmulated && !emulated) {
+      return Error(root["power"] ? root["power"] : root, "power kind emulated needs an emulated DUT");
+    }
+
+    if (const YAML::Node fc = root["firmware_control"]) {
+      if (!emulated) return Error(fc, "firmware_control is only for an emulated DUT (a real platform measures its own firmware)");
+      TRY(Keys(fc, "firmware_control", {"model"}));
+      if (!fc["model"]) return Error(fc, "firmware_control needs a model (a firmware model file)");
+      TRY_ASSIGN(std::string model, String(fc["model"], "firmware_control.model"));
+      fs::path p(model);
+      if (p.is_relative()) p = fs::path(file()).parent_path() / p;
+      b.firmware_model = p.lexically_normal().string();
+    }
+
+    if (const YAML::Node bl = root["boot_log"]) {
+      TRY(Keys(bl, "boot_log", {"source", "path"}));
+      if (!bl["source"]) return Error(bl, "boot_log needs a source (emulated-firmware | securityfs | file)");
+      TRY_ASSIGN(b.boot_log.source, Enum(bl["source"], "boot_log.source", kBootLogSources));
+      if (bl["path"]) {
+        if (b.boot_log.source == BootLogSource::kEmulatedFirmware) {
+          return Error(bl["path"], "boot_log.path does not apply to source: emulated-firmware");
+        }
+        TRY_ASSIGN(b.boot_log.path, String(bl["path"], "boot_log.path"));
+      }
+      if (b.boot_log.source == BootLogSource::kFile && b.boot_log.path.empty()) {
+        return Error(bl, "boot_log source file needs a path");
+      }
+      if (b.boot_log.source == BootLogSource::kEmulatedFirmware && !emulated) {
+        return Error(bl["source"], "boot_log source emulated-firmware needs an emulated DUT (use securityfs or file)");
+      }
+    } else {
+      b.boot_log.source = emulated ? BootLogSource::kEmulatedFirmware : BootLogSource::kSecurityfs;
+    }
+    if (b.boot_log.source == BootLogSource::kSecurityfs && b.boot_log.path.empty()) b.boot_log.path = kSecurityfsLog;
+
+    // Everything allowed on an emulated DUT; nothing, unless said, on a real one.
+    BenchAllow& a = b.allow;
+    a = emulated ? BenchAllow{true, true, true, true, true, true} : BenchAllow{};
+    if (const YAML::Node al = root["allow"]) {
+      TRY(Keys(al, "allow", {"clear", "change_eps", "change_pps", "nv_write", "allocate_banks", "firmware_install"}));
+      const std::pair<const char*, bool*> keys[] = {{"clear", &a.clear},       {"change_eps", &a.change_eps},
+                                                    {"change_pps", &a.change_pps}, {"nv_write", &a.nv_write},
+                                                    {"allocate_banks", &a.allocate_banks},
+                                                    {"firmware_install", &a.firmware_install}};
+      for (const auto& [key, field] : keys) {
+        if (al[key]) { TRY_ASSIGN(*field, Bool(al[key], std::string("allow.") + key)); }
+      }
+    }
+    return b;
+  }
+};
+
+bool Executable(const std::string& command, std::string* found) {
+  // The first word of a shell command: a path, or a name on PATH.
+  std::istringstream words(command);
+  std::string first;
+  words >> first;
+  if (first.empty()) return false;
+  if (first.find('/') != std::string::npos) {
+    *found = first;
+    return ::access(first.c_str(), X_OK) == 0;
+  }
+  const char* path = std::getenv("PATH");
+  std::istringstream dirs(path ? path : "/usr/bin:/bin");
+  std::string dir;
+  while (std::getline(dirs, dir, ':')) {
+    const std::string candidate = (dir.empty() ? "." : dir) + "/" + first;
+    if (::access(candidate.c_str(), X_OK) == 0) {
+      *found = candidate;
+      return true;
+    }
+  }
+  *found = first;
+  return false;
+}
+
+ProbeItem ProbeUsb(const std::string& part, const std::string& what, const UsbMatch& usb) {
+  return {part, ProbeState::kUnknown,
+          what + " " + usb.ToString() + ": USB probing: not built in this version (tpmlab hw list cannot see USB yet)"};
+}
+
+ProbeItem ProbeSwtpm(const std::string& part) {
+  std::string found;
+  if (Executable("swtpm", &found)) return {part, ProbeState::kPresent, "swtpm at " + found};
+  return {part, ProbeState::kMissing, "swtpm is not installed (Debian package swtpm)"};
+}
+
+ProbeItem ProbeReadable(const std::string& part, const std::string& what, const std::string& path) {
+  std::error_code ec;
+  if (!fs::exists(path, ec)) return {part, ProbeState::kMissing, what + " " + path + ": no such file"};
+  if (::access(path.c_str(), R_OK) != 0) {
+    return {part, ProbeState::kMissing, what + " " + path + ": not readable (run as root)"};
+  }
+  return {part, ProbeState::kPresent, what + " " + path};
+}
+
+}  // namespace
+
+const char* DutTransportName(DutTransportKind kind) { return NameOf(kTransports, kind); }
+const char* PowerKindName(PowerKind kind) { return NameOf(kPowerKinds, kind); }
+const char* BootLogSourceName(BootLogSource source) { return NameOf(kBootLogSources, source); }
+
+std::string UsbMatch::ToString() const {
+  char id[16];
+  std::snprintf(id, sizeof id, "%04x:%04x", vid, pid);
+  return serial.empty() ? id : std::string(id) + " serial " + serial;
+}
+
+const char* OperationKey(Operation op) {
+  switch (op) {
+    case Operation::kClear: return "clear";
+    case Operation::kChangeEps: return "change_eps";
+    case Operation::kChangePps: return "change_pps";
+    case Operation::kNvWrite: return "nv_write";
+    case Operation::kAllocateBanks: return "allocate_banks";
+    case Operation::kFirmwareInstall: return "firmware_install";
+  }
+  return "?";
+}
+
+const char* OperationTitle(Operation op) {
+  switch (op) {
+    case Operation::kClear: return "TPM2_Clear (wipes the owner and endorsement hierarchies' keys)";
+    case Operation::kChangeEps: return "TPM2_ChangeEPS (a new endorsement seed: the EK and its certificate no longer match)";
+    case Operation::kChangePps: return "TPM2_ChangePPS (a new platform seed)";
+    case Operation::kNvWrite: return "an NV write (NV memory wears out; indices may belong to the platform)";
+    case Operation::kAllocateBanks: return "TPM2_PCR_Allocate (changes the PCR banks at the next boot)";
+    case Operation::kFirmwareInstall: return "a TPM firmware install";
+  }
+  return "?";
+}
+
+bool BenchAllow::Get(Operation op) const {
+  switch (op) {
+    case Operation::kClear: return clear;
+    case Operation::kChangeEps: return change_eps;
+    case Operation::kChangePps: return change_pps;
+    case Operation::kNvWrite: return nv_write;
+    case Operation::kAllocateBanks: return allocate_banks;
+    case Operation::kFirmwareInstall: return firmware_install;
+  }
+  return false;
+}
+
+Result<Bench> ParseBench(const std::string& text, const std::string& file) { return BenchParser(file).Parse(text); }
+
+Result<Bench> LoadBench(const fs::path& file) {
+  TRY_ASSIGN(std::string text, YamlReader::ReadText(file, Layer::kScenario));
+  return ParseBench(text, file.string());
+}
+
+Status CheckAllowed(const Bench& bench, Operation op) {
+  if (bench.emulated() || bench.allow.Get(op)) return Status::Ok();
+  std::string dut = std::string(DutTransportName(bench.dut.transport));
+  if (!bench.dut.path.empty()) dut += " " + bench.dut.path;
+  if (bench.dut.usb) dut += " " + bench.dut.usb->ToString();
+  return Status::Error(Layer::kScenario,
+                       "refusing " + std::string(OperationTitle(op)) + " on bench '" + bench.name + "' (" + dut +
+                           "), a real chip: set allow." + OperationKey(op) + ": true in " + bench.file +
+                           " to permit it");
+}
+
+std::vector<ProbeItem> ProbeBench(const Bench& bench) {
+  std::vector<ProbeItem> items;
+  const BenchDut& dut = bench.dut;
+  switch (dut.transport) {
+    case DutTransportKind::kEmulated:
+    case DutTransportKind::kTisSpiSim:
+      items.push_back(ProbeSwtpm("dut"));
+      break;
+    case DutTransportKind::kDevice: {
+      std::error_code ec;
+      if (!fs::exists(dut.path, ec)) {
+        items.push_back({"dut", ProbeState::kMissing, dut.path + ": no TPM device (absent on this machine)"});
+        break;
+      }
+      auto t = DeviceTransport::Open(dut.path);  // opened and closed; no command sent
+      if (t.ok()) {
+        items.push_back({"dut", ProbeState::kPresent, dut.path + " opens read-write"});
+      } else {
+        items.push_back({"dut", ProbeState::kMissing, t.status().message()});
+      }
+      break;
+    }
+    case DutTransportKind::kTisSpiFtdi:
+      items.push_back(ProbeUsb("dut", "FTDI bridge", *dut.usb));
+      break;
+    case DutTransportKind::kTisSpiTpm2go:
+      items.push_back(ProbeUsb("dut", "TPM2Go", *dut.usb));
+      break;
+  }
+
+  const BenchPower& p = bench.power;
+  switch (p.kind) {
+    case PowerKind::kEmulated:
+      items.push_back({"power", ProbeState::kPresent, "emulated (swtpm's power channel)"});
+      break;
+    case PowerKind::kNone:
+      items.push_back({"power", ProbeState::kPresent, "none (power cycles are refused)"});
+      break;
+    case PowerKind::kUsbRelay:
+      items.push_back(ProbeUsb("power", p.relay_type + " relay", *p.usb));
+      break;
+    case PowerKind::kUsbHubPort:
+      items.push_back({"power", ProbeState::kUnknown,
+                       "hub " + p.hub + " port " + std::to_string(p.port) + ": USB probing: not built in this version"});
+      break;
+    case PowerKind::kCommand: {
+      std::string on, off;
+      const bool on_ok = Executable(p.on_command, &on), off_ok = Executable(p.off_command, &off);
+      if (on_ok && off_ok) {
+        items.push_back({"power", ProbeState::kPresent, "commands " + on + ", " + off});
+      } else {
+        items.push_back({"power", ProbeState::kMissing, "power command not found: " + (on_ok ? off : on)});
+      }
+      break;
+    }
+    case PowerKind::kManual:
+      if (::isatty(STDIN_FILENO)) {
+        items.push_back({"power", ProbeState::kPresent, "manual (the operator is asked at this terminal)"});
+      } else {
+        items.push_back({"power", ProbeState::kMissing, "manual power needs an operator at a terminal; stdin is not one"});
+      }
+      break;
+  }
+
+  if (bench.firmware_model) items.push_back(ProbeReadable("firmware_control", "model", *bench.firmware_model));
+
+  switch (bench.boot_log.source) {
+    case BootLogSource::kEmulatedFirmware:
+      items.push_back({"boot_log", ProbeState::kPresent, "written by the emulated firmware at every boot"});
+      break;
+    case BootLogSource::kSecurityfs:
+      items.push_back(ProbeReadable("boot_log", "securityfs log", bench.boot_log.path));
+      break;
+    case BootLogSource::kFile:
+      items.push_back(ProbeReadable("boot_log", "log file", bench.boot_log.path));
+      break;
+  }
+  return items;
+}
+
+}  // namespace tpmlab

@@ -1,0 +1,111 @@
+// A bench: the physical (or emulated) setup one TPM is tested on — which
+// chip, how its bytes travel, what cuts its power, where its boot log comes
+// from, and which destructive operations it may undergo. Loaded from a bench
+// file (hw/README.md documents the schema; hw/benches/ has examples).
+#pragma once
+
+#include <cstdint>
+#include <filesystem>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "drivers/status.h"
+#include "harness/yaml_reader.h"
+
+namespace tpmlab {
+
+enum class DutTransportKind { kEmulated, kDevice, kTisSpiSim, kTisSpiFtdi, kTisSpiTpm2go };
+enum class PowerKind { kEmulated, kNone, kUsbRelay, kUsbHubPort, kCommand, kManual };
+enum class BootLogSource { kEmulatedFirmware, kSecurityfs, kFile };
+
+const char* DutTransportName(DutTransportKind kind);  // as in the file: "tis-spi-ftdi"
+const char* PowerKindName(PowerKind kind);
+const char* BootLogSourceName(BootLogSource source);
+
+// Which USB device: vid and pid in hex ("0403"), serial optional (a
+// substring of the serial number; for the TPM2Go a pattern, as tpm2-tss has it).
+struct UsbMatch {
+  uint16_t vid = 0;
+  uint16_t pid = 0;
+  std::string serial;
+  std::string ToString() const;  // "0403:6014 serial FT1234"
+};
+
+struct BenchDut {
+  DutTransportKind transport = DutTransportKind::kEmulated;
+  std::string path;              // device: /dev/tpmrm0 (default) or /dev/tpm0
+  std::optional<UsbMatch> usb;   // tis-spi-ftdi / tis-spi-tpm2go (defaults: 0403:6014, 365d:1337)
+  uint32_t spi_clock_hz = 0;     // 0: the bridge's default
+  uint32_t wait_states = 0;      // tis-spi-sim
+  uint32_t burst_count = 0;      // tis-spi-sim; 0: the simulator's default
+  SourceLocation where;
+};
+
+struct BenchPower {
+  PowerKind kind = PowerKind::kEmulated;
+  std::optional<UsbMatch> usb;   // usb-relay: the relay board
+  std::string relay_type;        // usb-relay: dcttech | lcus
+  uint32_t channel = 0;          // usb-relay: relay number (1-based)
+  std::string hub;               // usb-hub-port: hub location ("1-1.4", as uhubctl -l)
+  uint32_t port = 0;             // usb-hub-port: port number on that hub
+  std::string on_command, off_command;  // command: run by /bin/sh
+  uint32_t off_ms = 0;           // how long the power stays off in a cycle
+  SourceLocation where;
+};
+
+struct BenchBootLog {
+  BootLogSource source = BootLogSource::kEmulatedFirmware;
+  std::string path;  // securityfs: defaults to /sys/kernel/security/tpm0/binary_bios_measurements
+};
+
+// Destructive operations, each refused on a non-emulated DUT unless allowed.
+enum class Operation { kClear, kChangeEps, kChangePps, kNvWrite, kAllocateBanks, kFirmwareInstall };
+const char* OperationKey(Operation op);   // the key under `allow:` ("change_eps")
+const char* OperationTitle(Operation op); // "TPM2_ChangeEPS (new endorsement seed)"
+
+struct BenchAllow {
+  bool clear = false, change_eps = false, change_pps = false, nv_write = false,
+       allocate_banks = false, firmware_install = false;
+  bool Get(Operation op) const;
+};
+
+struct Bench {
+  std::string file;  // the bench file, for messages
+  std::string name;
+  BenchDut dut;
+  BenchPower power;
+  std::optional<std::string> firmware_model;  // firmware_control.model, resolved against the file
+  BenchBootLog boot_log;
+  BenchAllow allow;
+
+  /// An emulated DUT (swtpm, also behind the simulated SPI TPM) may undergo anything.
+  bool emulated() const {
+    return dut.transport == DutTransportKind::kEmulated || dut.transport == DutTransportKind::kTisSpiSim;
+  }
+};
+
+/// Parses bench text; errors (Layer::kScenario) name file:line:column, and
+/// unknown keys are rejected.
+Result<Bench> ParseBench(const std::string& text, const std::string& file);
+/// Reads and parses a bench file.
+Result<Bench> LoadBench(const std::filesystem::path& file);
+
+/// Safety: refuses `op` on a non-emulated DUT unless the bench allows it.
+/// @returns Ok, or a kScenario error naming the bench file and the key to set.
+Status CheckAllowed(const Bench& bench, Operation op);
+
+// One part of a bench as found (or not) on this machine.
+enum class ProbeState { kPresent, kMissing, kUnknown };
+struct ProbeItem {
+  std::string part;    // "dut", "power", "boot_log", "firmware_control"
+  ProbeState state = ProbeState::kPresent;
+  std::string detail;  // what was found, or exactly what is missing
+};
+
+/// Looks for every part of the bench on this machine, without sending a TPM
+/// command or switching anything. USB parts are kUnknown until libusb
+/// probing is built in.
+std::vector<ProbeItem> ProbeBench(const Bench& bench);
+
+}  // namespace tpmlab
