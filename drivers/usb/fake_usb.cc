@@ -92,7 +92,8 @@ Result<Bytes> FakeUsbDevice::Do(UsbTransfer t) {
   }
   transfers_.push_back(t);
   if (responder_) return responder_(transfers_.back());
-  if (!t.IsIn()) return Bytes{};
+  // OUT transfers, and control IN ones without a data stage, need no answer.
+  if (!t.IsIn() || (t.kind == UsbTransfer::Kind::kControlIn && t.length == 0)) return Bytes{};
   if (replies_.empty()) {
     return Status::Error(Layer::kTransport, "fake USB: nothing scripted for " + t.ToString());
   }

@@ -47,7 +47,8 @@ class FakeUsbDevice final : public UsbDevice {
 
   /// Answers every transfer (OUT ones: the returned bytes are ignored).
   void SetResponder(Responder responder) { responder_ = std::move(responder); }
-  /// The next IN transfer (when no responder is set) returns these bytes.
+  /// The next IN transfer with a data stage (when no responder is set)
+  /// returns these bytes.
   void QueueIn(Bytes data) { replies_.push_back(std::move(data)); }
   /// The transfer after `skip` more transfers fails with `status`.
   void FailNext(Status status, int skip = 0) { fail_ = status; fail_skip_ = skip; }
