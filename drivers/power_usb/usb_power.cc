@@ -104,11 +104,21 @@ Result<std::unique_ptr<LcusRelayPower>> LcusRelayPower::Open(UsbContext& usb, Lc
   return relay;
 }
 
+Result<std::unique_ptr<LcusRelayPower>> LcusRelayPower::OpenSerial(std::unique_ptr<SerialPort> port,
+                                                                   LcusRelayConfig config) {
+  TRY(CheckChannel(config.channel, 255, "lcus relay"));
+  std::unique_ptr<LcusRelayPower> relay(new LcusRelayPower(nullptr, std::move(config)));
+  relay->serial_ = std::move(port);
+  return relay;
+}
+
 LcusRelayPower::~LcusRelayPower() { claim_.reset(); }
 
 Status LcusRelayPower::SetRelay(bool energised) {
-  return device_->InterruptOut(config_.endpoint, Frame(config_.channel, energised))
-      .Wrap("lcus relay " + std::to_string(config_.channel));
+  const Bytes frame = Frame(config_.channel, energised);
+  const std::string what = "lcus relay " + std::to_string(config_.channel);
+  if (serial_) return serial_->Write(frame).Wrap(what + " on " + serial_->name());
+  return device_->InterruptOut(config_.endpoint, frame).Wrap(what);
 }
 
 Status LcusRelayPower::DoOff(PowerCut) { return SetRelay(config_.inverted); }

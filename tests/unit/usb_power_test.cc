@@ -7,6 +7,11 @@
 #define BOOST_TEST_MODULE usb_power
 #include <boost/test/unit_test.hpp>
 
+#include <fcntl.h>
+#include <poll.h>
+#include <unistd.h>
+
+#include <cstdlib>
 #include <sstream>
 
 #include "drivers/fake_usb.h"
@@ -191,6 +196,37 @@ BOOST_AUTO_TEST_CASE(lcus_frames) {
               }));
   device->FailNext(Status::Timeout("USB interrupt OUT: timeout"));
   BOOST_TEST((*relay)->On().timed_out());
+}
+
+// The CH340 variant: the same frames written to a tty (here a pseudo-terminal).
+BOOST_AUTO_TEST_CASE(lcus_serial_writes_frames_to_the_tty) {
+  int master = posix_openpt(O_RDWR | O_NOCTTY);
+  BOOST_REQUIRE(master >= 0);
+  BOOST_REQUIRE(grantpt(master) == 0 && unlockpt(master) == 0);
+  const std::string slave = ptsname(master);
+  auto port = OpenSerialPort(slave, 9600);
+  BOOST_REQUIRE_MESSAGE(port.ok(), port.status().ToString());
+  LcusRelayConfig config;
+  config.channel = 1;
+  auto relay = LcusRelayPower::OpenSerial(std::move(port).value(), config);
+  BOOST_REQUIRE(relay.ok());
+  BOOST_REQUIRE((*relay)->On().ok());
+  BOOST_REQUIRE((*relay)->Off(PowerCut::kHard).ok());
+  Bytes got;
+  while (got.size() < 8) {
+    pollfd p{master, POLLIN, 0};
+    BOOST_REQUIRE(poll(&p, 1, 2000) == 1);
+    uint8_t buf[16];
+    ssize_t n = read(master, buf, sizeof buf);
+    BOOST_REQUIRE(n > 0);
+    got.insert(got.end(), buf, buf + n);
+  }
+  BOOST_TEST((got == Bytes{0xA0, 0x01, 0x01, 0xA2, 0xA0, 0x01, 0x00, 0xA1}));
+  close(master);
+
+  BOOST_TEST(OpenSerialPort("/nonexistent/ttyUSB9").status().message().find("opening /nonexistent/ttyUSB9") !=
+             std::string::npos);
+  BOOST_TEST(OpenSerialPort(slave, 1234).status().layer() == Layer::kScenario);
 }
 
 // --- hub port power -------------------------------------------------------

@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "drivers/power.h"
+#include "drivers/serial_port.h"
 #include "drivers/usb_device.h"
 
 namespace tpmlab {
@@ -99,11 +100,16 @@ struct LcusRelayConfig {
   PowerSequence sequence;
 };
 
-// Frames [A0, n, on?1:0, (A0+n+state)&FF] on the interrupt OUT endpoint. The
-// board has no read-back, so a switch is only as sure as the USB write.
+// Frames [A0, n, on?1:0, (A0+n+state)&FF], either on the interrupt OUT
+// endpoint of a USB board (5131:*, reference §6.2) or written to the tty of a
+// board behind a CH340 USB-serial chip (1a86:7523; 9600 baud [unverified]).
+// The boards have no read-back, so a switch is only as sure as the write.
 class LcusRelayPower final : public SequencedPower {
  public:
   static Result<std::unique_ptr<LcusRelayPower>> Open(UsbContext& usb, LcusRelayConfig config);
+  /// The serial variant: `match`, `interface` and `endpoint` are unused.
+  static Result<std::unique_ptr<LcusRelayPower>> OpenSerial(std::unique_ptr<SerialPort> port,
+                                                            LcusRelayConfig config);
   ~LcusRelayPower() override;
   Status SetRelay(bool energised);
   static Bytes Frame(int channel, bool energised);
@@ -117,6 +123,7 @@ class LcusRelayPower final : public SequencedPower {
   LcusRelayConfig config_;
   std::unique_ptr<UsbDevice> device_;
   std::unique_ptr<ClaimedInterface> claim_;
+  std::unique_ptr<SerialPort> serial_;
 };
 
 namespace hub {
