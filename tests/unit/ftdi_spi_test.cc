@@ -1,13 +1,18 @@
 // FtdiMpsseSpiBus through the fake USB seam: the exact control requests and
 // MPSSE byte streams for open, TIS register reads and writes with and without
-// wait states (chip select held across the polls), the clock divisor, and
-// transfer errors, a device that went away and a read that times out.
+// wait states (chip select held across the polls), the clock divisor,
+// transfer errors, a device that went away and a read that times out; and a
+// TPM command from the TIS engine through the MPSSE byte stream into a
+// simulated SPI TPM.
 #define BOOST_TEST_MODULE ftdi_spi
 #include <boost/test/unit_test.hpp>
 
+#include "drivers/fake_transport.h"
 #include "drivers/fake_usb.h"
 #include "drivers/ftdi_spi.h"
 #include "drivers/tis_registers.h"
+#include "drivers/tis_simulator.h"
+#include "drivers/tis_spi.h"
 
 namespace tpmlab {
 
@@ -315,6 +320,107 @@ BOOST_FIXTURE_TEST_CASE(read_times_out_when_only_status_bytes_come, Fixture) {
   Status s = TisFrame(*bus, true, tis::kSts, sts, {});
   BOOST_TEST(s.timed_out());
   BOOST_TEST(s.message().find("0 of 4 bytes after 3 empty reads") != std::string::npos);
+}
+
+// The chip's far end: an MPSSE interpreter that drives a simulated SPI TPM
+// (CS on ADBUS3) and queues what it clocked in for the next bulk IN.
+class MpsseToSimulator {
+ public:
+  explicit MpsseToSimulator(TisSimulator& sim) : sim_(sim) {}
+  Result<Bytes> operator()(const UsbTransfer& t) {
+    if (t.kind == Kind::kBulkIn) {
+      Bytes packet = Packet(pending_);
+      pending_.clear();
+      return packet;
+    }
+    if (t.kind != Kind::kBulkOut) return Bytes{};
+    const Bytes& d = t.data;
+    for (size_t i = 0; i < d.size();) {
+      const uint8_t op = d[i++];
+      auto length = [&] {
+        size_t n = size_t{d[i]} + (size_t{d[i + 1]} << 8) + 1;
+        i += 2;
+        return n;
+      };
+      switch (op) {
+        case 0x80: {
+          const bool cs_high = d[i] & ftdi::kPinCs;
+          i += 2;
+          if (!cs_high && cs_high_) TRY(sim_.Select());
+          if (cs_high && !cs_high_) TRY(sim_.Deselect());
+          cs_high_ = cs_high;
+          break;
+        }
+        case 0x31: case 0x11: {
+          const size_t n = length();
+          Bytes miso(n);
+          TRY(sim_.Transfer(ByteView(d).subspan(i, n), op == 0x31 ? MutableByteView(miso) : MutableByteView()));
+          if (op == 0x31) pending_.insert(pending_.end(), miso.begin(), miso.end());
+          i += n;
+          break;
+        }
+        case 0x20: {
+          Bytes miso(length());
+          TRY(sim_.Transfer({}, miso));
+          pending_.insert(pending_.end(), miso.begin(), miso.end());
+          break;
+        }
+        case 0x86: i += 2; break;
+        case 0x87: case 0x8A: case 0x8B: case 0x85: break;
+        default:
+          pending_.push_back(ftdi::kBadCommandReply);
+          pending_.push_back(op);
+      }
+    }
+    return Bytes{};
+  }
+
+ private:
+  TisSimulator& sim_;
+  Bytes pending_;
+  bool cs_high_ = true;
+};
+
+BOOST_FIXTURE_TEST_CASE(a_tpm_command_through_the_mpsse_byte_stream_with_wait_states, Fixture) {
+  FakeTransport tpm;
+  tpm.set_responder([](ByteView c) -> FakeTransport::Reply {
+    ByteWriter w;
+    w.U16(0x8001).U32(static_cast<uint32_t>(c.size())).U32(0);
+    for (size_t i = c.size(); i > kTpmHeaderSize; --i) w.U8(c[i - 1]);
+    return w.Take();
+  });
+  TisSimulator::Options options;
+  options.wait_states_min = 0;
+  options.wait_states_max = 4;
+  options.burst_count = 48;
+  TisSimulator sim(tpm, options);
+  device->SetResponder(MpsseToSimulator(sim));
+  FtdiSpiConfig config;
+  config.hz = 15'000'000;
+  auto opened = FtdiMpsseSpiBus::Open(usb, config);
+  BOOST_REQUIRE_MESSAGE(opened.ok(), opened.status().ToString());
+
+  FakeClock clock;
+  TisSpiConfig tis_config;
+  tis_config.clock = &clock;
+  auto tis = TisSpiTransport::Open(**opened, tis_config);
+  BOOST_REQUIRE_MESSAGE(tis.ok(), tis.status().ToString());
+  BOOST_TEST((*tis)->chip().vendor_id == 0x1014);
+  ByteWriter w;
+  w.U16(0x8001).U32(200).U32(0x17B);
+  for (int i = 10; i < 200; ++i) w.U8(static_cast<uint8_t>(i));
+  const Bytes command = w.Take();
+  auto response = (*tis)->Exchange(command);
+  BOOST_REQUIRE_MESSAGE(response.ok(), response.status().ToString());
+  BOOST_TEST(response->size() == 200u);
+  BOOST_TEST((*response)[10] == 199);
+  BOOST_TEST((tpm.commands().back() == command));
+  int waits = 0;
+  for (const auto& f : sim.frames()) waits += f.wait_states;
+  BOOST_TEST(waits > 0);
+  std::string violations;
+  for (const auto& v : sim.violations()) violations += v + "; ";
+  BOOST_TEST(sim.violations().empty(), violations);
 }
 
 }  // namespace
