@@ -1,6 +1,7 @@
 #include "drivers/usb_power.h"
 
 #include <cstdio>
+#include <fstream>
 
 namespace tpmlab {
 namespace {
@@ -191,10 +192,23 @@ Result<bool> HubPortPower::IsPowered() {
   return all;
 }
 
+bool HubPortPower::WriteSysfsDisable(const Hub& h, bool on) {
+  if (config_.sysfs_usb_devices.empty()) return false;
+  const std::string hub_path = h.device->info().Path();
+  const std::filesystem::path file = config_.sysfs_usb_devices / (hub_path + ":1.0") /
+                                     (hub_path + "-port" + std::to_string(config_.port)) / "disable";
+  std::error_code ec;
+  if (!std::filesystem::exists(file, ec)) return false;
+  std::ofstream out(file);
+  out << (on ? "0" : "1") << std::flush;
+  return static_cast<bool>(out);
+}
+
 Status HubPortPower::SetPower(bool on) {
   using namespace hub;
   const std::string port = "port " + std::to_string(config_.port);
   for (Hub& h : hubs_) {
+    if (WriteSysfsDisable(h, on)) continue;
     const int repeats = on ? 1 : std::max(1, config_.off_repeats);
     for (int i = 0; i < repeats; ++i) {
       TRY(h.device

@@ -12,6 +12,8 @@
 #include <unistd.h>
 
 #include <cstdlib>
+#include <filesystem>
+#include <fstream>
 #include <sstream>
 
 #include "drivers/fake_usb.h"
@@ -268,6 +270,7 @@ struct HubFixture {
     hub.Attach(*device);
     config.hub.path = "1-1";
     config.port = 2;
+    config.sysfs_usb_devices = "";
   }
   std::unique_ptr<HubPortPower> Open() {
     auto power = HubPortPower::Open(usb, config);
@@ -295,6 +298,38 @@ BOOST_FIXTURE_TEST_CASE(hub_port_power_off_on_status, HubFixture) {
   CHECK_LINES(Strings(device->TakeTransfers()),
               (Lines{"ctrl-out 23 03 0008 0002 []", "ctrl-in a3 00 0000 0002 len 4"}));
   BOOST_TEST(hub.powered[2]);
+}
+
+// Linux >= 6.0: the port's sysfs `disable` file instead of CLEAR/SET_FEATURE.
+BOOST_FIXTURE_TEST_CASE(hub_port_power_through_sysfs_disable, HubFixture) {
+  const std::filesystem::path root =
+      std::filesystem::temp_directory_path() / ("usb_power_test_" + std::to_string(getpid()));
+  const std::filesystem::path port_dir = root / "1-1:1.0" / "1-1-port2";
+  std::filesystem::create_directories(port_dir);
+  { std::ofstream(port_dir / "disable") << "0\n"; }
+  config.sysfs_usb_devices = root;
+  // The kernel powers the port as the file says.
+  device->SetResponder([&](const UsbTransfer& t) -> Result<Bytes> {
+    if (t.request_type == 0xA3) {
+      std::ifstream in(port_dir / "disable");
+      char c = '0';
+      in >> c;
+      return Bytes{0x01, static_cast<uint8_t>(c == '1' ? 0x00 : 0x01), 0, 0};
+    }
+    if (t.request_type == 0xA0) return Bytes{9, 0x29, 4, 0x09, 0, 0x32, 0x64, 0, 0};
+    return Bytes{};
+  });
+  auto power = Open();
+  device->TakeTransfers();
+  BOOST_REQUIRE(power->Off(PowerCut::kHard).ok());
+  CHECK_LINES(Strings(device->TakeTransfers()), (Lines{"ctrl-in a3 00 0000 0002 len 4"}));
+  std::string content;
+  std::ifstream(port_dir / "disable") >> content;
+  BOOST_TEST(content == "1");
+  BOOST_REQUIRE(power->On().ok());
+  std::ifstream(port_dir / "disable") >> content;
+  BOOST_TEST(content == "0");
+  std::filesystem::remove_all(root);
 }
 
 BOOST_FIXTURE_TEST_CASE(hub_off_repeats_and_cycle_delay, HubFixture) {

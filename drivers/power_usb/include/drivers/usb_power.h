@@ -8,6 +8,7 @@
 #pragma once
 
 #include <chrono>
+#include <filesystem>
 #include <memory>
 #include <optional>
 #include <string>
@@ -147,10 +148,15 @@ struct HubPortConfig {
   std::optional<UsbMatch> companion;  // a USB3 hub's other half: switched too
   int off_repeats = 1;                // uhubctl -r N
   bool verify = true;                 // GET_STATUS after each switch
+  // Linux >= 6.0: the port's sysfs `disable` file is written first (1 off,
+  // 0 on) so the kernel does not power the port again; SET/CLEAR_FEATURE is
+  // only sent when that file is absent or cannot be written. "" skips sysfs.
+  std::filesystem::path sysfs_usb_devices = "/sys/bus/usb/devices";
   PowerSequence sequence;
 };
 
-// SET_FEATURE / CLEAR_FEATURE(PORT_POWER) to the port, GET_STATUS read-back
+// The port's sysfs `disable` file or SET_FEATURE / CLEAR_FEATURE(PORT_POWER)
+// to the port, then GET_STATUS read-back
 // (power bit 0x0100 on USB2 hubs, 0x0200 on SuperSpeed ones). Many hubs cut
 // data but not VBUS; a bench must verify with a load. Powering off the port
 // of a USB bridge makes it re-enumerate: re-open it with
@@ -174,6 +180,7 @@ class HubPortPower final : public SequencedPower {
   HubPortPower(HubPortConfig config) : SequencedPower(config.sequence), config_(std::move(config)) {}
   Status AddHub(UsbContext& usb, const UsbMatch& match);
   Result<uint16_t> PortStatus(Hub& hub);
+  bool WriteSysfsDisable(const Hub& hub, bool on);
   Status DoOff(PowerCut cut) override;
   Status DoOn() override;
 
