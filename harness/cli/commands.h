@@ -18,5 +18,6 @@ std::vector<Command> AddEventlogCommands(CLI::App& app);    // eventlog_commands
 std::vector<Command> AddVerifyCommands(CLI::App& app);      // verify_commands.cc: enroll, verify, diff
 std::vector<Command> AddBundleCommands(CLI::App& app);      // bundle_commands.cc: bundle, replay
 Command AddDoctorCommand(CLI::App& app);                    // doctor_command.cc
+std::vector<Command> AddBenchCommands(CLI::App& app);      // bench_commands.cc: bench check, hw list
 
 }  // namespace tpmlab::cli

@@ -10,7 +10,8 @@
 //   130 interrupted (Ctrl-C); every completed step is stored
 // `tpmlab eventlog` exits 0 when its logs parsed, whatever they contain, and
 // 2 when one is malformed. `tpmlab doctor` exits 1 when a checklist item fails
-// and 3 when the TPM cannot be reached.
+// and 3 when the TPM cannot be reached. `tpmlab bench check` exits 1 when a
+// part of the bench is missing (or cannot be looked for yet); `tpmlab hw list` 0.
 #include <CLI/CLI.hpp>
 
 #include "exit_codes.h"
@@ -28,6 +29,7 @@ int main(int argc, char** argv) {
   for (auto& c : AddVerifyCommands(app)) commands.push_back(std::move(c));
   for (auto& c : AddBundleCommands(app)) commands.push_back(std::move(c));
   commands.push_back(AddDoctorCommand(app));
+  for (auto& c : AddBenchCommands(app)) commands.push_back(std::move(c));
 
   try {
     app.parse(argc, argv);

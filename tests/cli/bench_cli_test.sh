@@ -1,0 +1,71 @@
+#!/usr/bin/env bash
+# `tpmlab bench check` and `tpmlab hw list` with no hardware attached: the
+# emulated example is complete, the host example lacks /dev/tpmrm0 (unless
+# this machine has one), the USB examples cannot be probed yet, a broken
+# file names file:line:column, and hw list says what it found.
+#   bench_cli_test.sh TPMLAB_BINARY SOURCE_DIR
+set -uo pipefail
+tpmlab=$(realpath "$1")
+src=$2
+tmp=$(mktemp -d /tmp/tpmlab-bench-cli-XXXXXX)
+trap 'rm -rf "$tmp"' EXIT
+failures=0
+
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+expect_stdout() {  # pattern, description
+  grep -qE -- "$1" "$tmp/stdout" || { fail "$2: stdout lacks /$1/"; sed 's/^/  | /' "$tmp/stdout"; }
+}
+
+benches=$src/hw/benches
+
+# 1. The emulated default: swtpm and the firmware model are there.
+expect_exit 0 "bench check emulated" "$tpmlab" bench check "$benches/emulated.yaml"
+expect_stdout '^\[ OK \] dut: swtpm at ' "swtpm found"
+expect_stdout '^\[ OK \] firmware_control: model .*baseline.yaml' "firmware model found"
+expect_stdout '^every part is present$' "summary"
+
+# 2. The host's TPM: missing here, and the message names the device.
+if [[ -e /dev/tpmrm0 ]]; then
+  echo "note: this machine has /dev/tpmrm0; the missing-device case is not exercised"
+  "$tpmlab" bench check "$benches/host-tpmrm0.yaml" >"$tmp/stdout" 2>"$tmp/stderr"
+  expect_stdout '/dev/tpmrm0' "host bench names the device"
+else
+  expect_exit 1 "bench check host-tpmrm0 without a TPM" "$tpmlab" bench check "$benches/host-tpmrm0.yaml"
+  expect_stderr '/dev/tpmrm0: no TPM device' "names the absent device"
+  expect_stdout '^\[MISS\] dut: /dev/tpmrm0' "the dut line says missing"
+fi
+
+# 3. The USB benches: valid files, parts that cannot be looked for yet.
+for b in tpm2go-hub-port ftdi-relay; do
+  expect_exit 1 "bench check $b" "$tpmlab" bench check "$benches/$b.yaml"
+  expect_stderr 'USB probing: not built in this version' "$b says USB is not probed"
+done
+expect_stderr '0403:6014 serial FT6XYZ01' "the FTDI bridge is named by VID:PID and serial"
+
+# 4. Broken files: exit 2 with file:line:column, nothing probed.
+printf 'name: broken\ndut:\n  transport: device\n  speed: fast\n' >"$tmp/unknown-key.yaml"
+expect_exit 2 "bench check with an unknown key" "$tpmlab" bench check "$tmp/unknown-key.yaml"
+expect_stderr 'unknown-key\.yaml:4:3: unknown key .speed. in dut' "unknown key at file:line:col"
+printf 'name: broken\ndut: {transport: device\n' >"$tmp/syntax.yaml"
+expect_exit 2 "bench check with a syntax error" "$tpmlab" bench check "$tmp/syntax.yaml"
+expect_stderr 'syntax\.yaml:[0-9]+:[0-9]+: ' "syntax error at file:line:col"
+printf 'name: x\ndut: {transport: tis-spi-ftdi}\nfirmware_control: {model: m.yaml}\n' >"$tmp/fw.yaml"
+expect_exit 2 "firmware_control on a real chip" "$tpmlab" bench check "$tmp/fw.yaml"
+expect_stderr 'fw\.yaml:3:19: firmware_control is only for an emulated DUT' "firmware_control refused"
+expect_exit 2 "bench check on a missing file" "$tpmlab" bench check "$tmp/none.yaml"
+expect_exit 2 "bench without a subcommand" "$tpmlab" bench
+
+# 5. hw list: TPM devices, or a plain "none", and what it cannot list yet.
+expect_exit 0 "hw list" "$tpmlab" hw list
+if compgen -G '/dev/tpm*' >/dev/null; then
+  expect_stdout '^/dev/tpm' "lists the TPM devices"
+else
+  expect_stdout '^no TPM devices found' "says it found none"
+fi
+expect_stdout 'USB probing: not built in this version' "says USB is not listed"
+
+if [[ $failures -ne 0 ]]; then
+  echo "$failures failure(s)"
+  exit 1
+fi
+echo "all bench CLI checks passed"
