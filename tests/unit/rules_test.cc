@@ -34,7 +34,7 @@ std::string Details(const std::vector<Check>& checks) {
   return out;
 }
 
-ClockInfo Clock(uint64_t ms, uint32_t resets, uint32_t restarts, bool safe) {
+ClockInfo ClockAt(uint64_t ms, uint32_t resets, uint32_t restarts, bool safe) {
   ClockInfo c;
   c.clock_ms = ms;
   c.reset_count = resets;
@@ -43,7 +43,7 @@ ClockInfo Clock(uint64_t ms, uint32_t resets, uint32_t restarts, bool safe) {
   return c;
 }
 
-const ClockInfo kBefore = Clock(100000, 5, 2, true);
+const ClockInfo kBefore = ClockAt(100000, 5, 2, true);
 
 // A digest computed here with OpenSSL, independent of the harness's Hash().
 Bytes Digest(const EVP_MD* md, ByteView data) {
@@ -85,12 +85,12 @@ BOOST_AUTO_TEST_SUITE(counters)
 
 BOOST_AUTO_TEST_CASE(tpm_reset_kinds_pass_with_reset_count_up_and_restart_count_zeroed) {
   // Reset: orderly, so the clock moved on and safe stays YES.
-  auto checks = CheckCounters(PowerCycleKind::kReset, kBefore, Clock(100500, 6, 0, true));
+  auto checks = CheckCounters(PowerCycleKind::kReset, kBefore, ClockAt(100500, 6, 0, true));
   BOOST_TEST(AllPassed(checks), Details(checks));
   // Power loss and hard loss: no Shutdown, so safe must be NO.
   for (PowerCycleKind kind : {PowerCycleKind::kPowerLoss, PowerCycleKind::kHardLoss}) {
     BOOST_TEST_CONTEXT(PowerCycleKindName(kind)) {
-      checks = CheckCounters(kind, kBefore, Clock(100500, 6, 0, false));
+      checks = CheckCounters(kind, kBefore, ClockAt(100500, 6, 0, false));
       BOOST_TEST(AllPassed(checks), Details(checks));
     }
   }
@@ -99,7 +99,7 @@ BOOST_AUTO_TEST_CASE(tpm_reset_kinds_pass_with_reset_count_up_and_restart_count_
 BOOST_AUTO_TEST_CASE(restart_and_resume_pass_with_restart_count_up) {
   for (PowerCycleKind kind : {PowerCycleKind::kRestart, PowerCycleKind::kResume}) {
     BOOST_TEST_CONTEXT(PowerCycleKindName(kind)) {
-      auto checks = CheckCounters(kind, kBefore, Clock(100500, 5, 3, true));
+      auto checks = CheckCounters(kind, kBefore, ClockAt(100500, 5, 3, true));
       BOOST_TEST(AllPassed(checks), Details(checks));
     }
   }
@@ -110,7 +110,7 @@ BOOST_AUTO_TEST_CASE(reset_count_not_incremented_fails) {
        {PowerCycleKind::kReset, PowerCycleKind::kPowerLoss, PowerCycleKind::kHardLoss}) {
     BOOST_TEST_CONTEXT(PowerCycleKindName(kind)) {
       const bool safe = IsOrderly(kind);
-      auto checks = CheckCounters(kind, kBefore, Clock(100500, 5, 0, safe));
+      auto checks = CheckCounters(kind, kBefore, ClockAt(100500, 5, 0, safe));
       BOOST_TEST(!Passed(checks, "reset_count"));
       BOOST_TEST(!AllPassed(checks));
       BOOST_TEST(Passed(checks, "restart_count"));
@@ -122,7 +122,7 @@ BOOST_AUTO_TEST_CASE(restart_counted_as_a_reset_fails) {
   // A Restart that the TPM treated as a Reset (resetCount up, restartCount 0).
   for (PowerCycleKind kind : {PowerCycleKind::kRestart, PowerCycleKind::kResume}) {
     BOOST_TEST_CONTEXT(PowerCycleKindName(kind)) {
-      auto checks = CheckCounters(kind, kBefore, Clock(100500, 6, 0, true));
+      auto checks = CheckCounters(kind, kBefore, ClockAt(100500, 6, 0, true));
       BOOST_TEST(!Passed(checks, "reset_count"));
       BOOST_TEST(!Passed(checks, "restart_count"));
     }
@@ -130,7 +130,7 @@ BOOST_AUTO_TEST_CASE(restart_counted_as_a_reset_fails) {
 }
 
 BOOST_AUTO_TEST_CASE(restart_count_not_zeroed_by_a_reset_fails) {
-  auto checks = CheckCounters(PowerCycleKind::kReset, kBefore, Clock(100500, 6, 2, true));
+  auto checks = CheckCounters(PowerCycleKind::kReset, kBefore, ClockAt(100500, 6, 2, true));
   BOOST_TEST(Passed(checks, "reset_count"));
   BOOST_TEST(!Passed(checks, "restart_count"));
 }
@@ -138,7 +138,7 @@ BOOST_AUTO_TEST_CASE(restart_count_not_zeroed_by_a_reset_fails) {
 BOOST_AUTO_TEST_CASE(safe_yes_after_power_loss_fails) {
   for (PowerCycleKind kind : {PowerCycleKind::kPowerLoss, PowerCycleKind::kHardLoss}) {
     BOOST_TEST_CONTEXT(PowerCycleKindName(kind)) {
-      auto checks = CheckCounters(kind, kBefore, Clock(100500, 6, 0, true));
+      auto checks = CheckCounters(kind, kBefore, ClockAt(100500, 6, 0, true));
       BOOST_TEST(!Passed(checks, "safe"));
       BOOST_TEST(Passed(checks, "reset_count"));
       BOOST_TEST(!Find(checks, "safe")->detail.empty());
@@ -147,11 +147,11 @@ BOOST_AUTO_TEST_CASE(safe_yes_after_power_loss_fails) {
 }
 
 BOOST_AUTO_TEST_CASE(safe_lost_across_an_orderly_cycle_fails) {
-  auto checks = CheckCounters(PowerCycleKind::kReset, kBefore, Clock(100500, 6, 0, false));
+  auto checks = CheckCounters(PowerCycleKind::kReset, kBefore, ClockAt(100500, 6, 0, false));
   BOOST_TEST(!Passed(checks, "safe"));
   // A TPM that was already unsafe may stay so until its clock is next saved.
-  checks = CheckCounters(PowerCycleKind::kRestart, Clock(100000, 5, 2, false),
-                         Clock(100500, 5, 3, false));
+  checks = CheckCounters(PowerCycleKind::kRestart, ClockAt(100000, 5, 2, false),
+                         ClockAt(100500, 5, 3, false));
   BOOST_TEST(AllPassed(checks), Details(checks));
 }
 
@@ -160,7 +160,7 @@ BOOST_AUTO_TEST_CASE(clock_going_back_fails_after_an_orderly_cycle) {
        {PowerCycleKind::kReset, PowerCycleKind::kRestart, PowerCycleKind::kResume}) {
     BOOST_TEST_CONTEXT(PowerCycleKindName(kind)) {
       const bool reset = kind == PowerCycleKind::kReset;
-      auto checks = CheckCounters(kind, kBefore, Clock(99999, reset ? 6 : 5, reset ? 0 : 3, true));
+      auto checks = CheckCounters(kind, kBefore, ClockAt(99999, reset ? 6 : 5, reset ? 0 : 3, true));
       BOOST_TEST(!Passed(checks, "clock_monotonic"));
       BOOST_TEST(!AllPassed(checks));
     }
@@ -171,7 +171,7 @@ BOOST_AUTO_TEST_CASE(clock_going_back_is_fine_after_power_loss) {
   // The clock falls back to the last value the TPM saved to NV.
   for (PowerCycleKind kind : {PowerCycleKind::kPowerLoss, PowerCycleKind::kHardLoss}) {
     BOOST_TEST_CONTEXT(PowerCycleKindName(kind)) {
-      auto checks = CheckCounters(kind, kBefore, Clock(60000, 6, 0, false));
+      auto checks = CheckCounters(kind, kBefore, ClockAt(60000, 6, 0, false));
       BOOST_TEST(AllPassed(checks), Details(checks));
     }
   }
