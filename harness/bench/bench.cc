@@ -70,9 +70,9 @@ class BenchParser : public YamlReader {
     return static_cast<uint16_t>(v);
   }
 
-  Result<UsbMatch> Usb(const YAML::Node& n, const std::string& what, UsbMatch defaults) const {
+  Result<UsbSelector> Usb(const YAML::Node& n, const std::string& what, UsbSelector defaults) const {
     TRY(Keys(n, what, {"vid", "pid", "serial"}));
-    UsbMatch m = defaults;
+    UsbSelector m = defaults;
     if (n["vid"]) { TRY_ASSIGN(m.vid, HexId(n["vid"], what + ".vid")); }
     if (n["pid"]) { TRY_ASSIGN(m.pid, HexId(n["pid"], what + ".pid")); }
     if (n["serial"]) { TRY_ASSIGN(m.serial, String(n["serial"], what + ".serial")); }
@@ -96,8 +96,8 @@ class BenchParser : public YamlReader {
     }
     if (n["usb"] && !usb_bridge) return Error(n["usb"], "dut.usb is only for transport: tis-spi-ftdi or tis-spi-tpm2go");
     if (usb_bridge) {
-      const UsbMatch defaults = dut.transport == DutTransportKind::kTisSpiFtdi ? UsbMatch{0x0403, 0x6014, ""}
-                                                                               : UsbMatch{0x365D, 0x1337, ""};
+      const UsbSelector defaults = dut.transport == DutTransportKind::kTisSpiFtdi ? UsbSelector{0x0403, 0x6014, ""}
+                                                                               : UsbSelector{0x365D, 0x1337, ""};
       if (n["usb"]) {
         TRY_ASSIGN(dut.usb, Usb(n["usb"], "dut.usb", defaults));
       } else {
@@ -146,7 +146,7 @@ class BenchParser : public YamlReader {
       if (p.relay_type != "dcttech" && p.relay_type != "lcus") {
         return Error(n["relay"], "power.relay must be dcttech or lcus, not '" + p.relay_type + "'");
       }
-      const UsbMatch defaults = p.relay_type == "dcttech" ? UsbMatch{0x16C0, 0x05DF, ""} : UsbMatch{0x1A86, 0x7523, ""};
+      const UsbSelector defaults = p.relay_type == "dcttech" ? UsbSelector{0x16C0, 0x05DF, ""} : UsbSelector{0x1A86, 0x7523, ""};
       if (n["usb"]) {
         TRY_ASSIGN(p.usb, Usb(n["usb"], "power.usb", defaults));
       } else {
@@ -261,7 +261,7 @@ bool Executable(const std::string& command, std::string* found) {
   return false;
 }
 
-ProbeItem ProbeUsb(const std::string& part, const std::string& what, const UsbMatch& usb) {
+ProbeItem ProbeUsb(const std::string& part, const std::string& what, const UsbSelector& usb) {
   return {part, ProbeState::kUnknown,
           what + " " + usb.ToString() + ": USB probing: not built in this version (tpmlab hw list cannot see USB yet)"};
 }
@@ -287,7 +287,7 @@ const char* DutTransportName(DutTransportKind kind) { return NameOf(kTransports,
 const char* PowerKindName(PowerKind kind) { return NameOf(kPowerKinds, kind); }
 const char* BootLogSourceName(BootLogSource source) { return NameOf(kBootLogSources, source); }
 
-std::string UsbMatch::ToString() const {
+std::string UsbSelector::ToString() const {
   char id[16];
   std::snprintf(id, sizeof id, "%04x:%04x", vid, pid);
   return serial.empty() ? id : std::string(id) + " serial " + serial;

@@ -1,6 +1,6 @@
 // tpmlab bench check FILE: validate a bench file and look for each of its
-// parts on this machine. tpmlab hw list: the TPM devices (and, once libusb
-// probing is built in, the USB bridges, relays and hubs) this machine has.
+// parts on this machine. tpmlab hw list: the TPM devices and the USB
+// bridges, relays and hubs tpmlab recognises on this machine.
 //
 // bench check exits 0 when every part is present, 1 when one is missing or
 // cannot be looked for yet, 2 when the file is malformed (file:line:column).
@@ -11,14 +11,13 @@
 
 #include "exit_codes.h"
 #include "harness/bench.h"
+#include "harness/usb_parts.h"
 #include "commands.h"
 
 namespace tpmlab::cli {
 namespace {
 
 namespace fs = std::filesystem;
-
-constexpr const char* kUsbNotBuilt = "USB probing: not built in this version";
 
 const char* Tag(ProbeState state) {
   switch (state) {
@@ -70,7 +69,26 @@ int HwList() {
     ++found;
   }
   if (found == 0) std::cout << "no TPM devices found (/dev/tpm*)\n";
-  std::cout << kUsbNotBuilt << " (bridges, relays and hubs are not listed)\n";
+  // USB: the bridges, relays and hubs tpmlab can drive. Not being able to
+  // enumerate (no usbfs, as in a container) is said, not an error.
+  auto usb = OpenLibusbContext();
+  if (!usb.ok()) {
+    std::cout << "USB: cannot enumerate: " << usb.status().message() << "\n";
+    return kExitPassed;
+  }
+  size_t seen = 0;
+  auto parts = ListUsbParts(**usb, &seen);
+  if (!parts.ok()) {
+    std::cout << "USB: cannot enumerate: " << parts.status().message() << "\n";
+    return kExitPassed;
+  }
+  for (const auto& p : *parts) {
+    std::cout << p.device.Describe() << "  " << p.role << " (bench: " << p.bench_kind << ")\n";
+  }
+  if (parts->empty()) {
+    std::cout << "no supported USB devices found (" << seen << " USB device" << (seen == 1 ? "" : "s")
+              << " seen: no SPI bridge, relay or hub)\n";
+  }
   return kExitPassed;
 }
 

@@ -7,6 +7,7 @@
 #include <string>
 
 #include "harness/bench.h"
+#include "harness/usb_parts.h"
 
 namespace tpmlab {
 namespace {
@@ -181,4 +182,29 @@ BOOST_AUTO_TEST_CASE(probing_says_what_is_missing) {
 }
 
 }  // namespace
+}  // namespace tpmlab
+
+namespace tpmlab {
+
+// `tpmlab hw list` names the parts the drivers support, and only those.
+BOOST_AUTO_TEST_CASE(usb_parts_are_recognised_by_vid_pid_and_class) {
+  auto device = [](uint16_t vid, uint16_t pid, uint8_t cls = 0, uint16_t bcd = 0x0200) {
+    UsbDeviceInfo d;
+    d.vendor_id = vid;
+    d.product_id = pid;
+    d.device_class = cls;
+    d.bcd_usb = bcd;
+    return d;
+  };
+  BOOST_TEST(RecognizeUsb(device(0x0403, 0x6014))->bench_kind == "tis-spi-ftdi");
+  BOOST_TEST(RecognizeUsb(device(0x0403, 0x6010))->bench_kind == "tis-spi-ftdi");
+  BOOST_TEST(RecognizeUsb(device(0x365D, 0x1337))->bench_kind == "tis-spi-tpm2go");
+  BOOST_TEST(RecognizeUsb(device(0x16C0, 0x05DF))->bench_kind == "usb-relay");
+  BOOST_TEST(RecognizeUsb(device(0x1A86, 0x7523))->bench_kind == "usb-relay");
+  BOOST_TEST(RecognizeUsb(device(0x05E3, 0x0610, 0x09))->role == "USB hub");
+  BOOST_TEST(RecognizeUsb(device(0x05E3, 0x0626, 0x09, 0x0320))->role == "USB hub (SuperSpeed)");
+  BOOST_TEST(!RecognizeUsb(device(0x046D, 0xC52B)).has_value());  // a mouse receiver
+  BOOST_TEST(!RecognizeUsb(device(0x0403, 0x6001)).has_value());  // FT232R: no MPSSE
+}
+
 }  // namespace tpmlab

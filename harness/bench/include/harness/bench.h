@@ -25,7 +25,7 @@ const char* BootLogSourceName(BootLogSource source);
 
 // Which USB device: vid and pid in hex ("0403"), serial optional (a
 // substring of the serial number; for the TPM2Go a pattern, as tpm2-tss has it).
-struct UsbMatch {
+struct UsbSelector {
   uint16_t vid = 0;
   uint16_t pid = 0;
   std::string serial;
@@ -35,7 +35,7 @@ struct UsbMatch {
 struct BenchDut {
   DutTransportKind transport = DutTransportKind::kEmulated;
   std::string path;              // device: /dev/tpmrm0 (default) or /dev/tpm0
-  std::optional<UsbMatch> usb;   // tis-spi-ftdi / tis-spi-tpm2go (defaults: 0403:6014, 365d:1337)
+  std::optional<UsbSelector> usb;   // tis-spi-ftdi / tis-spi-tpm2go (defaults: 0403:6014, 365d:1337)
   uint32_t spi_clock_hz = 0;     // 0: the bridge's default
   uint32_t wait_states = 0;      // tis-spi-sim
   uint32_t burst_count = 0;      // tis-spi-sim; 0: the simulator's default
@@ -44,7 +44,7 @@ struct BenchDut {
 
 struct BenchPower {
   PowerKind kind = PowerKind::kEmulated;
-  std::optional<UsbMatch> usb;   // usb-relay: the relay board
+  std::optional<UsbSelector> usb;   // usb-relay: the relay board
   std::string relay_type;        // usb-relay: dcttech | lcus
   uint32_t channel = 0;          // usb-relay: relay number (1-based)
   std::string hub;               // usb-hub-port: hub location ("1-1.4", as uhubctl -l)
