@@ -13,6 +13,7 @@
 #include "drivers/tis_registers.h"
 #include "drivers/tis_simulator.h"
 #include "drivers/tis_spi.h"
+#include "tis_over_bus.h"
 
 namespace tpmlab {
 
@@ -383,12 +384,7 @@ class MpsseToSimulator {
 
 BOOST_FIXTURE_TEST_CASE(a_tpm_command_through_the_mpsse_byte_stream_with_wait_states, Fixture) {
   FakeTransport tpm;
-  tpm.set_responder([](ByteView c) -> FakeTransport::Reply {
-    ByteWriter w;
-    w.U16(0x8001).U32(static_cast<uint32_t>(c.size())).U32(0);
-    for (size_t i = c.size(); i > kTpmHeaderSize; --i) w.U8(c[i - 1]);
-    return w.Take();
-  });
+  testing::AnswerReversed(tpm);
   TisSimulator::Options options;
   options.wait_states_min = 0;
   options.wait_states_max = 4;
@@ -405,22 +401,7 @@ BOOST_FIXTURE_TEST_CASE(a_tpm_command_through_the_mpsse_byte_stream_with_wait_st
   tis_config.clock = &clock;
   auto tis = TisSpiTransport::Open(**opened, tis_config);
   BOOST_REQUIRE_MESSAGE(tis.ok(), tis.status().ToString());
-  BOOST_TEST((*tis)->chip().vendor_id == 0x1014);
-  ByteWriter w;
-  w.U16(0x8001).U32(200).U32(0x17B);
-  for (int i = 10; i < 200; ++i) w.U8(static_cast<uint8_t>(i));
-  const Bytes command = w.Take();
-  auto response = (*tis)->Exchange(command);
-  BOOST_REQUIRE_MESSAGE(response.ok(), response.status().ToString());
-  BOOST_TEST(response->size() == 200u);
-  BOOST_TEST((*response)[10] == 199);
-  BOOST_TEST((tpm.commands().back() == command));
-  int waits = 0;
-  for (const auto& f : sim.frames()) waits += f.wait_states;
-  BOOST_TEST(waits > 0);
-  std::string violations;
-  for (const auto& v : sim.violations()) violations += v + "; ";
-  BOOST_TEST(sim.violations().empty(), violations);
+  testing::ExchangeThroughTis(**tis, sim, tpm, 200);
 }
 
 }  // namespace
