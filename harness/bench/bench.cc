@@ -188,6 +188,10 @@ class BenchParser : public YamlReader {
     if (b.power.kind == PowerKind::kEmulated && !emulated) {
       return Error(root["power"] ? root["power"] : root, "power kind emulated needs an emulated DUT");
     }
+    if (b.dut.transport == DutTransportKind::kDevice && b.power.kind != PowerKind::kNone) {
+      return Error(root["power"], "a device DUT is this machine's own TPM: its power cannot be switched while "
+                                  "tpmlab runs on it (power: none)");
+    }
 
     if (const YAML::Node fc = root["firmware_control"]) {
       if (!emulated) return Error(fc, "firmware_control is only for an emulated DUT (a real platform measures its own firmware)");
@@ -212,11 +216,12 @@ class BenchParser : public YamlReader {
       if (b.boot_log.source == BootLogSource::kFile && b.boot_log.path.empty()) {
         return Error(bl, "boot_log source file needs a path");
       }
-      if (b.boot_log.source == BootLogSource::kEmulatedFirmware && !emulated) {
-        return Error(bl["source"], "boot_log source emulated-firmware needs an emulated DUT (use securityfs or file)");
+      if (b.boot_log.source == BootLogSource::kEmulatedFirmware && !b.harness_boots()) {
+        return Error(bl["source"], "boot_log source emulated-firmware needs a DUT tpmlab starts itself; this "
+                                   "machine's platform booted a device DUT (use securityfs or file)");
       }
     } else {
-      b.boot_log.source = emulated ? BootLogSource::kEmulatedFirmware : BootLogSource::kSecurityfs;
+      b.boot_log.source = b.harness_boots() ? BootLogSource::kEmulatedFirmware : BootLogSource::kSecurityfs;
     }
     if (b.boot_log.source == BootLogSource::kSecurityfs && b.boot_log.path.empty()) b.boot_log.path = kSecurityfsLog;
 

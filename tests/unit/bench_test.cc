@@ -78,6 +78,10 @@ BOOST_AUTO_TEST_CASE(defaults_follow_the_dut) {
   BOOST_TEST((sim.boot_log.source == BootLogSource::kEmulatedFirmware));
   Bench ftdi = Parse("name: f\ndut: {transport: tis-spi-ftdi}\n");
   BOOST_TEST(ftdi.dut.usb->ToString() == "0403:6014");
+  // tpmlab boots a chip on a bridge itself, so it measures the firmware model.
+  BOOST_TEST(ftdi.harness_boots());
+  BOOST_TEST(!real.harness_boots());
+  BOOST_TEST((ftdi.boot_log.source == BootLogSource::kEmulatedFirmware));
   Bench lcus = Parse("name: l\ndut: {transport: tis-spi-tpm2go}\npower: {kind: usb-relay, relay: lcus, channel: 2}\n");
   BOOST_TEST(lcus.power.usb->ToString() == "1a86:7523");
 }
@@ -103,7 +107,9 @@ BOOST_AUTO_TEST_CASE(errors_name_file_line_and_column) {
   e = ErrorOf("name: x\ndut: {transport: device}\npower: {kind: emulated}\n");
   BOOST_TEST(Contains(e, "power kind emulated needs an emulated DUT"), e);
   e = ErrorOf("name: x\ndut: {transport: device}\nboot_log: {source: emulated-firmware}\n");
-  BOOST_TEST(Contains(e, "needs an emulated DUT"), e);
+  BOOST_TEST(Contains(e, "b.yaml:3:19: boot_log source emulated-firmware needs a DUT tpmlab starts itself"), e);
+  e = ErrorOf("name: x\ndut: {transport: device}\npower: {kind: manual}\n");
+  BOOST_TEST(Contains(e, "b.yaml:3:8: a device DUT is this machine's own TPM"), e);
   // Types and ranges.
   e = ErrorOf("name: x\ndut: {transport: device}\nallow:\n  clear: maybe\n");
   BOOST_TEST(Contains(e, "b.yaml:4:10: allow.clear must be true or false"), e);

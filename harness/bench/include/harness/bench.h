@@ -54,6 +54,9 @@ struct BenchPower {
   SourceLocation where;
 };
 
+// Where the boot's event log comes from: what tpmlab's own firmware model
+// measured (any DUT tpmlab boots), the kernel's securityfs copy of this
+// machine's log (a device DUT), or a file.
 struct BenchBootLog {
   BootLogSource source = BootLogSource::kEmulatedFirmware;
   std::string path;  // securityfs: defaults to /sys/kernel/security/tpm0/binary_bios_measurements
@@ -83,6 +86,10 @@ struct Bench {
   bool emulated() const {
     return dut.transport == DutTransportKind::kEmulated || dut.transport == DutTransportKind::kTisSpiSim;
   }
+  /// Whether tpmlab plays the platform: it powers the chip, sends Startup and
+  /// measures the scenario's firmware model. Not for a device DUT, which this
+  /// machine's own firmware and kernel started and measured.
+  bool harness_boots() const { return dut.transport != DutTransportKind::kDevice; }
 };
 
 /// Parses bench text; errors (Layer::kScenario) name file:line:column, and
