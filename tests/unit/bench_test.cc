@@ -107,7 +107,7 @@ BOOST_AUTO_TEST_CASE(errors_name_file_line_and_column) {
   e = ErrorOf("name: x\ndut: {transport: device}\npower: {kind: emulated}\n");
   BOOST_TEST(Contains(e, "power kind emulated needs an emulated DUT"), e);
   e = ErrorOf("name: x\ndut: {transport: device}\nboot_log: {source: emulated-firmware}\n");
-  BOOST_TEST(Contains(e, "b.yaml:3:19: boot_log source emulated-firmware needs a DUT tpmlab starts itself"), e);
+  BOOST_TEST(Contains(e, "b.yaml:3:20: boot_log source emulated-firmware needs a DUT tpmlab starts itself"), e);
   e = ErrorOf("name: x\ndut: {transport: device}\npower: {kind: manual}\n");
   BOOST_TEST(Contains(e, "b.yaml:3:8: a device DUT is this machine's own TPM"), e);
   // Types and ranges.
@@ -181,7 +181,7 @@ BOOST_AUTO_TEST_CASE(probing_says_what_is_missing) {
   BOOST_TEST(Contains(items[0].detail, "0403:6014 serial FT6XYZ01"), items[0].detail);
   BOOST_TEST(Contains(items[0].detail, "USB probing: not built in this version"), items[0].detail);
 
-  Bench cmd = Parse("name: c\ndut: {transport: device}\npower: {kind: command, on_command: 'true', off_command: no-such-switch-tool 3}\n");
+  Bench cmd = Parse("name: c\ndut: {transport: tis-spi-ftdi}\npower: {kind: command, on_command: 'true', off_command: no-such-switch-tool 3}\n");
   items = ProbeBench(cmd);
   BOOST_TEST((items[1].state == ProbeState::kMissing));
   BOOST_TEST(Contains(items[1].detail, "no-such-switch-tool"), items[1].detail);
