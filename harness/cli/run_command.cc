@@ -1,4 +1,5 @@
-// tpmlab run: a scenario on the embedded default (an auto-launched swtpm).
+// tpmlab run: a scenario on the embedded default (an auto-launched swtpm), or
+// on a bench file's DUT (--bench: a real chip, the simulated SPI TPM).
 #include <signal.h>
 #include <unistd.h>
 
@@ -48,32 +49,46 @@ void ShowProgress(const StepResult& r, int total) {
   if (!r.error.empty()) std::fprintf(stderr, "         error: %s\n", r.error.c_str());
 }
 
-int Run(const std::string& scenario_file, std::string out_dir, std::string db,
-        std::optional<uint64_t> seed, std::optional<int> cycles, bool keep_state, bool unix_sockets,
-        bool quiet) {
-  auto scenario = LoadScenarioFile(scenario_file);
+struct RunArgs {
+  std::string scenario, out_dir, db, bench;
+  std::optional<uint64_t> seed;
+  std::optional<int> cycles;
+  bool keep_state = false, unix_sockets = false, quiet = false;
+};
+
+int Run(RunArgs a) {
+  auto scenario = LoadScenarioFile(a.scenario);
   if (!scenario.ok()) {
     std::cerr << "tpmlab: " << scenario.status().message() << "\n";
     return kExitUsage;
   }
-  if (cycles) {
-    Status s = OverrideCycles(*scenario, *cycles);
+  if (a.cycles) {
+    Status s = OverrideCycles(*scenario, *a.cycles);
     if (!s.ok()) {
       std::cerr << "tpmlab: " << s.message() << "\n";
       return kExitUsage;
     }
   }
-  if (out_dir.empty()) out_dir = DefaultOutDir(scenario->name);
-  if (db.empty()) db = (fs::path(out_dir) / "tpmlab.db").string();
-
   RunOptions options;
-  options.out_dir = out_dir;
+  if (!a.bench.empty()) {
+    auto bench = LoadBench(a.bench);
+    if (!bench.ok()) {
+      std::cerr << "tpmlab: " << bench.status().message() << "\n";
+      return kExitUsage;
+    }
+    options.bench = std::move(*bench);
+  }
+  if (a.out_dir.empty()) a.out_dir = DefaultOutDir(scenario->name);
+  if (a.db.empty()) a.db = (fs::path(a.out_dir) / "tpmlab.db").string();
+  const std::string db = a.db;
+
+  options.out_dir = a.out_dir;
   options.database = db;
-  options.seed = seed;
-  options.keep_state = keep_state;
-  options.unix_sockets = unix_sockets;
+  options.seed = a.seed;
+  options.keep_state = a.keep_state;
+  options.unix_sockets = a.unix_sockets;
   options.stop = &g_stop;
-  if (!quiet && ::isatty(STDERR_FILENO)) options.on_step = ShowProgress;
+  if (!a.quiet && ::isatty(STDERR_FILENO)) options.on_step = ShowProgress;
 
   struct sigaction sa {};
   sa.sa_handler = OnSignal;
@@ -114,27 +129,21 @@ int Run(const std::string& scenario_file, std::string out_dir, std::string db,
   return kExitRunError;
 }
 
-struct RunArgs {
-  std::string scenario, out_dir, db;
-  std::optional<uint64_t> seed;
-  std::optional<int> cycles;
-  bool keep_state = false, unix_sockets = false, quiet = false;
-};
-
 }  // namespace
 
 Command AddRunCommand(CLI::App& app) {
   auto a = std::make_shared<RunArgs>();
-  auto* run = app.add_subcommand("run", "Run a scenario on the embedded default (an auto-launched swtpm)");
+  auto* run = app.add_subcommand("run", "Run a scenario on the embedded default (an auto-launched swtpm) or a bench");
   run->add_option("SCENARIO", a->scenario, "Scenario file (YAML)")->required();
   run->add_option("-o,--out", a->out_dir, "Folder for run.json and the DUT state (default tpmlab-runs/NAME-TIME)");
   run->add_option("--db", a->db, "SQLite results database (default OUT/tpmlab.db)");
+  run->add_option("--bench", a->bench, "Bench file: the DUT to run on (hw/README.md); default the embedded swtpm");
   run->add_option("--seed", a->seed, "Seed for random choices (default: the scenario's)");
   run->add_option("--cycles", a->cycles, "Count of the scenario's top-level repeat")->check(CLI::NonNegativeNumber);
   run->add_flag("--keep-state", a->keep_state, "Continue from the DUT state in OUT instead of a new chip");
   run->add_flag("--unix-sockets", a->unix_sockets, "Talk to swtpm over unix sockets instead of loopback TCP");
   run->add_flag("-q,--quiet", a->quiet, "No progress lines, only the summary");
-  return {run, [a] { return Run(a->scenario, a->out_dir, a->db, a->seed, a->cycles, a->keep_state, a->unix_sockets, a->quiet); }};
+  return {run, [a] { return Run(*a); }};
 }
 
 }  // namespace tpmlab::cli

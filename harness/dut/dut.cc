@@ -35,6 +35,7 @@ const char* EmulatedBusName(EmulatedBus bus) {
   switch (bus) {
     case EmulatedBus::kSocket: return "socket";
     case EmulatedBus::kTisSpi: return "tis-spi";
+    case EmulatedBus::kHardware: return "hardware";
   }
   return "unknown";
 }
@@ -72,7 +73,51 @@ class TisResetPower final : public PowerControl {
   TisSpiTransport& host_;
 };
 
+// A real switch, then what the chip's bus needs once power is back (the
+// bridge found again, the TIS engine reset).
+class HardwarePower final : public PowerControl {
+ public:
+  HardwarePower(std::unique_ptr<PowerControl> inner, std::function<Status()> after_on)
+      : inner_(std::move(inner)), after_on_(std::move(after_on)) {}
+
+ private:
+  Status DoOff(PowerCut cut) override { return inner_->Off(cut); }
+  Status DoOn() override { return AfterOn(inner_->On()); }
+  Status DoCycle(PowerCut cut) override { return AfterOn(inner_->Cycle(cut)); }
+  Status AfterOn(Status on) {
+    TRY(on);
+    return after_on_ ? after_on_() : Status::Ok();
+  }
+
+  std::unique_ptr<PowerControl> inner_;
+  std::function<Status()> after_on_;
+};
+
 }  // namespace
+
+Result<std::unique_ptr<Dut>> Dut::OpenHardware(HardwareDutConfig config) {
+  if (!config.transport) return Status::Error(Layer::kHarness, "a hardware DUT needs a transport");
+  std::unique_ptr<Dut> dut(new Dut());
+  dut->name_ = config.name;
+  dut->kind_ = config.kind;
+  dut->bus_ = EmulatedBus::kHardware;
+  dut->hardware_bus_ = config.bus_info;
+  dut->platform_started_ = config.platform_started;
+  dut->no_power_reason_ = config.no_power_reason;
+  dut->warnings_ = config.warnings;
+  dut->keep_alive_ = config.keep_alive;
+  dut->transport_ = std::move(config.transport);
+  dut->transport_->set_command_timeout(config.command_timeout);
+  dut->faults_ = std::make_unique<FaultTransport>(*dut->transport_, config.fault_seed);
+  dut->trace_ = std::make_unique<TraceTransport>(*dut->faults_, config.trace_bytes);
+  dut->trace_->set_command_timeout(config.command_timeout);
+  for (const auto& [code, timeout] : config.command_timeouts) dut->trace_->set_command_timeout(code, timeout);
+  if (config.power) {
+    dut->power_ = std::make_unique<HardwarePower>(std::move(config.power), std::move(config.after_power_on));
+  }
+  TRY_ASSIGN(dut->tpm_, Tpm::Open(*dut->trace_));
+  return dut;
+}
 
 Result<std::unique_ptr<Dut>> Dut::LaunchEmulated(const EmulatedDutConfig& config) {
   if (!config.initial_state.empty() && !SwtpmStateExists(config.state_dir)) {
@@ -127,6 +172,7 @@ Result<std::unique_ptr<Dut>> Dut::LaunchEmulated(const EmulatedDutConfig& config
 Dut::~Dut() { Close(); }
 
 DutBusInfo Dut::bus_info() const {
+  if (hardware_bus_) return *hardware_bus_;
   DutBusInfo info;
   info.bus = bus_;
   if (tis_) {
@@ -142,7 +188,23 @@ DutBusInfo Dut::bus_info() const {
 
 Status Dut::Health() { return swtpm_ ? swtpm_->CheckAlive() : Status::Ok(); }
 
+Status Dut::NoPower(const std::string& what) const {
+  return Status::Error(Layer::kScenario, what + " needs a power switch, and " +
+                                             (no_power_reason_.empty() ? "this DUT has none" : no_power_reason_));
+}
+
+Status Dut::PowerOn() {
+  if (!power_) return NoPower("power on");
+  return power_->On();
+}
+
 Status Dut::Startup(const BootOptions& boot, StartupType type) {
+  if (platform_started_) {
+    return Status::Error(Layer::kScenario, "this machine's platform started the TPM; tpmlab does not send Startup to it");
+  }
+  if (boot.hcrtm_data && !swtpm_) {
+    return Status::Error(Layer::kScenario, "an H-CRTM measurement needs locality 4, which only an emulated DUT offers");
+  }
   if (boot.startup_locality != 0) TRY(trace_->SetLocality(boot.startup_locality));
   if (boot.hcrtm_data) {
     // The H-CRTM measures before Startup: the TPM resets PCR0 to 00..04 and
@@ -161,6 +223,9 @@ Status Dut::Startup(const BootOptions& boot, StartupType type) {
 }
 
 Status Dut::PowerCycle(PowerCycleKind kind, const BootOptions& boot) {
+  // Refused before the Shutdown: a chip left shut down and never reset
+  // would answer nothing but TPM_RC_INITIALIZE.
+  if (!power_) return NoPower(std::string("a ") + PowerCycleKindName(kind) + " cycle");
   switch (kind) {
     case PowerCycleKind::kReset:
       TRY(tpm_->Shutdown(StartupType::kClear));
@@ -228,6 +293,9 @@ void Dut::Close() {
   // Leave the chip as a well-behaved platform would: orderly, so the next
   // session does not start with safe = NO and a raised DA counter.
   if (swtpm_ && swtpm_->alive() && tpm_) (void)tpm_->Shutdown(StartupType::kClear);
+  // A chip tpmlab booted is left orderly too; one the platform started is
+  // the platform's to shut down.
+  if (!swtpm_ && tpm_ && !platform_started_) (void)tpm_->Shutdown(StartupType::kClear);
   tpm_.reset();
   if (swtpm_) swtpm_->Stop();
 }

@@ -94,6 +94,39 @@ std::string Movement(uint64_t before, uint64_t after) {
   return after > before ? "up" : "down";
 }
 
+// The bench-guarded operation a step performs, if any (hw/README.md, allow:).
+std::optional<Operation> DestructiveOperation(const Step& step) {
+  const auto& a = step.action;
+  if (std::holds_alternative<ClearStep>(a) || std::holds_alternative<ClearControlStep>(a)) return Operation::kClear;
+  if (std::holds_alternative<ChangeEpsStep>(a)) return Operation::kChangeEps;
+  if (std::holds_alternative<ChangePpsStep>(a)) return Operation::kChangePps;
+  if (std::holds_alternative<AllocateBanksStep>(a)) return Operation::kAllocateBanks;
+  if (const auto* f = std::get_if<FirmwareUpdateStep>(&a); f && !f->model) return Operation::kFirmwareInstall;
+  return std::nullopt;
+}
+
+// Every step of a scenario the bench refuses, with where it is written:
+// found before anything runs, so a real chip never gets half a scenario.
+Status RefusedSteps(const std::vector<Step>& steps, const Bench& bench) {
+  std::string refused;
+  std::function<void(const std::vector<Step>&)> walk = [&](const std::vector<Step>& list) {
+    for (const Step& step : list) {
+      if (const auto* r = std::get_if<RepeatStep>(&step.action)) walk(r->steps);
+      if (const auto* c = std::get_if<ChooseStep>(&step.action)) walk(c->steps);
+      const auto op = DestructiveOperation(step);
+      if (!op) continue;
+      if (Status s = CheckAllowed(bench, *op); !s.ok()) {
+        refused += "\n  " + step.where.ToString() + ": " + StepActionName(step) + " needs allow." + OperationKey(*op);
+      }
+    }
+  };
+  walk(steps);
+  if (refused.empty()) return Status::Ok();
+  return Status::Error(Layer::kScenario, "bench '" + bench.name + "' (" + bench.file +
+                                             ") is a real chip and does not allow what this scenario does:" + refused +
+                                             "\n(set those keys under allow: in the bench file to permit them)");
+}
+
 bool HasCode(const std::vector<std::string>& codes, const std::string& code) {
   return std::find(codes.begin(), codes.end(), code) != codes.end();
 }
@@ -106,7 +139,7 @@ class Run {
         rng_(seed), total_(CountSteps(scenario.steps)) {
     result_.run_id = run_id;
     result_.seed = seed;
-    if (scenario.platform.firmware) {
+    if (scenario.platform.firmware && MeasuresFirmware()) {
       firmware_ = std::make_unique<EmulatedFirmware>(*scenario.platform.firmware, scenario.platform.boot);
     }
   }
@@ -310,7 +343,31 @@ class Run {
     }
   }
 
+  // Whether tpmlab measures the scenario's firmware model and keeps its log;
+  // otherwise the log comes from the bench (securityfs, a file).
+  bool MeasuresFirmware() const {
+    return !options_.bench || options_.bench->boot_log.source == BootLogSource::kEmulatedFirmware;
+  }
+
+  // The log a verifier would get now: the firmware model's, or the bench's file.
+  Result<EventLog> CurrentEventLog() const {
+    if (firmware_) return firmware_->log();
+    if (options_.bench && !MeasuresFirmware()) {
+      auto log = ReadEventLogFile(options_.bench->boot_log.path);
+      if (!log.ok()) {
+        return Status::Error(log.status().layer(), std::string("boot log (") +
+                                                       BootLogSourceName(options_.bench->boot_log.source) +
+                                                       "): " + log.status().message());
+      }
+      return log;
+    }
+    return Status::Error(Layer::kScenario, "the platform has no firmware model, so no event log");
+  }
+  bool HasEventLog() const { return firmware_ || (options_.bench && !MeasuresFirmware()); }
+
   Status Dispatch(const Step& step, StepResult& r) {
+    // Safety: a real chip only undergoes what its bench file allows.
+    if (const auto op = DestructiveOperation(step); op && options_.bench) TRY(CheckAllowed(*options_.bench, *op));
     const auto& a = step.action;
     if (const auto* b = std::get_if<BootStep>(&a)) return Boot(*b, r);
     if (const auto* p = std::get_if<PowerCycleStep>(&a)) return PowerCycle(*p, r);
@@ -368,9 +425,23 @@ class Run {
   }
 
   Status Boot(const BootStep& b, StepResult& r) {
-    TRY(dut_.PowerOn());
-    TRY(dut_.Startup(scenario_.platform.boot, StartupType::kClear));
     banks_.clear();
+    if (dut_.platform_started()) {
+      // This machine's firmware booted and measured the TPM; tpmlab attests
+      // what it finds, so there is no reset state to check.
+      r.checks.push_back({"boot", true, "started and measured by this machine's platform at its own boot"});
+      TRY_ASSIGN(banks_, dut_.tpm().PcrBanks());
+      return b.snapshot ? Snap(r) : Status::Ok();
+    }
+    TRY(dut_.PowerOn());
+    Status started = dut_.Startup(scenario_.platform.boot, StartupType::kClear);
+    if (!started.ok() && started.layer() == Layer::kTpm && (started.tpm_rc() & 0xFFF) == 0x100 &&
+        !dut_.can_switch_power()) {
+      return Status::Error(Layer::kScenario, started.message() + ": the chip was started before this run, and " +
+                                                 dut_.no_power_reason() +
+                                                 ": switch it off and on by hand, or give the bench a power switch");
+    }
+    TRY(started);
     return AfterStartup(StartupType::kClear, {}, b.snapshot, r);
   }
 
@@ -401,7 +472,7 @@ class Run {
     // A quote is expected whenever the TPM can make one; when it cannot (no
     // AK: a disabled hierarchy), the verifier's alarms say so.
     if (s.quote_check.parsed || s.ak_error.empty()) r.checks.push_back(CheckQuote(s));
-    if (firmware_) r.checks.push_back(AttachEventLog(s));
+    if (HasEventLog()) r.checks.push_back(AttachEventLog(s));
     // Judge it as a verifier would, against the enrollment and the last quote.
     Verdict verdict = Verify(s, last_ ? &*last_ : nullptr, enrollment_ ? &*enrollment_ : nullptr);
     r.alarms = std::move(verdict.alarms);
@@ -623,7 +694,9 @@ class Run {
       TRY(firmware_->Measure(dut_.tpm(), banks_, e.pcr, e.event_type, e.data, e.logged));
     } else {
       if (e.logged) {
-        return Status::Error(Layer::kScenario, "event: the platform has no firmware model, so no log to append to");
+        return Status::Error(Layer::kScenario, "event: tpmlab keeps no event log here (no firmware model, or the "
+                                               "bench's log comes from " + std::string(options_.bench ? BootLogSourceName(options_.bench->boot_log.source) : "nowhere") +
+                                               "), so there is none to append to");
       }
       std::map<HashAlg, Bytes> digests;
       const ByteView bytes(reinterpret_cast<const uint8_t*>(e.data.data()), e.data.size());
@@ -731,6 +804,11 @@ class Run {
   // --- firmware --------------------------------------------------------------
 
   Status FirmwareUpdate(const FirmwareUpdateStep& f, StepResult& r) {
+    if (f.model && !MeasuresFirmware()) {
+      return Status::Error(Layer::kScenario, "a platform firmware model applies to a DUT tpmlab boots and measures; "
+                                             "bench '" + options_.bench->name + "' takes its boot log from " +
+                                             BootLogSourceName(options_.bench->boot_log.source));
+    }
     if (f.model) {
       const std::string from = firmware_ ? firmware_->model().name : "none";
       if (firmware_) {
@@ -816,10 +894,10 @@ class Run {
   Status Doctor(StepResult& r) {
     DoctorOptions o;
     o.snapshot.ak_type = scenario_.platform.ak;
-    if (firmware_) {
-      o.eventlog = WriteEventLog(firmware_->log());
+    if (auto log = CurrentEventLog(); log.ok()) {
+      o.eventlog = WriteEventLog(*log);
     } else {
-      o.eventlog_missing_reason = "the platform has no firmware model, so no event log";
+      o.eventlog_missing_reason = log.status().message();
     }
     if (enrollment_) o.enrollment = *enrollment_;
     const auto items = RunDoctor(dut_.tpm(), o);
@@ -834,7 +912,9 @@ class Run {
 
   // The log the OS would read now, and whether it replays to the PCRs read.
   Check AttachEventLog(Snapshot& s) {
-    const EventLog& log = firmware_->log();
+    auto read = CurrentEventLog();
+    if (!read.ok()) return {"eventlog_replay", false, read.status().ToString()};
+    const EventLog& log = *read;
     s.eventlog = WriteEventLog(log);
     s.eventlog_events = log.size();
     auto replay = ReplayEventLog(log);
@@ -963,7 +1043,7 @@ json Provenance(const Scenario& scenario, const RunResult& result, const json& d
           {"scenario_file", scenario.file},
           {"seed", result.seed},
           {"tpmlab_version", kTpmlabVersion},
-          {"dut", dut.value("name", "") + " (swtpm " + dut.value("swtpm_version", "") + ")"},
+          {"dut", dut.value("label", dut.value("name", ""))},
           {"platform_firmware", join(platform)},
           {"tpm_firmware_versions", join(tpm)}};
 }
@@ -1031,6 +1111,101 @@ struct Session::State {
   std::optional<RunResult> finished;
 };
 
+namespace {
+
+std::string ChipId(const DutBusInfo& bus) {
+  char id[24];
+  std::snprintf(id, sizeof id, "%04x:%04x:%02x", bus.vendor_id, bus.device_id, bus.revision);
+  return id;
+}
+
+}  // namespace
+
+// The embedded default, or an emulated bench (the simulated SPI TPM).
+Status Session::LaunchEmulatedDut(State& st, uint64_t seed) {
+  const Scenario& scenario = st.scenario;
+  const RunOptions& options = st.options;
+  EmulatedDutConfig config;
+  config.name = options.dut_name;
+  config.state_dir = options.out_dir / options.dut_name;
+  config.banks = scenario.platform.banks;
+  config.unix_sockets = options.unix_sockets;
+  config.command_timeout = std::chrono::milliseconds(scenario.platform.command_timeout_ms);
+  for (const auto& [code, ms] : scenario.platform.command_timeouts_ms) {
+    config.command_timeouts[code] = std::chrono::milliseconds(ms);
+  }
+  config.fault_seed = seed;
+  config.initial_state = options.initial_state;
+  config.bus = scenario.platform.bus;
+  config.tis = scenario.platform.tis;
+  if (options.bench && options.bench->dut.transport == DutTransportKind::kTisSpiSim) {
+    config.bus = EmulatedBus::kTisSpi;
+    config.tis.wait_states = static_cast<int>(options.bench->dut.wait_states);
+    if (options.bench->dut.burst_count) config.tis.burst_count = static_cast<uint16_t>(options.bench->dut.burst_count);
+  }
+  config.tis.seed = seed;
+  // A run starts from a newly manufactured chip (or the state it is given)
+  // unless told to keep one.
+  std::error_code ec;
+  if (!options.keep_state) fs::remove_all(config.state_dir, ec);
+  TRY_ASSIGN(st.dut, Dut::LaunchEmulated(config));
+  // The chip as it was before the first command, so a bundle can start a
+  // replay from exactly here.
+  TRY(CopySwtpmState(config.state_dir, options.out_dir / "initial-state"));
+  st.inputs["initial_state"] = "initial-state";
+
+  Dut& dut = *st.dut;
+  const std::string version = dut.emulator()->capabilities().version;
+  st.dut_json = {{"name", dut.name()},
+                 {"kind", "swtpm"},
+                 {"label", dut.name() + " (swtpm " + version + ")"},
+                 {"swtpm_version", version},
+                 {"state_dir", fs::absolute(config.state_dir).string()},
+                 {"endpoint", dut.emulator()->data_endpoint().ToString()},
+                 {"banks", scenario.platform.banks},
+                 {"bus", EmulatedBusName(dut.bus_info().bus)}};
+  if (const DutBusInfo bus = dut.bus_info(); bus.bus == EmulatedBus::kTisSpi) {
+    st.dut_json["tis"] = {{"vid_did_rid", ChipId(bus)}, {"vendor_id", bus.vendor_id}, {"device_id", bus.device_id},
+                          {"revision", bus.revision}, {"wait_states", config.tis.wait_states},
+                          {"burst_count", config.tis.burst_count}, {"description", bus.description}};
+  }
+  return Status::Ok();
+}
+
+// A real chip from the bench file: /dev/tpmrm0 or a TPM on a USB bridge.
+Status Session::OpenHardwareDut(State& st, uint64_t seed) {
+  const Scenario& scenario = st.scenario;
+  const RunOptions& options = st.options;
+  const Bench& bench = *options.bench;
+  BenchDutOptions o;
+  o.name = options.dut_name;
+  o.command_timeout = std::chrono::milliseconds(scenario.platform.command_timeout_ms);
+  for (const auto& [code, ms] : scenario.platform.command_timeouts_ms) {
+    o.command_timeouts[code] = std::chrono::milliseconds(ms);
+  }
+  o.fault_seed = seed;
+  TRY_ASSIGN(st.dut, OpenBenchDut(bench, o, options.hardware));
+  // tpmlab persists its EK, SRK and AK at the TCG handles; a key of someone
+  // else's there stays unless the bench allows NV writes.
+  st.dut->tpm().set_evict_foreign_keys(bench.allow.nv_write);
+  Dut& dut = *st.dut;
+  const DutBusInfo bus = dut.bus_info();
+  st.dut_json = {{"name", dut.name()},
+                 {"kind", dut.kind()},
+                 {"label", dut.name() + " (" + dut.kind() + " " + bus.description + ")"},
+                 {"description", bus.description},
+                 {"platform_started", dut.platform_started()},
+                 {"power", PowerKindName(bench.power.kind)},
+                 {"boot_log", BootLogSourceName(bench.boot_log.source)},
+                 {"bus", EmulatedBusName(bus.bus)},
+                 {"warnings", dut.warnings()}};
+  if (bus.vendor_id != 0) {
+    st.dut_json["tis"] = {{"vid_did_rid", ChipId(bus)}, {"vendor_id", bus.vendor_id}, {"device_id", bus.device_id},
+                          {"revision", bus.revision}, {"description", bus.description}};
+  }
+  return Status::Ok();
+}
+
 Result<std::unique_ptr<Session>> Session::Open(Scenario scenario_in, RunOptions options_in) {
   std::unique_ptr<Session> session(new Session());
   session->state_ = std::make_unique<State>();
@@ -1047,47 +1222,23 @@ Result<std::unique_ptr<Session>> Session::Open(Scenario scenario_in, RunOptions 
     return Status::Error(Layer::kStore, "cannot create " + options.out_dir.string() + ": " + ec.message());
   }
   TRY_ASSIGN(st.store, Store::Open(options.database));
-
-  EmulatedDutConfig config;
-  config.name = options.dut_name;
-  config.state_dir = options.out_dir / options.dut_name;
-  config.banks = scenario.platform.banks;
-  config.unix_sockets = options.unix_sockets;
-  config.command_timeout = std::chrono::milliseconds(scenario.platform.command_timeout_ms);
-  for (const auto& [code, ms] : scenario.platform.command_timeouts_ms) {
-    config.command_timeouts[code] = std::chrono::milliseconds(ms);
-  }
-  config.fault_seed = seed;
-  config.initial_state = options.initial_state;
-  config.bus = scenario.platform.bus;
-  config.tis = scenario.platform.tis;
-  config.tis.seed = seed;
-  // A run starts from a newly manufactured chip (or the state it is given)
-  // unless told to keep one.
-  if (!options.keep_state) fs::remove_all(config.state_dir, ec);
+  if (options.bench) TRY(RefusedSteps(scenario.steps, *options.bench));
   TRY_ASSIGN(st.inputs, SaveRunInputs(scenario, options.out_dir));
-  TRY_ASSIGN(st.dut, Dut::LaunchEmulated(config));
-  // The chip as it was before the first command, so a bundle can start a
-  // replay from exactly here.
-  TRY(CopySwtpmState(config.state_dir, options.out_dir / "initial-state"));
-  st.inputs["initial_state"] = "initial-state";
-
-  st.started_at = UtcNow();
-  Dut& dut = *st.dut;
-  st.dut_json = {{"name", dut.name()},
-                 {"kind", "swtpm"},
-                 {"swtpm_version", dut.emulator()->capabilities().version},
-                 {"state_dir", fs::absolute(config.state_dir).string()},
-                 {"endpoint", dut.emulator()->data_endpoint().ToString()},
-                 {"banks", scenario.platform.banks},
-                 {"bus", EmulatedBusName(dut.bus_info().bus)}};
-  if (const DutBusInfo bus = dut.bus_info(); bus.bus == EmulatedBus::kTisSpi) {
-    char id[24];
-    std::snprintf(id, sizeof id, "%04x:%04x:%02x", bus.vendor_id, bus.device_id, bus.revision);
-    st.dut_json["tis"] = {{"vid_did_rid", id}, {"vendor_id", bus.vendor_id}, {"device_id", bus.device_id},
-                          {"revision", bus.revision}, {"wait_states", config.tis.wait_states},
-                          {"burst_count", config.tis.burst_count}, {"description", bus.description}};
+  if (options.bench && !options.bench->emulated()) {
+    TRY(OpenHardwareDut(st, seed));
+  } else {
+    TRY(LaunchEmulatedDut(st, seed));
   }
+  Dut& dut = *st.dut;
+  if (options.bench) {
+    st.dut_json["bench"] = options.bench->name;
+    st.dut_json["bench_file"] = options.bench->file;
+    std::error_code copy_error;
+    fs::copy_file(options.bench->file, options.out_dir / "inputs" / "bench.yaml",
+                  fs::copy_options::overwrite_existing, copy_error);
+    if (!copy_error) st.inputs["bench"] = "inputs/bench.yaml";
+  }
+  st.started_at = UtcNow();
   RunInfo info;
   info.scenario = scenario.name;
   info.scenario_file = scenario.file;
@@ -1095,7 +1246,7 @@ Result<std::unique_ptr<Session>> Session::Open(Scenario scenario_in, RunOptions 
   info.started_at = st.started_at;
   info.tpmlab_version = kTpmlabVersion;
   info.host = Hostname();
-  info.dut = dut.name() + " (swtpm " + dut.emulator()->capabilities().version + ")";
+  info.dut = st.dut_json["label"].get<std::string>();
   info.config_json = json({{"scenario", ScenarioConfigJson(scenario, seed)}, {"dut", st.dut_json}}).dump();
   TRY_ASSIGN(st.run_id, st.store->BeginRun(info));
 

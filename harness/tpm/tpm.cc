@@ -12,6 +12,7 @@
 
 #include <algorithm>
 #include <cstdlib>
+#include <cstdio>
 #include <cstring>
 
 #include "tcti_adapter.h"
@@ -375,6 +376,13 @@ Result<KeyInfo> Tpm::EnsurePrimary(uint32_t handle, Hierarchy hierarchy, const v
     if (key.type == type) return key;
     // Another kind of key sits at our handle (say, an RSA AK when ECC was
     // asked for): evict it so the requested one can take its place.
+    if (!evict_foreign_keys_) {
+      char h[16];
+      std::snprintf(h, sizeof h, "0x%08x", handle);
+      return Status::Error(Layer::kHarness, std::string("persistent handle ") + h + " holds another kind of key (" +
+                                                KeyTypeName(key.type) + "), perhaps not tpmlab's: refusing to evict "
+                                                "it on a real chip (allow.nv_write in the bench file permits it)");
+    }
     ESYS_TR gone = ESYS_TR_NONE;
     TRY(Check(Esys_EvictControl(Ctx(esys_.get()), ESYS_TR_RH_OWNER, existing, ESYS_TR_PASSWORD,
                                 ESYS_TR_NONE, ESYS_TR_NONE, handle, &gone),

@@ -4,6 +4,7 @@
 
 #include <chrono>
 #include <filesystem>
+#include <functional>
 #include <map>
 #include <memory>
 #include <optional>
@@ -42,10 +43,11 @@ struct BootOptions {
   std::optional<Bytes> hcrtm_data;   // measured by an H-CRTM before Startup
 };
 
-// How the harness reaches the emulated TPM.
+// How the harness reaches the TPM.
 enum class EmulatedBus {
   kSocket,  // swtpm's command socket
   kTisSpi,  // TIS (PTP FIFO) over a simulated SPI TPM in front of swtpm
+  kHardware,  // a real chip: see DutBusInfo::description
 };
 const char* EmulatedBusName(EmulatedBus bus);  // "socket", "tis-spi"
 std::optional<EmulatedBus> EmulatedBusFromName(std::string_view name);
@@ -82,21 +84,61 @@ struct EmulatedDutConfig {
   EmulatedTisOptions tis;
 };
 
+// A chip tpmlab does not emulate (a TPM on a USB-SPI bridge, this machine's
+// /dev/tpmrm0): its transport, its power switch, and what must happen after
+// the power returns before the chip can be talked to again.
+struct HardwareDutConfig {
+  std::string name = "dut0";
+  std::string kind;                         // as a bench file names it: "tis-spi-ftdi", "device"
+  std::unique_ptr<Transport> transport;     // to the chip
+  std::unique_ptr<PowerControl> power;      // null: the power cannot be switched
+  std::string no_power_reason;              // why, for the error a power cycle gets
+  // After each power-on: find the bridge again (it may re-enumerate) and
+  // reset the host's TIS engine. The chip is powered when it runs.
+  std::function<Status()> after_power_on;
+  // This machine's firmware and kernel started and measured the chip (a
+  // device DUT): tpmlab never sends Startup, it attests what it finds.
+  bool platform_started = false;
+  std::chrono::milliseconds command_timeout{30000};
+  std::map<uint32_t, std::chrono::milliseconds> command_timeouts;
+  bool trace_bytes = true;
+  uint64_t fault_seed = 1;
+  // What the chip said it is when it was opened (TIS DID_VID, RID).
+  std::optional<DutBusInfo> bus_info;
+  std::vector<std::string> warnings;  // a ganged hub, CS not held, ...
+  // What the transport and the switch use and must outlive them (the USB context).
+  std::shared_ptr<void> keep_alive;
+};
+
 class Dut {
  public:
   /// Provisions the state folder when it is new, launches swtpm and opens
   /// ESAPI on it. The TPM is powered but not started: call Boot().
   static Result<std::unique_ptr<Dut>> LaunchEmulated(const EmulatedDutConfig& config);
+  /// Opens ESAPI on a real chip. Its power is left as it is: Boot() decides.
+  static Result<std::unique_ptr<Dut>> OpenHardware(HardwareDutConfig config);
   ~Dut();
 
   /// Delivers _TPM_Init (power on); relaunches a dead emulator first.
-  Status PowerOn() { return power_->On(); }
+  Status PowerOn();
   /// Power-on sequence after _TPM_Init: locality, H-CRTM, then Startup.
   Status Startup(const BootOptions& boot, StartupType type = StartupType::kClear);
   /// Brings the TPM down as `kind` says and up again (ending with Startup).
   Status PowerCycle(PowerCycleKind kind, const BootOptions& boot);
   /// Orderly end: Shutdown(CLEAR) if the TPM answers, then stop the emulator.
   void Close();
+
+  /// Whether the power can be switched (a power cycle is possible).
+  bool can_switch_power() const { return power_ != nullptr; }
+  /// Why not, when it cannot: "bench 'host' has power: none".
+  const std::string& no_power_reason() const { return no_power_reason_; }
+  /// This machine's platform started and measured the chip (a device DUT).
+  bool platform_started() const { return platform_started_; }
+  /// "swtpm" for an emulated DUT, the bench's transport kind otherwise.
+  const std::string& kind() const { return kind_; }
+  bool emulated() const { return swtpm_ != nullptr; }
+  /// What the bench's parts warned about when opened.
+  const std::vector<std::string>& warnings() const { return warnings_; }
 
   const std::string& name() const { return name_; }
   Tpm& tpm() { return *tpm_; }
@@ -131,7 +173,15 @@ class Dut {
  private:
   Dut() = default;
 
+  Status NoPower(const std::string& what) const;
+
+  std::shared_ptr<void> keep_alive_;  // destroyed last
   std::string name_;
+  std::string kind_ = "swtpm";
+  std::vector<std::string> warnings_;
+  std::string no_power_reason_;
+  bool platform_started_ = false;
+  std::optional<DutBusInfo> hardware_bus_;
   std::unique_ptr<SwtpmProcess> swtpm_;
   EmulatedBus bus_ = EmulatedBus::kSocket;
   std::unique_ptr<Transport> transport_;     // to the emulator (the socket)

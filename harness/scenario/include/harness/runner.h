@@ -12,6 +12,8 @@
 #include <string>
 #include <vector>
 
+#include "harness/bench.h"
+#include "harness/bench_dut.h"
 #include "harness/scenario.h"
 #include "harness/store.h"
 
@@ -30,6 +32,11 @@ struct RunOptions {
   // a newly manufactured chip.
   std::filesystem::path initial_state;
   bool unix_sockets = false;
+  // The bench to run on (hw/README.md): a real chip, or the simulated SPI
+  // TPM. None: the embedded default (one emulated DUT).
+  std::optional<Bench> bench;
+  // This machine's parts, a seam for tests (a fake USB context, a fake TPM device).
+  BenchHardware hardware;
   // Called after each step (progress display).
   std::function<void(const StepResult&, int total_steps)> on_step;
   // Called once the DUT is up, before the first step (scripting, fault hooks).
@@ -67,7 +74,8 @@ struct RunResult {
 class Session {
  public:
   /// Sets up the run: the store, a newly manufactured (or given) emulated
-  /// DUT, the run's row. An error only when that cannot be done.
+  /// DUT or the bench's chip, the run's row. An error only when that cannot
+  /// be done, or when the bench does not allow a step of the scenario.
   static Result<std::unique_ptr<Session>> Open(Scenario scenario, RunOptions options);
   /// Finishes the run if Finish() was not called.
   ~Session();
@@ -88,6 +96,8 @@ class Session {
  private:
   Session();
   struct State;
+  static Status LaunchEmulatedDut(State& st, uint64_t seed);
+  static Status OpenHardwareDut(State& st, uint64_t seed);
   std::unique_ptr<State> state_;
 };
 

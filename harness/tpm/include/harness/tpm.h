@@ -103,6 +103,10 @@ class Tpm {
   Result<Bytes> NvRead(uint32_t index);
 
   Transport& transport() { return transport_; }
+  /// Whether a key of another kind found at tpmlab's EK/SRK/AK handle may be
+  /// evicted to make room (true: an emulated chip; on a real one it may be
+  /// someone else's key, and the bench must allow NV writes).
+  void set_evict_foreign_keys(bool evict) { evict_foreign_keys_ = evict; }
 
  private:
   Tpm(Transport& transport, std::unique_ptr<TctiAdapter> tcti);
@@ -124,6 +128,7 @@ class Tpm {
   struct EsysDeleter { void operator()(void* ctx) const; };
   std::unique_ptr<void, EsysDeleter> esys_;
   std::map<uint32_t, uint32_t> objects_;  // persistent handle -> ESYS_TR
+  bool evict_foreign_keys_ = true;
 };
 
 }  // namespace tpmlab

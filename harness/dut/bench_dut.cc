@@ -1,0 +1,281 @@
+#include "harness/bench_dut.h"
+
+#include <cstdio>
+#include <filesystem>
+#include <regex>
+
+#include "drivers/device_transport.h"
+#include "drivers/ftdi_spi.h"
+#include "drivers/operator_power.h"
+#include "drivers/tis_spi.h"
+#include "drivers/tpm2go_spi.h"
+#include "drivers/usb_power.h"
+
+namespace tpmlab {
+namespace {
+
+namespace fs = std::filesystem;
+
+// TIS over a USB-SPI bridge that can disappear: when the chip's power
+// returns the bridge is opened again (a hub port cut re-enumerates it; a
+// relay on the TPM's rail leaves it, but it is re-initialised either way)
+// and the TIS engine re-probes DID_VID and re-takes its locality.
+class BridgeTisTransport final : public Transport {
+ public:
+  // Opens the bridge; `again` after a power cut (wait for it to re-appear).
+  using OpenBus = std::function<Result<std::unique_ptr<SpiBus>>(bool again)>;
+
+  static Result<std::unique_ptr<BridgeTisTransport>> Open(OpenBus open_bus, TisSpiConfig tis) {
+    std::unique_ptr<BridgeTisTransport> t(new BridgeTisTransport(std::move(open_bus), tis));
+    TRY(t->Connect(false));
+    return t;
+  }
+  ~BridgeTisTransport() override {
+    tis_.reset();  // releases the locality while the bus is still there
+    bus_.reset();
+  }
+
+  Status Reconnect() { return Connect(true); }
+  const TisSpiTransport::ChipId& chip() const { return tis_->chip(); }
+
+ private:
+  BridgeTisTransport(OpenBus open_bus, TisSpiConfig tis) : open_bus_(std::move(open_bus)), tis_config_(tis) {}
+
+  Status Connect(bool again) {
+    tis_.reset();
+    bus_.reset();
+    TRY_ASSIGN(bus_, open_bus_(again));
+    auto tis = TisSpiTransport::Open(*bus_, tis_config_);
+    if (!tis.ok()) {
+      return Status::Error(Layer::kTransport, bus_->info().description + ": " + tis.status().message());
+    }
+    tis_ = std::move(*tis);
+    tis_->set_command_timeout(command_timeout());
+    return Status::Ok();
+  }
+  Status Gone() const { return Status::Error(Layer::kTransport, "the SPI bridge is not connected (its power returned, but it did not)"); }
+
+  Status DoTransmit(ByteView command) override { return tis_ ? tis_->Transmit(command) : Gone(); }
+  Result<Bytes> DoReceive(Duration timeout) override {
+    if (!tis_) return Gone();
+    return tis_->Receive(timeout);
+  }
+  Status DoCancel() override { return tis_ ? tis_->Cancel() : Status::Ok(); }
+  Status DoSetLocality(uint8_t locality) override { return tis_ ? tis_->SetLocality(locality) : Gone(); }
+  Info DoInfo() const override {
+    return {"tis-spi", tis_ ? tis_->info().description : bus_ ? bus_->info().description : "disconnected"};
+  }
+  void DoAbandonResponse() override {
+    if (tis_) tis_->AbandonResponse();
+  }
+
+  OpenBus open_bus_;
+  TisSpiConfig tis_config_;
+  std::unique_ptr<SpiBus> bus_;
+  std::unique_ptr<TisSpiTransport> tis_;
+};
+
+std::string RegexEscape(const std::string& s) {
+  static const std::string special = R"(\^$.|?*+()[]{})";
+  std::string out;
+  for (char c : s) {
+    if (special.find(c) != std::string::npos) out += '\\';
+    out += c;
+  }
+  return out;
+}
+
+std::string BenchLabel(const Bench& bench) { return "bench '" + bench.name + "' (" + bench.file + ")"; }
+
+// An lcus board on a CH340 is a tty: /sys/bus/usb/devices/<path>:1.0/ttyUSBn.
+Result<std::string> SerialTtyOf(UsbContext& usb, const UsbMatch& match) {
+  TRY_ASSIGN(std::vector<UsbDeviceInfo> devices, usb.Enumerate());
+  for (const auto& d : devices) {
+    if (!match.Matches(d)) continue;
+    std::error_code ec;
+    const fs::path interface = fs::path("/sys/bus/usb/devices") / (d.Path() + ":1.0");
+    for (const auto& entry : fs::directory_iterator(interface, ec)) {
+      const std::string name = entry.path().filename().string();
+      if (name.rfind("ttyUSB", 0) == 0) return "/dev/" + name;
+    }
+    return Status::Error(Layer::kTransport, "lcus relay " + d.Describe() + " has no ttyUSB (is the ch341 driver loaded?)");
+  }
+  return Status::Error(Layer::kTransport, "no USB device " + match.Describe() + " (the lcus relay)");
+}
+
+Result<std::unique_ptr<PowerControl>> OpenPower(const Bench& bench, UsbContext* usb, Clock& clock,
+                                                std::vector<std::string>& warnings) {
+  const BenchPower& p = bench.power;
+  PowerSequence sequence;
+  sequence.off_time = std::chrono::milliseconds(p.off_ms ? p.off_ms : 1000);
+  sequence.clock = &clock;
+  switch (p.kind) {
+    case PowerKind::kEmulated:
+    case PowerKind::kNone:
+      return std::unique_ptr<PowerControl>();
+    case PowerKind::kUsbRelay: {
+      const UsbMatch match = UsbMatchFor(*p.usb, false);
+      if (p.relay_type == "dcttech") {
+        HidRelayConfig c;
+        c.match = match;
+        c.channel = static_cast<int>(p.channel);
+        c.sequence = sequence;
+        TRY_ASSIGN(auto relay, HidRelayPower::Open(*usb, c));
+        return std::unique_ptr<PowerControl>(std::move(relay));
+      }
+      LcusRelayConfig c;
+      c.match = match;
+      c.channel = static_cast<int>(p.channel);
+      c.sequence = sequence;
+      if (p.usb->vid == 0x1A86) {
+        TRY_ASSIGN(std::string tty, SerialTtyOf(*usb, match));
+        TRY_ASSIGN(auto port, OpenSerialPort(tty));
+        TRY_ASSIGN(auto relay, LcusRelayPower::OpenSerial(std::move(port), c));
+        return std::unique_ptr<PowerControl>(std::move(relay));
+      }
+      TRY_ASSIGN(auto relay, LcusRelayPower::Open(*usb, c));
+      return std::unique_ptr<PowerControl>(std::move(relay));
+    }
+    case PowerKind::kUsbHubPort: {
+      HubPortConfig c;
+      c.hub.path = p.hub;
+      c.port = static_cast<int>(p.port);
+      c.sequence = sequence;
+      TRY_ASSIGN(auto hub, HubPortPower::Open(*usb, c));
+      warnings.insert(warnings.end(), hub->warnings().begin(), hub->warnings().end());
+      return std::unique_ptr<PowerControl>(std::move(hub));
+    }
+    case PowerKind::kCommand: {
+      CommandPowerConfig c;
+      c.on = {"/bin/sh", "-c", p.on_command};
+      c.off = {"/bin/sh", "-c", p.off_command};
+      c.bench_allows_commands = true;  // naming the commands in the bench file is the opt-in
+      c.sequence = sequence;
+      TRY_ASSIGN(auto command, CommandPower::Create(c));
+      return std::unique_ptr<PowerControl>(std::move(command));
+    }
+    case PowerKind::kManual: {
+      TRY_ASSIGN(auto manual, ManualPower::OnTerminal(bench.name));
+      return std::unique_ptr<PowerControl>(std::move(manual));
+    }
+  }
+  return Status::Error(Layer::kHarness, "unknown power kind");
+}
+
+BridgeTisTransport::OpenBus OpenBusFor(const Bench& bench, UsbContext& usb, Clock& clock,
+                                       std::chrono::milliseconds wait) {
+  const BenchDut& d = bench.dut;
+  if (d.transport == DutTransportKind::kTisSpiFtdi) {
+    FtdiSpiConfig c;
+    c.match = UsbMatchFor(*d.usb, false);
+    if (d.spi_clock_hz) c.hz = d.spi_clock_hz;
+    return [&usb, &clock, c, wait](bool again) -> Result<std::unique_ptr<SpiBus>> {
+      if (!again) {
+        TRY_ASSIGN(auto bus, FtdiMpsseSpiBus::Open(usb, c));
+        return std::unique_ptr<SpiBus>(std::move(bus));
+      }
+      TRY_ASSIGN(auto device, usb.WaitAndOpen(c.match, wait, clock));
+      TRY_ASSIGN(auto bus, FtdiMpsseSpiBus::Open(std::move(device), c));
+      return std::unique_ptr<SpiBus>(std::move(bus));
+    };
+  }
+  Tpm2GoSpiConfig c;
+  c.serial_pattern = UsbMatchFor(*d.usb, true).serial_pattern;
+  return [&usb, &clock, c, wait](bool again) -> Result<std::unique_ptr<SpiBus>> {
+    if (!again) {
+      TRY_ASSIGN(auto bus, Tpm2GoSpiBus::Open(usb, c));
+      return std::unique_ptr<SpiBus>(std::move(bus));
+    }
+    TRY_ASSIGN(auto device, usb.WaitAndOpen(Tpm2GoSpiBus::Match(c), wait, clock));
+    TRY_ASSIGN(auto bus, Tpm2GoSpiBus::Open(std::move(device), c));
+    return std::unique_ptr<SpiBus>(std::move(bus));
+  };
+}
+
+}  // namespace
+
+UsbMatch UsbMatchFor(const UsbSelector& selector, bool serial_is_pattern) {
+  UsbMatch m;
+  m.vendor_id = selector.vid;
+  if (selector.pid) m.product_ids = {selector.pid};
+  if (!selector.serial.empty()) {
+    m.serial_pattern = ".*" + (serial_is_pattern ? "(?:" + selector.serial + ")" : RegexEscape(selector.serial)) + ".*";
+  }
+  return m;
+}
+
+Result<std::unique_ptr<Dut>> OpenBenchDut(const Bench& bench, const BenchDutOptions& options, BenchHardware hw) {
+  if (bench.emulated()) {
+    return Status::Error(Layer::kScenario, BenchLabel(bench) + " is emulated: launch it with Dut::LaunchEmulated");
+  }
+  Clock& clock = hw.clock ? *hw.clock : DefaultClock();
+  HardwareDutConfig config;
+  config.name = options.name;
+  config.kind = DutTransportName(bench.dut.transport);
+  config.command_timeout = options.command_timeout;
+  config.command_timeouts = options.command_timeouts;
+  config.fault_seed = options.fault_seed;
+
+  // libusb only when the bench has a USB part; it outlives the DUT's parts.
+  const bool needs_usb = bench.dut.usb || bench.power.kind == PowerKind::kUsbRelay ||
+                         bench.power.kind == PowerKind::kUsbHubPort;
+  std::shared_ptr<UsbContext> owned_usb;
+  if (needs_usb && !hw.usb) {
+    auto opened = OpenLibusbContext();
+    if (!opened.ok()) return Status::Error(Layer::kTransport, BenchLabel(bench) + ": " + opened.status().message());
+    owned_usb = std::move(*opened);
+    hw.usb = owned_usb.get();
+    config.keep_alive = owned_usb;
+  }
+
+  auto power = OpenPower(bench, hw.usb, clock, config.warnings);
+  if (!power.ok()) {
+    return Status::Error(power.status().layer(), BenchLabel(bench) + ": power: " + power.status().message());
+  }
+  config.power = std::move(*power);
+  if (!config.power) config.no_power_reason = BenchLabel(bench) + " has power: none";
+
+  if (bench.dut.transport == DutTransportKind::kDevice) {
+    auto device = hw.open_device ? hw.open_device(bench.dut.path) : [&]() -> Result<std::unique_ptr<Transport>> {
+      TRY_ASSIGN(auto t, DeviceTransport::Open(bench.dut.path));
+      return std::unique_ptr<Transport>(std::move(t));
+    }();
+    if (!device.ok()) return Status::Error(Layer::kTransport, BenchLabel(bench) + ": " + device.status().message());
+    config.transport = std::move(*device);
+    config.platform_started = true;
+    config.no_power_reason = BenchLabel(bench) + " is this machine's own TPM (" + bench.dut.path +
+                             "), whose power tpmlab cannot switch";
+    DutBusInfo info;
+    info.bus = EmulatedBus::kHardware;
+    info.description = bench.dut.path;
+    config.bus_info = info;
+    return Dut::OpenHardware(std::move(config));
+  }
+
+  // A TPM on a USB-SPI bridge: powered first, so the TIS probe finds it.
+  if (config.power) {
+    Status on = config.power->On();
+    if (!on.ok()) return Status::Error(on.layer(), BenchLabel(bench) + ": power on: " + on.message());
+  }
+  TisSpiConfig tis;
+  tis.clock = &clock;
+  auto bridge = BridgeTisTransport::Open(OpenBusFor(bench, *hw.usb, clock, hw.reenumerate_timeout), tis);
+  if (!bridge.ok()) return Status::Error(bridge.status().layer(), BenchLabel(bench) + ": " + bridge.status().message());
+  BridgeTisTransport* raw = bridge->get();
+  DutBusInfo info;
+  info.bus = EmulatedBus::kHardware;
+  info.vendor_id = raw->chip().vendor_id;
+  info.device_id = raw->chip().device_id;
+  info.revision = raw->chip().revision;
+  info.description = raw->info().description;
+  config.bus_info = info;
+  config.after_power_on = [raw] { return raw->Reconnect(); };
+  if (bench.dut.transport == DutTransportKind::kTisSpiTpm2go) {
+    config.warnings.push_back("TPM2Go: chip select is framed per transfer by the bridge, so SPI wait states are "
+                              "not held; a TPM that inserts them (ST33) may fail");
+  }
+  config.transport = std::move(*bridge);
+  return Dut::OpenHardware(std::move(config));
+}
+
+}  // namespace tpmlab

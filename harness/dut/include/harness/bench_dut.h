@@ -1,0 +1,52 @@
+// A DUT from a bench file's real parts: /dev/tpmrm0, or a TPM on a USB-SPI
+// bridge (FTDI MPSSE, TPM2Go) reached with TIS, behind a relay, a hub port,
+// a command or the operator. Emulated benches (emulated, tis-spi-sim) are
+// launched with Dut::LaunchEmulated instead.
+#pragma once
+
+#include <chrono>
+#include <functional>
+#include <map>
+#include <memory>
+#include <string>
+
+#include "drivers/spi_bus.h"
+#include "drivers/transport.h"
+#include "drivers/usb_device.h"
+#include "harness/bench.h"
+#include "harness/dut.h"
+
+namespace tpmlab {
+
+// This machine's parts, as a seam: tests hand in a fake USB context (with
+// simulated bridges, relays and hubs) and a fake TPM character device.
+struct BenchHardware {
+  UsbContext* usb = nullptr;  // null: libusb, opened when the bench needs USB
+  // Opens a TPM character device; null: DeviceTransport::Open.
+  std::function<Result<std::unique_ptr<Transport>>(const std::string& path)> open_device;
+  Clock* clock = nullptr;  // DefaultClock() when null
+  // How long a bridge may take to come back after its power returned.
+  std::chrono::milliseconds reenumerate_timeout{10000};
+};
+
+struct BenchDutOptions {
+  std::string name = "dut0";
+  std::chrono::milliseconds command_timeout{30000};
+  std::map<uint32_t, std::chrono::milliseconds> command_timeouts;
+  uint64_t fault_seed = 1;
+};
+
+/// Opens the bench's chip and power switch. A chip with a switch is powered
+/// on first; the TPM is not started (the runner's boot does that, or, on a
+/// device DUT, this machine's platform did).
+/// @returns kScenario for a bench this cannot build (an emulated one), the
+///          transport's or the switch's error naming the part otherwise.
+Result<std::unique_ptr<Dut>> OpenBenchDut(const Bench& bench, const BenchDutOptions& options,
+                                          BenchHardware hardware = {});
+
+/// What a bench's USB selector opens: vid, pid and its serial, which is a
+/// substring of the serial number (FTDI, relays) or, for a TPM2Go, a regular
+/// expression searched in it (as tpm2-tss's tcti-spi-ltt2go takes it).
+UsbMatch UsbMatchFor(const UsbSelector& selector, bool serial_is_pattern);
+
+}  // namespace tpmlab
