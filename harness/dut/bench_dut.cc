@@ -88,12 +88,12 @@ std::string RegexEscape(const std::string& s) {
 std::string BenchLabel(const Bench& bench) { return "bench '" + bench.name + "' (" + bench.file + ")"; }
 
 // An lcus board on a CH340 is a tty: /sys/bus/usb/devices/<path>:1.0/ttyUSBn.
-Result<std::string> SerialTtyOf(UsbContext& usb, const UsbMatch& match) {
+Result<std::string> SerialTtyOf(UsbContext& usb, const UsbMatch& match, const fs::path& sysfs) {
   TRY_ASSIGN(std::vector<UsbDeviceInfo> devices, usb.Enumerate());
   for (const auto& d : devices) {
     if (!match.Matches(d)) continue;
     std::error_code ec;
-    const fs::path interface = fs::path("/sys/bus/usb/devices") / (d.Path() + ":1.0");
+    const fs::path interface = sysfs / (d.Path() + ":1.0");
     for (const auto& entry : fs::directory_iterator(interface, ec)) {
       const std::string name = entry.path().filename().string();
       if (name.rfind("ttyUSB", 0) == 0) return "/dev/" + name;
@@ -103,8 +103,9 @@ Result<std::string> SerialTtyOf(UsbContext& usb, const UsbMatch& match) {
   return Status::Error(Layer::kTransport, "no USB device " + match.Describe() + " (the lcus relay)");
 }
 
-Result<std::unique_ptr<PowerControl>> OpenPower(const Bench& bench, UsbContext* usb, Clock& clock,
+Result<std::unique_ptr<PowerControl>> OpenPower(const Bench& bench, const BenchHardware& hw, Clock& clock,
                                                 std::vector<std::string>& warnings) {
+  UsbContext* usb = hw.usb;
   const BenchPower& p = bench.power;
   PowerSequence sequence;
   sequence.off_time = std::chrono::milliseconds(p.off_ms ? p.off_ms : 1000);
@@ -128,7 +129,7 @@ Result<std::unique_ptr<PowerControl>> OpenPower(const Bench& bench, UsbContext* 
       c.channel = static_cast<int>(p.channel);
       c.sequence = sequence;
       if (p.usb->vid == 0x1A86) {
-        TRY_ASSIGN(std::string tty, SerialTtyOf(*usb, match));
+        TRY_ASSIGN(std::string tty, SerialTtyOf(*usb, match, hw.sysfs_usb_devices));
         TRY_ASSIGN(auto port, OpenSerialPort(tty));
         TRY_ASSIGN(auto relay, LcusRelayPower::OpenSerial(std::move(port), c));
         return std::unique_ptr<PowerControl>(std::move(relay));
@@ -140,6 +141,7 @@ Result<std::unique_ptr<PowerControl>> OpenPower(const Bench& bench, UsbContext* 
       HubPortConfig c;
       c.hub.path = p.hub;
       c.port = static_cast<int>(p.port);
+      c.sysfs_usb_devices = hw.sysfs_usb_devices;
       c.sequence = sequence;
       TRY_ASSIGN(auto hub, HubPortPower::Open(*usb, c));
       warnings.insert(warnings.end(), hub->warnings().begin(), hub->warnings().end());
@@ -228,7 +230,7 @@ Result<std::unique_ptr<Dut>> OpenBenchDut(const Bench& bench, const BenchDutOpti
     config.keep_alive = owned_usb;
   }
 
-  auto power = OpenPower(bench, hw.usb, clock, config.warnings);
+  auto power = OpenPower(bench, hw, clock, config.warnings);
   if (!power.ok()) {
     return Status::Error(power.status().layer(), BenchLabel(bench) + ": power: " + power.status().message());
   }

@@ -195,6 +195,9 @@ Status Dut::NoPower(const std::string& what) const {
 
 Status Dut::PowerOn() {
   if (!power_) return NoPower("power on");
+  // A real chip may have been on since the last run; only a power cycle
+  // delivers _TPM_Init to it.
+  if (!swtpm_) return power_->Cycle(PowerCut::kSoft);
   return power_->On();
 }
 

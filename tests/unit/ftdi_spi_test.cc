@@ -14,6 +14,7 @@
 #include "drivers/tis_simulator.h"
 #include "drivers/tis_spi.h"
 #include "tis_over_bus.h"
+#include "usb_simulators.h"
 
 namespace tpmlab {
 
@@ -36,14 +37,7 @@ UsbDeviceInfo Ft232h(std::string serial = "FT5XYZ", uint8_t port = 2) {
   return info;
 }
 
-// One bulk IN packet: two modem-status bytes, then the data.
-Bytes Packet(const Bytes& data) {
-  Bytes p(data.size() + 2);
-  p[0] = 0x32;
-  p[1] = 0x60;
-  for (size_t i = 0; i < data.size(); ++i) p[i + 2] = data[i];
-  return p;
-}
+Bytes Packet(const Bytes& data) { return testing::MpssePacket(data); }
 
 Lines Strings(const std::vector<UsbTransfer>& transfers) {
   Lines out;
@@ -323,65 +317,6 @@ BOOST_FIXTURE_TEST_CASE(read_times_out_when_only_status_bytes_come, Fixture) {
   BOOST_TEST(s.message().find("0 of 4 bytes after 3 empty reads") != std::string::npos);
 }
 
-// The chip's far end: an MPSSE interpreter that drives a simulated SPI TPM
-// (CS on ADBUS3) and queues what it clocked in for the next bulk IN.
-class MpsseToSimulator {
- public:
-  explicit MpsseToSimulator(TisSimulator& sim) : sim_(sim) {}
-  Result<Bytes> operator()(const UsbTransfer& t) {
-    if (t.kind == Kind::kBulkIn) {
-      Bytes packet = Packet(pending_);
-      pending_.clear();
-      return packet;
-    }
-    if (t.kind != Kind::kBulkOut) return Bytes{};
-    const Bytes& d = t.data;
-    for (size_t i = 0; i < d.size();) {
-      const uint8_t op = d[i++];
-      auto length = [&] {
-        size_t n = size_t{d[i]} + (size_t{d[i + 1]} << 8) + 1;
-        i += 2;
-        return n;
-      };
-      switch (op) {
-        case 0x80: {
-          const bool cs_high = d[i] & ftdi::kPinCs;
-          i += 2;
-          if (!cs_high && cs_high_) TRY(sim_.Select());
-          if (cs_high && !cs_high_) TRY(sim_.Deselect());
-          cs_high_ = cs_high;
-          break;
-        }
-        case 0x31: case 0x11: {
-          const size_t n = length();
-          Bytes miso(n);
-          TRY(sim_.Transfer(ByteView(d).subspan(i, n), op == 0x31 ? MutableByteView(miso) : MutableByteView()));
-          if (op == 0x31) pending_.insert(pending_.end(), miso.begin(), miso.end());
-          i += n;
-          break;
-        }
-        case 0x20: {
-          Bytes miso(length());
-          TRY(sim_.Transfer({}, miso));
-          pending_.insert(pending_.end(), miso.begin(), miso.end());
-          break;
-        }
-        case 0x86: i += 2; break;
-        case 0x87: case 0x8A: case 0x8B: case 0x85: break;
-        default:
-          pending_.push_back(ftdi::kBadCommandReply);
-          pending_.push_back(op);
-      }
-    }
-    return Bytes{};
-  }
-
- private:
-  TisSimulator& sim_;
-  Bytes pending_;
-  bool cs_high_ = true;
-};
-
 BOOST_FIXTURE_TEST_CASE(a_tpm_command_through_the_mpsse_byte_stream_with_wait_states, Fixture) {
   FakeTransport tpm;
   testing::AnswerReversed(tpm);
@@ -390,7 +325,7 @@ BOOST_FIXTURE_TEST_CASE(a_tpm_command_through_the_mpsse_byte_stream_with_wait_st
   options.wait_states_max = 4;
   options.burst_count = 48;
   TisSimulator sim(tpm, options);
-  device->SetResponder(MpsseToSimulator(sim));
+  device->SetResponder(testing::MpsseToSimulator(sim));
   FtdiSpiConfig config;
   config.hz = 15'000'000;
   auto opened = FtdiMpsseSpiBus::Open(usb, config);

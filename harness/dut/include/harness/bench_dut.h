@@ -5,6 +5,7 @@
 #pragma once
 
 #include <chrono>
+#include <filesystem>
 #include <functional>
 #include <map>
 #include <memory>
@@ -27,6 +28,9 @@ struct BenchHardware {
   Clock* clock = nullptr;  // DefaultClock() when null
   // How long a bridge may take to come back after its power returned.
   std::chrono::milliseconds reenumerate_timeout{10000};
+  // Where hub ports' `disable` files and USB ttys are found; "" skips sysfs
+  // (tests: only the fake USB context is touched).
+  std::filesystem::path sysfs_usb_devices = "/sys/bus/usb/devices";
 };
 
 struct BenchDutOptions {

@@ -119,7 +119,8 @@ class Dut {
   static Result<std::unique_ptr<Dut>> OpenHardware(HardwareDutConfig config);
   ~Dut();
 
-  /// Delivers _TPM_Init (power on); relaunches a dead emulator first.
+  /// Delivers _TPM_Init (power on): relaunches a dead emulator first; a
+  /// real chip's power is cycled (off, wait, on), since it may still be on.
   Status PowerOn();
   /// Power-on sequence after _TPM_Init: locality, H-CRTM, then Startup.
   Status Startup(const BootOptions& boot, StartupType type = StartupType::kClear);

@@ -1,0 +1,126 @@
+// Simulated USB parts, for tests that drive a bench's USB protocols end to
+// end without hardware: an FTDI MPSSE engine whose SPI pins are wired to a
+// simulated SPI TPM, and a USB2 hub with per-port power switching.
+#pragma once
+
+#include <array>
+#include <functional>
+
+#include "drivers/fake_usb.h"
+#include "drivers/ftdi_spi.h"
+#include "drivers/tis_simulator.h"
+
+namespace tpmlab::testing {
+
+// One bulk IN packet of an FTDI chip: two modem-status bytes, then the data.
+inline Bytes MpssePacket(const Bytes& data) {
+  Bytes p(data.size() + 2);
+  p[0] = 0x32;
+  p[1] = 0x60;
+  for (size_t i = 0; i < data.size(); ++i) p[i + 2] = data[i];
+  return p;
+}
+
+// The chip's far end: an MPSSE interpreter that drives a simulated SPI TPM
+// (CS on ADBUS3) and queues what it clocked in for the next bulk IN. A SIO
+// reset or RX purge drops what was queued, as the chip does.
+class MpsseToSimulator {
+ public:
+  explicit MpsseToSimulator(TisSimulator& sim) : sim_(sim) {}
+  Result<Bytes> operator()(const UsbTransfer& t) {
+    using Kind = UsbTransfer::Kind;
+    if (t.kind == Kind::kControlOut && t.request == ftdi::kSioReset) pending_.clear();
+    if (t.kind == Kind::kBulkIn) {
+      Bytes packet = MpssePacket(pending_);
+      pending_.clear();
+      return packet;
+    }
+    if (t.kind != Kind::kBulkOut) return Bytes{};
+    const Bytes& d = t.data;
+    for (size_t i = 0; i < d.size();) {
+      const uint8_t op = d[i++];
+      auto length = [&] {
+        size_t n = size_t{d[i]} + (size_t{d[i + 1]} << 8) + 1;
+        i += 2;
+        return n;
+      };
+      switch (op) {
+        case 0x80: {
+          const bool cs_high = d[i] & ftdi::kPinCs;
+          i += 2;
+          if (!cs_high && cs_high_) TRY(sim_.Select());
+          if (cs_high && !cs_high_) TRY(sim_.Deselect());
+          cs_high_ = cs_high;
+          break;
+        }
+        case 0x31: case 0x11: {
+          const size_t n = length();
+          Bytes miso(n);
+          TRY(sim_.Transfer(ByteView(d).subspan(i, n), op == 0x31 ? MutableByteView(miso) : MutableByteView()));
+          if (op == 0x31) pending_.insert(pending_.end(), miso.begin(), miso.end());
+          i += n;
+          break;
+        }
+        case 0x20: {
+          Bytes miso(length());
+          TRY(sim_.Transfer({}, miso));
+          pending_.insert(pending_.end(), miso.begin(), miso.end());
+          break;
+        }
+        case 0x86: i += 2; break;
+        case 0x87: case 0x8A: case 0x8B: case 0x85: break;
+        default:
+          pending_.push_back(ftdi::kBadCommandReply);
+          pending_.push_back(op);
+      }
+    }
+    return Bytes{};
+  }
+
+ private:
+  TisSimulator& sim_;
+  Bytes pending_;
+  bool cs_high_ = true;
+};
+
+// A USB2 hub with per-port power switching (wHubCharacteristics 0x0009):
+// SET/CLEAR_FEATURE(PORT_POWER) switch a port, GET_STATUS reports it, and
+// each change goes to `on_power` — what the port feeds loses or gets power.
+class SimulatedHub {
+ public:
+  using OnPower = std::function<void(int port, bool on)>;
+  SimulatedHub(FakeUsbDevice& device, uint8_t ports, OnPower on_power) : ports_(ports), on_power_(std::move(on_power)) {
+    powered_.fill(true);
+    device.SetResponder([this](const UsbTransfer& t) { return Answer(t); });
+  }
+  bool powered(int port) const { return powered_.at(static_cast<size_t>(port)); }
+  int switches() const { return switches_; }
+
+ private:
+  Result<Bytes> Answer(const UsbTransfer& t) {
+    using Kind = UsbTransfer::Kind;
+    if (t.kind == Kind::kControlIn && t.request_type == 0xA0 && t.request == 0x06) {
+      return Bytes{9, 0x29, ports_, 0x09, 0x00, 0x32, 0x64, 0, 0};
+    }
+    if (t.kind == Kind::kControlOut && t.request_type == 0x23 && t.value == 8 && t.index >= 1 && t.index <= ports_) {
+      const bool on = t.request == 0x03;
+      if (powered_[t.index] != on) {
+        powered_[t.index] = on;
+        ++switches_;
+        if (on_power_) on_power_(t.index, on);
+      }
+    }
+    if (t.kind == Kind::kControlIn && t.request_type == 0xA3 && t.request == 0x00) {
+      const uint16_t status = powered_[t.index] ? 0x0101 : 0x0000;
+      return Bytes{static_cast<uint8_t>(status), static_cast<uint8_t>(status >> 8), 0, 0};
+    }
+    return Bytes{};
+  }
+
+  uint8_t ports_;
+  OnPower on_power_;
+  std::array<bool, 16> powered_{};
+  int switches_ = 0;
+};
+
+}  // namespace tpmlab::testing
