@@ -4,9 +4,11 @@
 
 #include <cstdio>
 #include <cstdlib>
+#include <regex>
 #include <sstream>
 
 #include "drivers/device_transport.h"
+#include "drivers/usb_power.h"
 
 namespace tpmlab {
 namespace {
@@ -77,6 +79,14 @@ class BenchParser : public YamlReader {
     if (n["pid"]) { TRY_ASSIGN(m.pid, HexId(n["pid"], what + ".pid")); }
     if (n["serial"]) { TRY_ASSIGN(m.serial, String(n["serial"], what + ".serial")); }
     if (m.vid == 0 && m.pid == 0) return Error(n, what + " needs vid and pid");
+    if (m.serial_is_pattern && !m.serial.empty()) {
+      // A bad pattern is a mistake in the file, not a part missing on the bench.
+      try {
+        std::regex check(m.serial);
+      } catch (const std::regex_error& e) {
+        return Error(n["serial"], what + ".serial is a regular expression here: " + e.what());
+      }
+    }
     return m;
   }
 
@@ -96,8 +106,9 @@ class BenchParser : public YamlReader {
     }
     if (n["usb"] && !usb_bridge) return Error(n["usb"], "dut.usb is only for transport: tis-spi-ftdi or tis-spi-tpm2go");
     if (usb_bridge) {
-      const UsbSelector defaults = dut.transport == DutTransportKind::kTisSpiFtdi ? UsbSelector{0x0403, 0x6014, ""}
-                                                                               : UsbSelector{0x365D, 0x1337, ""};
+      // The TPM2Go's serial is a pattern, as tpm2-tss's tcti-spi-ltt2go takes it.
+      const UsbSelector defaults = dut.transport == DutTransportKind::kTisSpiFtdi ? UsbSelector{0x0403, 0x6014, "", false}
+                                                                               : UsbSelector{0x365D, 0x1337, "", true};
       if (n["usb"]) {
         TRY_ASSIGN(dut.usb, Usb(n["usb"], "dut.usb", defaults));
       } else {
@@ -146,7 +157,8 @@ class BenchParser : public YamlReader {
       if (p.relay_type != "dcttech" && p.relay_type != "lcus") {
         return Error(n["relay"], "power.relay must be dcttech or lcus, not '" + p.relay_type + "'");
       }
-      const UsbSelector defaults = p.relay_type == "dcttech" ? UsbSelector{0x16C0, 0x05DF, ""} : UsbSelector{0x1A86, 0x7523, ""};
+      const UsbSelector defaults = p.relay_type == "dcttech" ? UsbSelector{0x16C0, 0x05DF, "", false}
+                                                             : UsbSelector{0x1A86, 0x7523, "", false};
       if (n["usb"]) {
         TRY_ASSIGN(p.usb, Usb(n["usb"], "power.usb", defaults));
       } else {
@@ -266,9 +278,94 @@ bool Executable(const std::string& command, std::string* found) {
   return false;
 }
 
-ProbeItem ProbeUsb(const std::string& part, const std::string& what, const UsbSelector& usb) {
-  return {part, ProbeState::kUnknown,
-          what + " " + usb.ToString() + ": USB probing: not built in this version (tpmlab hw list cannot see USB yet)"};
+// The USB devices on this machine, enumerated once for the whole check, or
+// why there are none to look at.
+struct UsbSeen {
+  UsbContext* context = nullptr;  // null: USB cannot be enumerated here
+  std::vector<UsbDeviceInfo> devices;
+  std::string unavailable;
+
+  std::string Among() const { return "among " + std::to_string(devices.size()) + " enumerated"; }
+};
+
+UsbSeen EnumerateUsb(UsbContext* usb, const std::string& unavailable) {
+  if (usb == nullptr) {
+    const std::string why = unavailable.empty() ? "" : " (" + unavailable + ")";
+    return {nullptr, {}, "USB cannot be enumerated on this machine" + why};
+  }
+  auto devices = usb->Enumerate();
+  if (!devices.ok()) return {nullptr, {}, "USB cannot be enumerated: " + devices.status().message()};
+  return {usb, std::move(*devices), ""};
+}
+
+std::string DescribeAll(const std::vector<const UsbDeviceInfo*>& devices) {
+  std::string list;
+  for (const UsbDeviceInfo* d : devices) list += (list.empty() ? "" : "; ") + d->Describe();
+  return list;
+}
+
+// A bridge or a relay: found by enumerating only. Opening it could reset an
+// FTDI's MPSSE state or take a relay from another process, and a check must
+// not disturb the DUT.
+ProbeItem ProbeUsb(const std::string& part, const std::string& what, const UsbSelector& want, const UsbSeen& usb) {
+  if (usb.context == nullptr) return {part, ProbeState::kMissing, what + " " + want.ToString() + ": " + usb.unavailable};
+  std::vector<const UsbDeviceInfo*> found, other_serials;
+  for (const UsbDeviceInfo& d : usb.devices) {
+    if (want.Matches(d)) {
+      found.push_back(&d);
+    } else if (d.vendor_id == want.vid && d.product_id == want.pid) {
+      other_serials.push_back(&d);
+    }
+  }
+  if (found.size() == 1) return {part, ProbeState::kPresent, what + " " + found.front()->Describe()};
+  if (found.empty()) {
+    std::string detail = what + ": no USB device " + want.ToString() + " " + usb.Among();
+    if (!other_serials.empty()) detail += " (with other serials: " + DescribeAll(other_serials) + ")";
+    return {part, ProbeState::kMissing, detail};
+  }
+  // Several: a run could not tell which one carries the DUT.
+  return {part, ProbeState::kMissing,
+          what + ": " + std::to_string(found.size()) + " USB devices match " + want.ToString() + " (" +
+              DescribeAll(found) + "): " + (want.serial.empty() ? "set " : "narrow ") + part +
+              ".usb.serial in the bench file to choose one"};
+}
+
+// A hub port: the hub must be at the bench's location and have that port;
+// its hub descriptor says whether the port's power can be switched on its
+// own. HubPortPower::Open reads it, so the check finds what the switch would.
+ProbeItem ProbeHubPort(const BenchPower& power, const UsbSeen& usb) {
+  constexpr uint8_t kHubClass = 0x09;
+  const std::string what = "hub " + power.hub + " port " + std::to_string(power.port);
+  if (usb.context == nullptr) return {"power", ProbeState::kMissing, what + ": " + usb.unavailable};
+  const UsbDeviceInfo* at = nullptr;
+  std::vector<std::string> hubs;  // where the hubs are, when the location is wrong
+  for (const UsbDeviceInfo& d : usb.devices) {
+    if (d.Path() == power.hub) at = &d;
+    if (d.device_class == kHubClass) hubs.push_back(d.Path());
+  }
+  if (at == nullptr) {
+    std::string detail = what + ": no USB device at " + power.hub + " " + usb.Among();
+    std::string list;
+    for (const std::string& h : hubs) list += (list.empty() ? "" : ", ") + h;
+    detail += list.empty() ? " (no hubs)" : " (hubs at " + list + ")";
+    return {"power", ProbeState::kMissing, detail};
+  }
+  if (at->device_class != kHubClass) {
+    return {"power", ProbeState::kMissing, what + ": the device at " + power.hub + " is " + at->Describe() + ", not a hub"};
+  }
+  HubPortConfig config;
+  config.hub = UsbMatch{at->vendor_id, {at->product_id}, "", power.hub};
+  config.port = static_cast<int>(power.port);
+  config.sysfs_usb_devices = "";  // Open only reads the descriptor; nothing is switched
+  auto hub = HubPortPower::Open(*usb.context, config);
+  if (!hub.ok()) return {"power", ProbeState::kMissing, what + ": " + hub.status().message()};
+  const std::string found = "port " + std::to_string(power.port) + " of hub " + at->Describe();
+  // Open warns when the hub gangs its ports or cannot switch them: the port
+  // is there, but a power cycle may not do what the bench expects.
+  if ((*hub)->warnings().empty()) return {"power", ProbeState::kPresent, found + " (per-port power switching)"};
+  std::string warnings;
+  for (const std::string& w : (*hub)->warnings()) warnings += "; warning: " + w;
+  return {"power", ProbeState::kPresent, found + warnings};
 }
 
 ProbeItem ProbeSwtpm(const std::string& part) {
@@ -296,6 +393,17 @@ std::string UsbSelector::ToString() const {
   char id[16];
   std::snprintf(id, sizeof id, "%04x:%04x", vid, pid);
   return serial.empty() ? id : std::string(id) + " serial " + serial;
+}
+
+bool UsbSelector::Matches(const UsbDeviceInfo& device) const {
+  if (device.vendor_id != vid || device.product_id != pid) return false;
+  if (serial.empty()) return true;
+  if (!serial_is_pattern) return device.serial.find(serial) != std::string::npos;
+  try {
+    return std::regex_search(device.serial, std::regex(serial));
+  } catch (const std::regex_error&) {
+    return false;  // ParseBench rejects a bad pattern; a hand-built selector matches nothing
+  }
 }
 
 const char* OperationKey(Operation op) {
@@ -352,8 +460,9 @@ Status CheckAllowed(const Bench& bench, Operation op) {
                            " to permit it");
 }
 
-std::vector<ProbeItem> ProbeBench(const Bench& bench) {
+std::vector<ProbeItem> ProbeBench(const Bench& bench, UsbContext* usb, const std::string& usb_unavailable) {
   std::vector<ProbeItem> items;
+  const UsbSeen seen = bench.uses_usb() ? EnumerateUsb(usb, usb_unavailable) : UsbSeen{};
   const BenchDut& dut = bench.dut;
   switch (dut.transport) {
     case DutTransportKind::kEmulated:
@@ -375,10 +484,10 @@ std::vector<ProbeItem> ProbeBench(const Bench& bench) {
       break;
     }
     case DutTransportKind::kTisSpiFtdi:
-      items.push_back(ProbeUsb("dut", "FTDI bridge", *dut.usb));
+      items.push_back(ProbeUsb("dut", "FTDI bridge", *dut.usb, seen));
       break;
     case DutTransportKind::kTisSpiTpm2go:
-      items.push_back(ProbeUsb("dut", "TPM2Go", *dut.usb));
+      items.push_back(ProbeUsb("dut", "TPM2Go", *dut.usb, seen));
       break;
   }
 
@@ -391,11 +500,10 @@ std::vector<ProbeItem> ProbeBench(const Bench& bench) {
       items.push_back({"power", ProbeState::kPresent, "none (power cycles are refused)"});
       break;
     case PowerKind::kUsbRelay:
-      items.push_back(ProbeUsb("power", p.relay_type + " relay", *p.usb));
+      items.push_back(ProbeUsb("power", p.relay_type + " relay", *p.usb, seen));
       break;
     case PowerKind::kUsbHubPort:
-      items.push_back({"power", ProbeState::kUnknown,
-                       "hub " + p.hub + " port " + std::to_string(p.port) + ": USB probing: not built in this version"});
+      items.push_back(ProbeHubPort(p, seen));
       break;
     case PowerKind::kCommand: {
       std::string on, off;

@@ -4,8 +4,11 @@
 #define BOOST_TEST_MODULE bench
 #include <boost/test/unit_test.hpp>
 
+#include <memory>
 #include <string>
+#include <vector>
 
+#include "drivers/fake_usb.h"
 #include "harness/bench.h"
 #include "harness/usb_parts.h"
 
@@ -165,7 +168,7 @@ BOOST_AUTO_TEST_CASE(safety_refuses_destructive_operations_on_real_chips) {
 
 BOOST_AUTO_TEST_CASE(probing_says_what_is_missing) {
   Bench absent = Parse("name: a\ndut: {transport: device, path: /nonexistent/tpmrm7}\nboot_log: {source: file, path: /nonexistent/log.bin}\n");
-  auto items = ProbeBench(absent);
+  auto items = ProbeBench(absent, nullptr, "not looked at");
   BOOST_REQUIRE(items.size() == 3u);
   BOOST_TEST(items[0].part == "dut");
   BOOST_TEST((items[0].state == ProbeState::kMissing));
@@ -174,17 +177,205 @@ BOOST_AUTO_TEST_CASE(probing_says_what_is_missing) {
   BOOST_TEST((items[2].state == ProbeState::kMissing));
   BOOST_TEST(Contains(items[2].detail, "/nonexistent/log.bin"), items[2].detail);
 
+  // Without USB (no usbfs in a container) the USB parts are missing, and say why.
   auto ftdi = LoadBench(kBenches + "ftdi-relay.yaml");
   BOOST_REQUIRE(ftdi.ok());
-  items = ProbeBench(*ftdi);
-  BOOST_TEST((items[0].state == ProbeState::kUnknown));
-  BOOST_TEST(Contains(items[0].detail, "0403:6014 serial FT6XYZ01"), items[0].detail);
-  BOOST_TEST(Contains(items[0].detail, "USB probing: not built in this version"), items[0].detail);
+  items = ProbeBench(*ftdi, nullptr, "USB init: LIBUSB_ERROR_OTHER");
+  BOOST_REQUIRE(items.size() == 3u);
+  for (size_t i = 0; i < 2; ++i) {  // dut and power
+    BOOST_TEST((items[i].state == ProbeState::kMissing), items[i].part);
+    BOOST_TEST(Contains(items[i].detail, "USB cannot be enumerated on this machine (USB init: LIBUSB_ERROR_OTHER)"),
+               items[i].detail);
+  }
+  BOOST_TEST(Contains(items[0].detail, "FTDI bridge 0403:6014 serial FT6XYZ01"), items[0].detail);
+  BOOST_TEST(Contains(items[1].detail, "dcttech relay 16c0:05df"), items[1].detail);
+  auto tpm2go = LoadBench(kBenches + "tpm2go-hub-port.yaml");
+  BOOST_REQUIRE(tpm2go.ok());
+  items = ProbeBench(*tpm2go, nullptr, "no usbfs");
+  BOOST_TEST((items[1].state == ProbeState::kMissing));
+  BOOST_TEST(Contains(items[1].detail, "hub 1-1 port 2: USB cannot be enumerated"), items[1].detail);
 
   Bench cmd = Parse("name: c\ndut: {transport: tis-spi-ftdi}\npower: {kind: command, on_command: 'true', off_command: no-such-switch-tool 3}\n");
-  items = ProbeBench(cmd);
+  items = ProbeBench(cmd, nullptr, "not looked at");
   BOOST_TEST((items[1].state == ProbeState::kMissing));
   BOOST_TEST(Contains(items[1].detail, "no-such-switch-tool"), items[1].detail);
+}
+
+UsbDeviceInfo Device(uint16_t vid, uint16_t pid, std::string serial, std::vector<uint8_t> ports,
+                     uint8_t device_class = 0) {
+  UsbDeviceInfo d;
+  d.vendor_id = vid;
+  d.product_id = pid;
+  d.serial = std::move(serial);
+  d.device_class = device_class;
+  d.bus = 1;
+  d.port_path = std::move(ports);
+  return d;
+}
+
+// A USB2 hub that answers GET_DESCRIPTOR(hub) with its port count and
+// wHubCharacteristics (bits 0..1: 00 ganged, 01 per port, 1x no switching).
+std::shared_ptr<FakeUsbDevice> AddHub(FakeUsbContext& usb, std::vector<uint8_t> at, uint8_t ports,
+                                      uint16_t characteristics) {
+  auto hub = usb.Add(Device(0x05E3, 0x0610, "", std::move(at), 0x09));
+  hub->SetResponder([=](const UsbTransfer& t) -> Result<Bytes> {
+    if (t.kind == UsbTransfer::Kind::kControlIn && t.request_type == 0xA0 && t.request == 0x06 && t.value == 0x2900) {
+      return Bytes{9, 0x29, ports, static_cast<uint8_t>(characteristics), static_cast<uint8_t>(characteristics >> 8),
+                   0x32, 0x64, 0, 0};
+    }
+    return Bytes{};
+  });
+  return hub;
+}
+
+// The FTDI bench's bridge and relay, next to things it must not mistake for them.
+BOOST_AUTO_TEST_CASE(probing_finds_bridge_and_relay_without_opening_them) {
+  auto ftdi = LoadBench(kBenches + "ftdi-relay.yaml");
+  BOOST_REQUIRE(ftdi.ok());
+  FakeUsbContext usb;
+  usb.Add(Device(0x046D, 0xC52B, "", {1}));                       // a mouse receiver
+  usb.Add(Device(0x0403, 0x6014, "FT0000AA", {2}));              // another FT232H
+  auto bridge = usb.Add(Device(0x0403, 0x6014, "FT6XYZ01", {3}));
+  auto relay = usb.Add(Device(0x16C0, 0x05DF, "", {4, 1}));
+  auto items = ProbeBench(*ftdi, &usb, "");
+  BOOST_REQUIRE(items.size() == 3u);
+  BOOST_TEST((items[0].state == ProbeState::kPresent), items[0].detail);
+  BOOST_TEST(items[0].detail == "FTDI bridge 0403:6014 serial FT6XYZ01 at 1-3");
+  BOOST_TEST((items[1].state == ProbeState::kPresent), items[1].detail);
+  BOOST_TEST(items[1].detail == "dcttech relay 16c0:05df at 1-4.1");
+  // Enumerated only: no open, no transfer, so nothing reaches the DUT.
+  BOOST_TEST(usb.opens() == 0);
+  BOOST_TEST(bridge->transfers().empty());
+  BOOST_TEST(relay->transfers().empty());
+
+  Bench lcus = Parse("name: l\ndut: {transport: tis-spi-ftdi, usb: {serial: FT0000AA}}\n"
+                     "power: {kind: usb-relay, relay: lcus, channel: 2}\n");
+  usb.Add(Device(0x1A86, 0x7523, "", {5}));
+  items = ProbeBench(lcus, &usb, "");
+  BOOST_TEST((items[0].state == ProbeState::kPresent), items[0].detail);
+  BOOST_TEST(Contains(items[0].detail, "serial FT0000AA at 1-2"), items[0].detail);
+  BOOST_TEST((items[1].state == ProbeState::kPresent), items[1].detail);
+  BOOST_TEST(items[1].detail == "lcus relay 1a86:7523 at 1-5");
+}
+
+BOOST_AUTO_TEST_CASE(probing_says_which_usb_device_is_missing) {
+  auto ftdi = LoadBench(kBenches + "ftdi-relay.yaml");
+  BOOST_REQUIRE(ftdi.ok());
+  FakeUsbContext usb;
+  usb.Add(Device(0x046D, 0xC52B, "", {1}));
+  usb.Add(Device(0x0403, 0x6014, "FT0000AA", {2}));
+  usb.Add(Device(0x16C0, 0x05E0, "", {3}));  // not the relay's pid
+  auto items = ProbeBench(*ftdi, &usb, "");
+  BOOST_TEST((items[0].state == ProbeState::kMissing));
+  BOOST_TEST(Contains(items[0].detail, "FTDI bridge: no USB device 0403:6014 serial FT6XYZ01 among 3 enumerated"),
+             items[0].detail);
+  BOOST_TEST(Contains(items[0].detail, "with other serials: 0403:6014 serial FT0000AA at 1-2"), items[0].detail);
+  BOOST_TEST((items[1].state == ProbeState::kMissing));
+  BOOST_TEST(items[1].detail == "dcttech relay: no USB device 16c0:05df among 3 enumerated");
+
+  // Nothing on USB at all (libusb works, the container has no devices).
+  FakeUsbContext empty;
+  items = ProbeBench(*ftdi, &empty, "");
+  BOOST_TEST(items[0].detail == "FTDI bridge: no USB device 0403:6014 serial FT6XYZ01 among 0 enumerated");
+}
+
+BOOST_AUTO_TEST_CASE(probing_refuses_to_guess_between_two_bridges) {
+  Bench any = Parse("name: f\ndut: {transport: tis-spi-ftdi}\n");
+  FakeUsbContext usb;
+  usb.Add(Device(0x0403, 0x6014, "FT0000AA", {2}));
+  usb.Add(Device(0x0403, 0x6014, "FT0000AB", {3}));
+  auto items = ProbeBench(any, &usb, "");
+  BOOST_TEST((items[0].state == ProbeState::kMissing));
+  BOOST_TEST(Contains(items[0].detail, "2 USB devices match 0403:6014 (0403:6014 serial FT0000AA at 1-2; "
+                                       "0403:6014 serial FT0000AB at 1-3)"),
+             items[0].detail);
+  BOOST_TEST(Contains(items[0].detail, "set dut.usb.serial in the bench file"), items[0].detail);
+  // A serial that still fits both asks for a narrower one.
+  Bench loose = Parse("name: f\ndut: {transport: tis-spi-ftdi, usb: {serial: FT0000A}}\n");
+  items = ProbeBench(loose, &usb, "");
+  BOOST_TEST((items[0].state == ProbeState::kMissing));
+  BOOST_TEST(Contains(items[0].detail, "narrow dut.usb.serial"), items[0].detail);
+}
+
+// An FTDI or relay serial is a substring; the TPM2Go's is a pattern
+// searched in the serial, so "^LTT2GO" anchors the start.
+BOOST_AUTO_TEST_CASE(serials_are_substrings_or_the_tpm2go_pattern) {
+  Bench ftdi = Parse("name: f\ndut: {transport: tis-spi-ftdi, usb: {serial: 6XYZ}}\n");
+  FakeUsbContext usb;
+  usb.Add(Device(0x0403, 0x6014, "FT6XYZ01", {2}));
+  usb.Add(Device(0x365D, 0x1337, "XLTT2GO-0001", {3}));
+  usb.Add(Device(0x365D, 0x1337, "LTT2GO-0002", {4}));
+  BOOST_TEST((ProbeBench(ftdi, &usb, "")[0].state == ProbeState::kPresent));
+  Bench dot = Parse("name: f\ndut: {transport: tis-spi-ftdi, usb: {serial: FT6.YZ}}\n");
+  BOOST_TEST((ProbeBench(dot, &usb, "")[0].state == ProbeState::kMissing));  // not a pattern here
+
+  auto tpm2go = LoadBench(kBenches + "tpm2go-hub-port.yaml");  // serial: "^LTT2GO"
+  BOOST_REQUIRE(tpm2go.ok());
+  const ProbeItem stick = ProbeBench(*tpm2go, &usb, "")[0];
+  BOOST_TEST((stick.state == ProbeState::kPresent), stick.detail);
+  BOOST_TEST(stick.detail == "TPM2Go 365d:1337 serial LTT2GO-0002 at 1-4");
+
+  // A pattern that cannot compile is a mistake in the file.
+  const std::string e = ErrorOf("name: t\ndut:\n  transport: tis-spi-tpm2go\n  usb: {serial: \"LTT2GO-(\"}\n");
+  BOOST_TEST(Contains(e, "b.yaml:4:17: dut.usb.serial is a regular expression here"), e);
+  Bench paren = Parse("name: f\ndut: {transport: tis-spi-ftdi, usb: {serial: \"FT(\"}}\n");
+  BOOST_TEST((ProbeBench(paren, &usb, "")[0].state == ProbeState::kMissing));
+}
+
+Bench HubBench(const std::string& hub, int port) {
+  return Parse("name: h\ndut: {transport: tis-spi-tpm2go}\npower: {kind: usb-hub-port, hub: \"" + hub +
+               "\", port: " + std::to_string(port) + "}\n");
+}
+
+BOOST_AUTO_TEST_CASE(probing_reads_the_hub_descriptor) {
+  auto tpm2go = LoadBench(kBenches + "tpm2go-hub-port.yaml");  // hub 1-1, port 2
+  BOOST_REQUIRE(tpm2go.ok());
+  FakeUsbContext usb;
+  auto hub = AddHub(usb, {1}, 4, 0x0009);  // per-port power switching
+  usb.Add(Device(0x365D, 0x1337, "LTT2GO-0001", {1, 2}));
+  auto items = ProbeBench(*tpm2go, &usb, "");
+  BOOST_REQUIRE(items.size() == 3u);
+  BOOST_TEST((items[0].state == ProbeState::kPresent), items[0].detail);
+  BOOST_TEST((items[1].state == ProbeState::kPresent), items[1].detail);
+  BOOST_TEST(items[1].detail == "port 2 of hub 05e3:0610 at 1-1 (per-port power switching)");
+  // Read, never switched: one GET_DESCRIPTOR, nothing sent to a port.
+  BOOST_REQUIRE(hub->transfers().size() == 1u);
+  BOOST_TEST(hub->transfers()[0].ToString() == "ctrl-in a0 06 2900 0000 len 12");
+}
+
+BOOST_AUTO_TEST_CASE(probing_warns_when_the_hub_cannot_switch_one_port) {
+  FakeUsbContext usb;
+  AddHub(usb, {1}, 4, 0x0008);  // ganged
+  AddHub(usb, {2}, 4, 0x000A);  // no power switching
+  ProbeItem ganged = ProbeBench(HubBench("1-1", 3), &usb, "")[1];
+  BOOST_TEST((ganged.state == ProbeState::kPresent), ganged.detail);
+  BOOST_TEST(Contains(ganged.detail, "port 3 of hub 05e3:0610 at 1-1; warning: "), ganged.detail);
+  BOOST_TEST(Contains(ganged.detail, "switches power ganged"), ganged.detail);
+  ProbeItem none = ProbeBench(HubBench("1-2", 1), &usb, "")[1];
+  BOOST_TEST((none.state == ProbeState::kPresent), none.detail);
+  BOOST_TEST(Contains(none.detail, "; warning: "), none.detail);
+  BOOST_TEST(Contains(none.detail, "no power switching"), none.detail);
+}
+
+BOOST_AUTO_TEST_CASE(probing_says_when_the_hub_port_is_not_there) {
+  FakeUsbContext usb;
+  AddHub(usb, {3}, 4, 0x0009);
+  AddHub(usb, {3, 1}, 7, 0x0009);
+  usb.Add(Device(0x0403, 0x6014, "FT0000AA", {1}));
+  // Nothing at the location: the hubs there are help to correct it.
+  ProbeItem item = ProbeBench(HubBench("1-4", 2), &usb, "")[1];
+  BOOST_TEST((item.state == ProbeState::kMissing));
+  BOOST_TEST(item.detail == "hub 1-4 port 2: no USB device at 1-4 among 3 enumerated (hubs at 1-3, 1-3.1)");
+  // Something at the location that is not a hub.
+  item = ProbeBench(HubBench("1-1", 2), &usb, "")[1];
+  BOOST_TEST((item.state == ProbeState::kMissing));
+  BOOST_TEST(Contains(item.detail, "the device at 1-1 is 0403:6014 serial FT0000AA at 1-1, not a hub"), item.detail);
+  // A port the hub does not have.
+  item = ProbeBench(HubBench("1-3", 5), &usb, "")[1];
+  BOOST_TEST((item.state == ProbeState::kMissing));
+  BOOST_TEST(Contains(item.detail, "hub 1-3 port 5: hub 05e3:0610 at 1-3 has 4 ports, not port 5"), item.detail);
+  item = ProbeBench(HubBench("1-3.1", 5), &usb, "")[1];
+  BOOST_TEST((item.state == ProbeState::kPresent), item.detail);
 }
 
 }  // namespace

@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "drivers/status.h"
+#include "drivers/usb_device.h"
 #include "harness/yaml_reader.h"
 
 namespace tpmlab {
@@ -29,7 +30,11 @@ struct UsbSelector {
   uint16_t vid = 0;
   uint16_t pid = 0;
   std::string serial;
+  bool serial_is_pattern = false;  // the TPM2Go's: an ECMAScript regex searched in the serial
   std::string ToString() const;  // "0403:6014 serial FT1234"
+  /// Same vid:pid, and the serial contains `serial` (or, as a pattern,
+  /// matches somewhere in it, so "^LTT2GO" anchors the start).
+  bool Matches(const UsbDeviceInfo& device) const;
 };
 
 struct BenchDut {
@@ -90,6 +95,9 @@ struct Bench {
   /// measures the scenario's firmware model. Not for a device DUT, which this
   /// machine's own firmware and kernel started and measured.
   bool harness_boots() const { return dut.transport != DutTransportKind::kDevice; }
+  /// Whether a part is a USB device (a bridge, a relay, a hub port), so that
+  /// checking the bench means enumerating USB.
+  bool uses_usb() const { return dut.usb.has_value() || power.usb.has_value() || power.kind == PowerKind::kUsbHubPort; }
 };
 
 /// Parses bench text; errors (Layer::kScenario) name file:line:column, and
@@ -111,8 +119,11 @@ struct ProbeItem {
 };
 
 /// Looks for every part of the bench on this machine, without sending a TPM
-/// command or switching anything. USB parts are kUnknown until libusb
-/// probing is built in.
-std::vector<ProbeItem> ProbeBench(const Bench& bench);
+/// command or switching anything. USB parts are looked for in `usb`: bridges
+/// and relays are only enumerated, never opened, so nothing reaches the DUT;
+/// a hub is opened to read its hub descriptor (port count, power switching).
+/// @param usb null when USB cannot be enumerated on this machine; every USB
+///            part is then missing, and `usb_unavailable` says why.
+std::vector<ProbeItem> ProbeBench(const Bench& bench, UsbContext* usb, const std::string& usb_unavailable);
 
 }  // namespace tpmlab
