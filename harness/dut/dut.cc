@@ -194,7 +194,7 @@ Status Dut::NoPower(const std::string& what) const {
 }
 
 Status Dut::PowerOn() {
-  if (!power_) return NoPower("power on");
+  if (!power_) return Status::Ok();  // nothing to switch: the chip has power
   // A real chip may have been on since the last run; only a power cycle
   // delivers _TPM_Init to it.
   if (!swtpm_) return power_->Cycle(PowerCut::kSoft);

@@ -120,7 +120,8 @@ class Dut {
   ~Dut();
 
   /// Delivers _TPM_Init (power on): relaunches a dead emulator first; a
-  /// real chip's power is cycled (off, wait, on), since it may still be on.
+  /// real chip's power is cycled (off, wait, on), since it may still be on;
+  /// one without a switch is taken as powered.
   Status PowerOn();
   /// Power-on sequence after _TPM_Init: locality, H-CRTM, then Startup.
   Status Startup(const BootOptions& boot, StartupType type = StartupType::kClear);
