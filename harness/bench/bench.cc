@@ -7,6 +7,8 @@
 #include <regex>
 #include <sstream>
 
+#include <nlohmann/json.hpp>
+
 #include "drivers/device_transport.h"
 #include "drivers/usb_power.h"
 
@@ -538,6 +540,45 @@ std::vector<ProbeItem> ProbeBench(const Bench& bench, UsbContext* usb, const std
       break;
   }
   return items;
+}
+
+std::vector<ProbeItem> ProbeBenchHere(const Bench& bench) {
+  // libusb only for a bench with USB parts. When it cannot start (no usbfs,
+  // as in a container), those parts are missing and say why.
+  std::unique_ptr<UsbContext> usb;
+  std::string usb_unavailable;
+  if (bench.uses_usb()) {
+    auto opened = OpenLibusbContext();
+    if (opened.ok()) {
+      usb = std::move(*opened);
+    } else {
+      usb_unavailable = opened.status().message();
+    }
+  }
+  return ProbeBench(bench, usb.get(), usb_unavailable);
+}
+
+std::string BenchSummaryJson(const Bench& bench) {
+  nlohmann::json dut = {{"transport", DutTransportName(bench.dut.transport)}};
+  if (!bench.dut.path.empty()) dut["path"] = bench.dut.path;
+  if (bench.dut.usb) dut["usb"] = bench.dut.usb->ToString();
+  nlohmann::json power = {{"kind", PowerKindName(bench.power.kind)}};
+  if (bench.power.usb) power["usb"] = bench.power.usb->ToString();
+  if (!bench.power.hub.empty()) power["hub"] = bench.power.hub + " port " + std::to_string(bench.power.port);
+  nlohmann::json allow = nlohmann::json::object();
+  for (Operation op : {Operation::kClear, Operation::kChangeEps, Operation::kChangePps, Operation::kNvWrite,
+                       Operation::kAllocateBanks, Operation::kFirmwareInstall}) {
+    allow[OperationKey(op)] = bench.allow.Get(op);
+  }
+  return nlohmann::json({{"name", bench.name},
+                         {"file", bench.file},
+                         {"emulated", bench.emulated()},
+                         {"dut", dut},
+                         {"power", power},
+                         {"boot_log", {{"source", BootLogSourceName(bench.boot_log.source)},
+                                       {"path", bench.boot_log.path}}},
+                         {"allow", allow}})
+      .dump();
 }
 
 }  // namespace tpmlab

@@ -37,20 +37,8 @@ int BenchCheck(const std::string& file) {
   std::cout << "bench " << bench->name << " (" << file << "): dut " << DutTransportName(bench->dut.transport)
             << ", power " << PowerKindName(bench->power.kind) << ", boot log "
             << BootLogSourceName(bench->boot_log.source) << "\n";
-  // libusb only for a bench with USB parts. When it cannot start (no usbfs,
-  // as in a container), those parts are missing and the line says why.
-  std::unique_ptr<UsbContext> usb;
-  std::string usb_unavailable;
-  if (bench->uses_usb()) {
-    auto opened = OpenLibusbContext();
-    if (opened.ok()) {
-      usb = std::move(*opened);
-    } else {
-      usb_unavailable = opened.status().message();
-    }
-  }
   int missing = 0;
-  for (const ProbeItem& item : ProbeBench(*bench, usb.get(), usb_unavailable)) {
+  for (const ProbeItem& item : ProbeBenchHere(*bench)) {
     std::cout << Tag(item.state) << " " << item.part << ": " << item.detail << "\n";
     if (item.state != ProbeState::kPresent) {
       ++missing;

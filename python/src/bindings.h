@@ -47,5 +47,6 @@ void RegisterErrors(py::module_& m);
 void RegisterResults(py::module_& m);   // Snapshot, EventLog, diff
 void RegisterSession(py::module_& m);   // Session, run_scenario
 void RegisterScenario(py::module_& m);  // loading and checking scenario text
+void RegisterBench(py::module_& m);     // bench files: load, check
 
 }  // namespace tpmlab::python

@@ -11,4 +11,5 @@ PYBIND11_MODULE(_core, m) {
   tpmlab::python::RegisterResults(m);
   tpmlab::python::RegisterScenario(m);
   tpmlab::python::RegisterSession(m);
+  tpmlab::python::RegisterBench(m);
 }

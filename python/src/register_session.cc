@@ -22,8 +22,9 @@ using json = nlohmann::json;
 // round-trip through pathlib as ".").
 RunOptions MakeOptions(const std::filesystem::path& out_dir, const std::string& database,
                        std::optional<uint64_t> seed, bool keep_state, const std::string& dut_name,
-                       const std::string& initial_state, bool unix_sockets) {
+                       const std::string& initial_state, bool unix_sockets, const std::string& bench) {
   RunOptions o;
+  if (!bench.empty()) o.bench = Unwrap(LoadBench(bench));
   o.out_dir = out_dir;
   o.database = database.empty() ? out_dir / "tpmlab.db" : std::filesystem::path(database);
   o.seed = seed;
@@ -122,9 +123,9 @@ void RegisterSession(py::module_& m) {
       .def_static("open",
                   [](Scenario scenario, const std::filesystem::path& out_dir, const std::string& database,
                      std::optional<uint64_t> seed, bool keep_state, const std::string& dut_name,
-                     const std::string& initial_state, bool unix_sockets) {
+                     const std::string& initial_state, bool unix_sockets, const std::string& bench) {
                     RunOptions o = MakeOptions(out_dir, database, seed, keep_state, dut_name, initial_state,
-                                               unix_sockets);
+                                               unix_sockets, bench);
                     Result<std::unique_ptr<Session>> session = [&] {
                       py::gil_scoped_release release;
                       return Session::Open(std::move(scenario), std::move(o));
@@ -133,7 +134,7 @@ void RegisterSession(py::module_& m) {
                   },
                   py::arg("scenario"), py::arg("out_dir"), py::arg("database") = "",
                   py::arg("seed") = std::nullopt, py::arg("keep_state") = false, py::arg("dut_name") = "dut0",
-                  py::arg("initial_state") = "", py::arg("unix_sockets") = false)
+                  py::arg("initial_state") = "", py::arg("unix_sockets") = false, py::arg("bench") = "")
       .def("execute", &PySession::Execute, py::arg("steps"), py::arg("index"),
            "Runs steps.steps[index]; returns [(step JSON, Snapshot or None)]")
       .def("finish", &PySession::Finish, "Ends the run (run.json, junit.xml); returns the RunResult as JSON")
@@ -144,8 +145,9 @@ void RegisterSession(py::module_& m) {
   m.def("run_scenario",
         [](const Scenario& scenario, const std::filesystem::path& out_dir, const std::string& database,
            std::optional<uint64_t> seed, bool keep_state, const std::string& dut_name,
-           const std::string& initial_state, bool unix_sockets) {
-          RunOptions o = MakeOptions(out_dir, database, seed, keep_state, dut_name, initial_state, unix_sockets);
+           const std::string& initial_state, bool unix_sockets, const std::string& bench) {
+          RunOptions o = MakeOptions(out_dir, database, seed, keep_state, dut_name, initial_state, unix_sockets,
+                                     bench);
           Result<RunResult> result = [&] {
             py::gil_scoped_release release;
             return RunScenario(scenario, o);
@@ -156,7 +158,7 @@ void RegisterSession(py::module_& m) {
         },
         py::arg("scenario"), py::arg("out_dir"), py::arg("database") = "",
         py::arg("seed") = std::nullopt, py::arg("keep_state") = false, py::arg("dut_name") = "dut0",
-        py::arg("initial_state") = "", py::arg("unix_sockets") = false,
+        py::arg("initial_state") = "", py::arg("unix_sockets") = false, py::arg("bench") = "",
         "RunScenario; returns (RunResult JSON, [(step JSON, Snapshot or None)])");
 }
 

@@ -1,5 +1,7 @@
 """The API mirrors the harness: snapshots, event logs, drift, scenarios, one store."""
+import json
 import sqlite3
+from pathlib import Path
 
 import pytest
 
@@ -86,5 +88,32 @@ def test_run_scenario_file_and_python_scenario_share_a_store(source_dir, tmp_pat
 def test_bench_emulated_opens_a_dut():
     with tpmlab.Bench("emulated").open(firmware=None) as dut:
         assert dut.boot().passed
-    with pytest.raises(NotImplementedError, match="issue 7"):
-        tpmlab.Bench("lab-bench.yaml")
+
+
+def test_bench_file_runs_a_dut_over_the_simulated_spi_tpm(source_dir, tmp_path):
+    bench = tpmlab.Bench(source_dir / "hw/benches/simulated-spi.yaml")
+    assert bench.name == "simulated-spi" and bench.emulated and bench.transport == "tis-spi-sim"
+    assert bench.missing() == []
+    assert "simulated-spi" in repr(bench)
+    with bench.open(out_dir=tmp_path / "dut") as dut:
+        assert dut.boot().passed
+        assert dut.power_cycle("power-loss").passed
+    run = json.loads((tmp_path / "dut" / "run.json").read_text())
+    assert run["dut"]["bus"] == "tis-spi" and run["dut"]["bench"] == "simulated-spi"
+    # A whole scenario on the bench, as `tpmlab run --bench` does.
+    result = bench.run(source_dir / "scenarios/attest.yaml", out_dir=tmp_path / "attest")
+    assert result.passed, result
+
+
+def test_bench_files_are_checked_and_real_chips_guarded(source_dir, tmp_path):
+    host = tpmlab.Bench(source_dir / "hw/benches/host-tpmrm0.yaml")
+    assert not host.emulated and host.allow["clear"] is False
+    if not Path("/dev/tpmrm0").exists():
+        assert any("/dev/tpmrm0" in m for m in host.missing())
+    # A real chip refuses a scenario that clears it before anything runs.
+    with pytest.raises(tpmlab.ScenarioError, match=r"alarm-tpm-cleared.yaml:\d+:\d+: clear needs allow.clear"):
+        host.run(source_dir / "scenarios/alarm-tpm-cleared.yaml", out_dir=tmp_path / "refused")
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("name: bad\ndut: {transport: carrier-pigeon}\n")
+    with pytest.raises(tpmlab.ScenarioError, match=r"bad.yaml:2:\d+: dut.transport must be one of"):
+        tpmlab.Bench(bad)

@@ -33,12 +33,22 @@ def test_fixtures_and_provenance(pytester):
     assert props["platform_firmware"] == "baseline"
 
 
-def test_bench_emulated_runs_and_real_benches_skip(pytester):
+def test_bench_from_a_file_runs_and_a_missing_part_is_an_error(pytester, source_dir):
     pytester.makepyfile(test_lab=TESTS)
     result = pytester.runpytest_subprocess("-p", "tpmlab.pytest_plugin", "--tpmlab-bench", "emulated",
                                            "-m", "not destructive")
     result.assert_outcomes(passed=2, deselected=1)
-    result = pytester.runpytest_subprocess("-p", "tpmlab.pytest_plugin", "--tpmlab-bench", "lab.yaml", "-rs",
-                                           "-k", "bench")
-    result.assert_outcomes(skipped=1)
-    result.stdout.fnmatch_lines(["*real benches come with issue 7*"])
+    # The simulated SPI TPM: the bench test boots over TIS with wait states.
+    result = pytester.runpytest_subprocess("-p", "tpmlab.pytest_plugin", "-k", "bench",
+                                           "--tpmlab-bench", str(source_dir / "hw/benches/simulated-spi.yaml"))
+    result.assert_outcomes(passed=1, deselected=2)
+    # A bench whose part is not on this machine: an error naming it, not a silent skip.
+    pytester.makefile(".yaml", lab="name: lab\ndut: {transport: device, path: /nonexistent/tpmrm9}\n")
+    result = pytester.runpytest_subprocess("-p", "tpmlab.pytest_plugin", "--tpmlab-bench", "lab.yaml", "-k", "bench")
+    result.assert_outcomes(errors=1, deselected=2)
+    result.stdout.fnmatch_lines(["*missing on this machine*", "*dut: /nonexistent/tpmrm9: no TPM device*"])
+    # A broken bench file: the error says where.
+    pytester.makefile(".yaml", broken="name: x\ndut: {transport: device, speed: 9}\n")
+    result = pytester.runpytest_subprocess("-p", "tpmlab.pytest_plugin", "--tpmlab-bench", "broken.yaml", "-k", "bench")
+    result.assert_outcomes(errors=1, deselected=2)
+    result.stdout.fnmatch_lines(["*broken.yaml:2:*unknown key*speed*"])

@@ -13,7 +13,7 @@ import json
 import shutil
 import tempfile
 from pathlib import Path
-from typing import Any, Dict, Iterator, List, Mapping, Optional, Sequence, Union
+from typing import Any, Dict, Iterator, List, Mapping, Optional, Sequence, Tuple, Union
 
 from . import _core
 from .errors import TpmlabError
@@ -185,8 +185,8 @@ def open_emulated(*, firmware: Optional[str] = "baseline", banks: Optional[Seque
                   seed: int = 1, out_dir: Union[str, Path], database: Union[str, Path, None] = None,
                   command_timeout_ms: Optional[int] = None, images: Optional[Mapping[str, Any]] = None,
                   name: str = "python", unexpected_alarms: str = "report",
-                  platform: Optional[Mapping[str, Any]] = None) -> Dut:
-    """Launches a fresh swtpm and opens a run on it; call :meth:`Dut.finish` when done."""
+                  platform: Optional[Mapping[str, Any]] = None, bench: Optional["Bench"] = None) -> Dut:
+    """Launches a fresh swtpm (or opens ``bench``'s chip) and opens a run on it; call :meth:`Dut.finish` when done."""
     p: Dict[str, Any] = dict(platform or {})
     if firmware is not None:
         p["firmware"] = firmware
@@ -199,7 +199,8 @@ def open_emulated(*, firmware: Optional[str] = "baseline", banks: Optional[Seque
         p["images"] = dict(images)
     scenario = Scenario(name, steps=["snapshot"], platform=p, seed=seed, unexpected_alarms=unexpected_alarms)
     out = Path(out_dir).resolve()
-    session = _core.Session.open(scenario.load(), out, str(Path(database).resolve()) if database else "")
+    session = _core.Session.open(scenario.load(), out, str(Path(database).resolve()) if database else "",
+                                 bench=bench.file if bench is not None and bench.file else "")
     return Dut(session, scenario, out)
 
 
@@ -208,7 +209,7 @@ def emulated(firmware: Optional[str] = "baseline", banks: Optional[Sequence[str]
              seed: int = 1, out_dir: Union[str, Path, None] = None, command_timeout_ms: Optional[int] = None,
              *, database: Union[str, Path, None] = None, images: Optional[Mapping[str, Any]] = None,
              name: str = "python", unexpected_alarms: str = "report",
-             platform: Optional[Mapping[str, Any]] = None) -> Iterator[Dut]:
+             platform: Optional[Mapping[str, Any]] = None, bench: Optional["Bench"] = None) -> Iterator[Dut]:
     """A fresh emulated TPM (swtpm) for the ``with`` block; not yet booted.
 
     ``firmware`` is a firmware model name (``baseline``, ``firmware-blob``, ...)
@@ -228,7 +229,7 @@ def emulated(firmware: Optional[str] = "baseline", banks: Optional[Sequence[str]
     try:
         dut = open_emulated(firmware=firmware, banks=banks, ak=ak, seed=seed, out_dir=out_dir, database=database,
                             command_timeout_ms=command_timeout_ms, images=images, name=name,
-                            unexpected_alarms=unexpected_alarms, platform=platform)
+                            unexpected_alarms=unexpected_alarms, platform=platform, bench=bench)
         try:
             yield dut
         finally:
@@ -239,22 +240,75 @@ def emulated(firmware: Optional[str] = "baseline", banks: Optional[Sequence[str]
 
 
 class Bench:
-    """A bench description (``hw/``). Only ``emulated`` exists today; real benches come with issue 7."""
+    """A bench: the TPM a DUT is, how its bytes travel, its power switch and what it may undergo.
 
-    def __init__(self, name: str = "emulated", **options: Any):
-        if name != "emulated":
-            raise NotImplementedError(f"bench {name!r}: real benches come with issue 7")
-        self.name = name
+    ``Bench()`` (or ``Bench("emulated")``) is the embedded default; ``Bench(FILE)``
+    loads a bench file (``hw/README.md``; errors raise :class:`ScenarioError` at
+    file:line:column). :meth:`open` gives a :class:`Dut` on it, :meth:`run` runs a
+    scenario on it, :meth:`check` looks for its parts on this machine::
+
+        bench = tpmlab.Bench("hw/benches/simulated-spi.yaml")
+        with bench.open() as dut:
+            dut.boot()
+
+    On a real chip, clear, ChangeEPS/PPS, bank allocation and firmware installs
+    are refused unless the file's ``allow:`` permits them.
+    """
+
+    def __init__(self, source: Union[str, Path] = "emulated", **options: Any):
+        #: keyword arguments every :meth:`open` gets (``firmware``, ``banks``, ...)
         self.options = options
+        if str(source) == "emulated":
+            self.file: Optional[str] = None
+            self.summary: Dict[str, Any] = {"name": "emulated", "emulated": True, "dut": {"transport": "emulated"},
+                                            "power": {"kind": "emulated"}, "allow": {}}
+        else:
+            self.file = str(Path(source).resolve())
+            self.summary = json.loads(_core.load_bench(self.file))
 
     @classmethod
     def load(cls, source: Union[str, Path]) -> "Bench":
-        """``emulated`` or a bench file (not yet supported)."""
-        return cls(str(source))
+        """``emulated`` or a bench file."""
+        return cls(source)
+
+    @property
+    def name(self) -> str:
+        return str(self.summary["name"])
+
+    @property
+    def emulated(self) -> bool:
+        """True for swtpm (also behind the simulated SPI TPM): anything is allowed."""
+        return bool(self.summary["emulated"])
+
+    @property
+    def transport(self) -> str:
+        return str(self.summary["dut"]["transport"])
+
+    @property
+    def allow(self) -> Dict[str, bool]:
+        """The destructive operations the bench permits (all, on an emulated one)."""
+        return dict(self.summary["allow"])
+
+    def check(self) -> List[Tuple[str, str, str]]:
+        """Looks for each part on this machine without touching the TPM: ``[(part, state, detail)]``,
+        state ``present`` or ``missing``."""
+        if self.file is None:
+            return [("dut", "present" if shutil.which("swtpm") else "missing", "swtpm (the embedded default)")]
+        return [tuple(item) for item in _core.check_bench(self.file)]  # type: ignore[misc]
+
+    def missing(self) -> List[str]:
+        """``"part: detail"`` for every part :meth:`check` did not find; empty when the bench is complete."""
+        return [f"{part}: {detail}" for part, state, detail in self.check() if state != "present"]
 
     def open(self, **overrides: Any) -> "contextlib.AbstractContextManager[Dut]":
-        """A DUT on this bench, as a context manager."""
-        return emulated(**{**self.options, **overrides})
+        """A DUT on this bench for a ``with`` block (the keywords of :func:`tpmlab.emulated`)."""
+        return emulated(**{**self.options, **overrides, "bench": self})
+
+    def run(self, source: Any, **kwargs: Any) -> RunResult:
+        """Runs a scenario file or :class:`Scenario` on this bench (see :func:`tpmlab.run_scenario`)."""
+        from .scenario import run_scenario
+        return run_scenario(source, bench=self, **kwargs)
 
     def __repr__(self) -> str:
-        return f"Bench({self.name!r})"
+        where = f", {self.file!r}" if self.file else ""
+        return f"Bench({self.name!r}{where}: {self.transport}, power {self.summary['power']['kind']})"

@@ -2,8 +2,9 @@
 
 Fixtures
   ``tpm``    a fresh emulated DUT per test, already booted (a :class:`tpmlab.Dut`)
-  ``bench``  the bench named by ``--tpmlab-bench`` (``emulated`` today); tests using it
-             skip when no bench is given
+  ``bench``  the :class:`tpmlab.Bench` named by ``--tpmlab-bench FILE`` (or ``emulated``);
+             tests using it skip when no bench is given, and error when a part of the
+             given bench is missing on this machine (``tpmlab bench check`` says the same)
 Markers
   ``destructive``  the test clears, re-keys or rewrites the TPM (wears real chips' NV);
              deselect with ``-m "not destructive"``
@@ -43,7 +44,7 @@ def _note_run(result: Optional[tpmlab.RunResult]) -> None:
 def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("tpmlab")
     group.addoption("--tpmlab-bench", action="store", default=None, metavar="FILE",
-                    help="bench the `bench` fixture opens: 'emulated' (real bench files come with issue 7)")
+                    help="bench file the `bench` fixture opens (hw/README.md), or 'emulated'")
     group.addoption("--tpmlab-firmware", action="store", default="baseline", metavar="MODEL",
                     help="firmware model of the `tpm` fixture's emulated platform (default: baseline)")
 
@@ -76,12 +77,25 @@ def tpm(request: pytest.FixtureRequest, tmp_path: Any) -> Iterator[tpmlab.Dut]:
         _note_run(dut.result)
 
 
+@pytest.fixture(scope="session")
+def _tpmlab_bench(request: pytest.FixtureRequest) -> Optional[tpmlab.Bench]:
+    """The bench, loaded and checked once per session."""
+    source = request.config.getoption("--tpmlab-bench")
+    if not source:
+        return None
+    bench = tpmlab.Bench(source)
+    missing = bench.missing()
+    if missing:
+        pytest.fail(f"--tpmlab-bench {source}: missing on this machine:\n  " + "\n  ".join(missing), pytrace=False)
+    return bench
+
+
 @pytest.fixture
-def bench(request: pytest.FixtureRequest) -> tpmlab.Bench:
-    """The bench named by ``--tpmlab-bench``; the test is skipped when none was given."""
-    name = request.config.getoption("--tpmlab-bench")
-    if not name:
+def bench(_tpmlab_bench: Optional[tpmlab.Bench]) -> tpmlab.Bench:
+    """The bench named by ``--tpmlab-bench``; the test is skipped when none was given.
+
+    Open a DUT on it with ``with bench.open() as dut:``; its runs' provenance is recorded."""
+    if _tpmlab_bench is None:
         pytest.skip("no bench given (use --tpmlab-bench FILE)")
-    if name != "emulated":
-        pytest.skip(f"bench {name!r}: real benches come with issue 7")
-    return tpmlab.Bench("emulated")
+    _note("bench", _tpmlab_bench.name)
+    return _tpmlab_bench

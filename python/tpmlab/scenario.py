@@ -90,8 +90,9 @@ def default_out_dir(name: str) -> Path:
 
 def run_scenario(source: Union[str, os.PathLike, Scenario], *, out_dir: Union[str, os.PathLike, None] = None,
                  database: Union[str, os.PathLike, None] = None, seed: Optional[int] = None,
-                 cycles: Optional[int] = None, keep_state: bool = False) -> RunResult:
-    """Runs a scenario file or a :class:`Scenario` on a new emulated TPM, as ``tpmlab run`` does.
+                 cycles: Optional[int] = None, keep_state: bool = False, bench: Any = None) -> RunResult:
+    """Runs a scenario file or a :class:`Scenario` on a new emulated TPM (or ``bench``'s, a
+    :class:`tpmlab.Bench`), as ``tpmlab run [--bench FILE]`` does.
 
     Results go to ``out_dir`` (``run.json``, ``junit.xml``) and to the SQLite
     ``database`` (default ``OUT/tpmlab.db``; point several runs, CLI or Python,
@@ -103,5 +104,6 @@ def run_scenario(source: Union[str, os.PathLike, Scenario], *, out_dir: Union[st
         scenario.override_cycles(cycles)
     out = Path(out_dir) if out_dir is not None else default_out_dir(scenario.name)
     summary, steps = _core.run_scenario(scenario, out.resolve(), str(Path(database).resolve()) if database else "",
-                                        seed, keep_state)
+                                        seed, keep_state,
+                                        bench=bench.file if bench is not None and bench.file else "")
     return RunResult(json.loads(summary), _steps_from_core(steps))

@@ -125,5 +125,11 @@ struct ProbeItem {
 /// @param usb null when USB cannot be enumerated on this machine; every USB
 ///            part is then missing, and `usb_unavailable` says why.
 std::vector<ProbeItem> ProbeBench(const Bench& bench, UsbContext* usb, const std::string& usb_unavailable);
+/// ProbeBench with this machine's USB (libusb), opened only when the bench has USB parts.
+std::vector<ProbeItem> ProbeBenchHere(const Bench& bench);
+
+/// What a bench file says, as JSON (name, file, dut, power, boot_log, allow,
+/// emulated), for results and for Python.
+std::string BenchSummaryJson(const Bench& bench);
 
 }  // namespace tpmlab
