@@ -3,7 +3,9 @@
 # emulated example is complete, the host example lacks /dev/tpmrm0 (unless
 # this machine has one), the USB examples' bridges are not plugged in (or USB
 # cannot be enumerated at all, as in a container), a broken
-# file names file:line:column, and hw list says what it found.
+# file names file:line:column, tpmlab run --bench runs attest.yaml on the
+# simulated SPI TPM and refuses what a real chip does not allow, and hw list
+# says what it found.
 #   bench_cli_test.sh TPMLAB_BINARY SOURCE_DIR
 set -uo pipefail
 tpmlab=$(realpath "$1")
@@ -62,7 +64,25 @@ expect_stderr 'fw\.yaml:3:19: firmware_control is only for an emulated DUT' "fir
 expect_exit 2 "bench check on a missing file" "$tpmlab" bench check "$tmp/none.yaml"
 expect_exit 2 "bench without a subcommand" "$tpmlab" bench
 
-# 5. hw list: TPM devices, or a plain "none", and the USB parts it recognises.
+# 5. tpmlab run --bench: the same scenario on the simulated SPI TPM; a real
+# chip refuses a clearing scenario before anything runs (exit 2, each step
+# and the allow key); an absent device cannot be reached (exit 3).
+expect_exit 0 "attest on the simulated SPI TPM" "$tpmlab" run "$src/scenarios/attest.yaml" \
+  --bench "$benches/simulated-spi.yaml" -o "$tmp/attest-spi" -q
+grep -q '"bus": "tis-spi"' "$tmp/attest-spi/run.json" || fail "the attest run went over TIS"
+expect_exit 2 "a clearing scenario on the host's TPM" "$tpmlab" run "$src/scenarios/alarm-tpm-cleared.yaml" \
+  --bench "$benches/host-tpmrm0.yaml" -o "$tmp/refused" -q
+expect_stderr 'alarm-tpm-cleared\.yaml:[0-9]+:[0-9]+: clear needs allow\.clear' "names the step and the key"
+[[ -e "$tmp/refused/run.json" ]] && fail "a refused scenario must not start a run"
+if [[ ! -e /dev/tpmrm0 ]]; then
+  expect_exit 3 "attest on an absent /dev/tpmrm0" "$tpmlab" run "$src/scenarios/attest.yaml" \
+    --bench "$benches/host-tpmrm0.yaml" -o "$tmp/absent" -q
+  expect_stderr '/dev/tpmrm0: No such file or directory: no TPM device' "names the device"
+fi
+expect_exit 2 "run with a broken bench" "$tpmlab" run "$src/scenarios/attest.yaml" --bench "$tmp/unknown-key.yaml" -q
+expect_stderr 'unknown-key\.yaml:4:3: ' "bench error at file:line:col"
+
+# 6. hw list: TPM devices, or a plain "none", and the USB parts it recognises.
 expect_exit 0 "hw list" "$tpmlab" hw list
 if compgen -G '/dev/tpm*' >/dev/null; then
   expect_stdout '^/dev/tpm' "lists the TPM devices"
