@@ -124,6 +124,7 @@ Status TisSpiTransport::Frame(bool read, uint8_t locality, uint16_t reg, Mutable
                                               " bytes in one frame (1..64)");
   }
   const auto header = tis::Header(read, len, locality, reg);
+  if (!bus_.holds_chip_select()) return WholeFrame(header, read, in, out, step);
   std::array<uint8_t, tis::kHeaderSize> miso{};
   Status s = bus_.Select();
   if (!s.ok()) return Fail(s, step);
@@ -150,6 +151,35 @@ Status TisSpiTransport::Frame(bool read, uint8_t locality, uint16_t reg, Mutable
   if (!s.ok()) return Fail(s, step);
   s = selection.Release();
   if (!s.ok()) return Fail(s, step);
+  return Status::Ok();
+}
+
+// A bus that frames each transfer with chip select itself gets header and
+// data in one transfer. The TPM cannot be given wait states there: one it
+// inserts anyway (the header's last MISO byte with LSB 0) fails the frame,
+// since the data phase went by while the TPM was not ready for it.
+Status TisSpiTransport::WholeFrame(ByteView header, bool read, MutableByteView in, ByteView out,
+                                   const std::string& step) {
+  const size_t len = read ? in.size() : out.size();
+  Bytes mosi(header.begin(), header.end());
+  if (read) {
+    mosi.resize(header.size() + len, 0x00);
+  } else {
+    mosi.insert(mosi.end(), out.begin(), out.end());
+  }
+  Bytes miso(mosi.size());
+  Status s = bus_.Select();
+  if (!s.ok()) return Fail(s, step);
+  SpiSelection selection(bus_);
+  s = bus_.Transfer(mosi, miso);
+  if (!s.ok()) return Fail(s, step);
+  s = selection.Release();
+  if (!s.ok()) return Fail(s, step);
+  if (!(miso[tis::kHeaderSize - 1] & 0x01)) {
+    return Fail("the TPM inserted a wait state, which this bus cannot hold chip select for (" +
+                bus_.info().description + ") " + step);
+  }
+  if (read) std::copy(miso.begin() + tis::kHeaderSize, miso.end(), in.begin());
   return Status::Ok();
 }
 

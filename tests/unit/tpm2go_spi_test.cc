@@ -171,6 +171,59 @@ BOOST_FIXTURE_TEST_CASE(without_a_cs_gpio_each_transfer_frames_itself, Fixture) 
   for (const UsbTransfer& t : device->transfers()) BOOST_TEST(t.request != tpm2go::kCmdGpioSet);
 }
 
+// Without CS on a GPIO the stick frames each vendor transfer, so the TIS
+// engine sends header and data of a register frame in one transfer: a TPM
+// command goes through when the TPM inserts no wait state, and one it does
+// insert fails the frame with the reason instead of garbling it.
+void ForwardFramesToSimulator(FakeUsbDevice& device, TisSimulator& sim) {
+  auto miso = std::make_shared<Bytes>();
+  device.SetResponder([&sim, miso](const UsbTransfer& t) -> Result<Bytes> {
+    if (t.kind == Kind::kBulkOut) {
+      miso->assign(t.data.size(), 0);
+      TRY(sim.Select());
+      TRY(sim.Transfer(t.data, *miso));
+      TRY(sim.Deselect());
+    }
+    if (t.kind == Kind::kBulkIn) return std::exchange(*miso, {});
+    return Bytes{};
+  });
+}
+
+BOOST_FIXTURE_TEST_CASE(without_a_cs_gpio_whole_frames_carry_a_tpm_command, Fixture) {
+  FakeTransport tpm;
+  testing::AnswerReversed(tpm);
+  TisSimulator::Options options;
+  options.burst_count = 32;
+  TisSimulator sim(tpm, options);
+  Open(std::nullopt);
+  ForwardFramesToSimulator(*device, sim);
+  FakeClock clock;
+  TisSpiConfig config;
+  config.clock = &clock;
+  auto tis = TisSpiTransport::Open(*bus, config);
+  BOOST_REQUIRE_MESSAGE(tis.ok(), tis.status().ToString());
+  ByteWriter w;
+  w.U16(0x8001).U32(150).U32(0x17B);
+  for (uint32_t i = 10; i < 150; ++i) w.U8(static_cast<uint8_t>(i));
+  const Bytes command = w.Take();
+  auto response = (*tis)->Exchange(command);
+  BOOST_REQUIRE_MESSAGE(response.ok(), response.status().ToString());
+  BOOST_TEST(response->size() == 150u);
+  BOOST_TEST(sim.violations().empty());
+  // Every vendor transfer was one whole frame: a 4-byte header and its data.
+  for (const UsbTransfer& t : device->Transfers(Kind::kBulkOut)) BOOST_TEST(t.data.size() > 4u);
+
+  TisSimulator::Options slow = options;
+  slow.wait_states_min = 1;
+  slow.wait_states_max = 1;
+  TisSimulator stalling(tpm, slow);
+  ForwardFramesToSimulator(*device, stalling);
+  (*tis)->ChipReset();
+  auto refused = (*tis)->Exchange(command);
+  BOOST_TEST(!refused.ok());
+  BOOST_TEST(refused.status().message().find("inserted a wait state") != std::string::npos, refused.status().ToString());
+}
+
 BOOST_FIXTURE_TEST_CASE(long_transfers_split_at_68_bytes_and_short_reads_are_completed, Fixture) {
   Open();
   Bytes first(68, 0x11), second(32, 0x22);

@@ -57,8 +57,14 @@ class SpiBus {
   Status Deselect() { return DoDeselect(); }
 
   Info info() const { return DoInfo(); }
+  /// Whether chip select stays asserted across Transfers until Deselect. A
+  /// bridge that frames each transfer itself (a TPM2Go without CS on a
+  /// GPIO) cannot: a whole register frame must then go in one Transfer, and
+  /// wait states cannot be honoured.
+  bool holds_chip_select() const { return DoHoldsChipSelect(); }
 
  private:
+  virtual bool DoHoldsChipSelect() const { return true; }
   virtual Status DoSelect() = 0;
   virtual Status DoTransfer(ByteView out, MutableByteView in) = 0;
   virtual Status DoDeselect() = 0;

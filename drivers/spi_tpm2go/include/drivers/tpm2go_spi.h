@@ -9,7 +9,9 @@
 // Interface 0 is claimed after detaching the kernel driver.
 //
 // Chip select. tpm2-tss's tcti-spi-ltt2go never controls CS, so the bridge
-// frames each vendor transfer and a wait state cannot be held. With
+// frames each vendor transfer and a wait state cannot be held; the TIS
+// engine then sends each register frame, header and data, in one transfer
+// (holds_chip_select() is false) and fails a frame the TPM stalls. With
 // `cs_gpio` set, Select and Deselect drive CS through the Cypress GPIO
 // request (C0 DB wValue=gpio wIndex=level wLength=0), CS stays low across
 // the TIS engine's wait-state polls, and wait states are honoured.
@@ -61,8 +63,7 @@ class Tpm2GoSpiBus final : public SpiBus {
   static UsbMatch Match(const Tpm2GoSpiConfig& config) {
     return {tpm2go::kVendorId, {tpm2go::kProductId}, config.serial_pattern, config.path};
   }
-  /// Whether chip select is held across transfers (wait states honoured).
-  bool holds_chip_select() const { return config_.cs_gpio.has_value(); }
+
 
  private:
   Tpm2GoSpiBus(std::unique_ptr<UsbDevice> device, Tpm2GoSpiConfig config)
@@ -77,6 +78,7 @@ class Tpm2GoSpiBus final : public SpiBus {
   Status DoTransfer(ByteView out, MutableByteView in) override;
   Status DoDeselect() override;
   Info DoInfo() const override;
+  bool DoHoldsChipSelect() const override { return config_.cs_gpio.has_value(); }
 
   std::unique_ptr<UsbDevice> device_;
   std::unique_ptr<ClaimedInterface> claim_;

@@ -96,6 +96,7 @@ class TisSpiTransport final : public Transport {
   void DoAbandonResponse() override;
 
   Status Frame(bool read, uint8_t locality, uint16_t reg, MutableByteView in, ByteView out);
+  Status WholeFrame(ByteView header, bool read, MutableByteView in, ByteView out, const std::string& step);
   Result<uint8_t> ReadAccess(uint8_t locality);
   Status WriteStatus(uint32_t bits);
   Status ProbeDidVid();
