@@ -5,6 +5,8 @@
 //   restoring it powers the TPM and the bridge re-enumerates. The seeded
 //   power-cycle job runs there and over the socket from the same chip, and
 //   step for step they agree.
+// - a TPM2Go stick (chip select per transfer) whose TPM is powered through a
+//   dcttech HID relay: an attestation across power cycles passes.
 // - /dev/tpmrm0, as a SOCK_SEQPACKET pair in front of a swtpm that a
 //   "platform" started and measured, its log in a file: attest.yaml passes
 //   there as on the embedded default and the simulated SPI TPM; a power
@@ -208,6 +210,69 @@ allow: {clear: true}
   BOOST_TEST(hw.run["inputs"]["bench"] == "inputs/bench.yaml");
   BOOST_TEST(fs::exists(module.root / "run-bench" / "inputs" / "bench.yaml"));
   fs::remove_all(socket_dir);
+}
+
+// A TPM2Go stick (CS per transfer, so no wait states) whose TPM's supply runs
+// through relay 1 of a dcttech board: the bridge stays on the bus while the
+// TPM loses power. attest.yaml and power cycles run; the relay switched.
+BOOST_AUTO_TEST_CASE(a_tpm2go_behind_a_relay_attests_and_power_cycles) {
+  BridgedModule module;
+  module.sim = std::make_unique<TisSimulator>(*module.transport, TisSimulator::Options{});
+  UsbDeviceInfo stick;
+  stick.vendor_id = 0x365D;
+  stick.product_id = 0x1337;
+  stick.serial = "LTT2GO-0042";
+  stick.bus = 2;
+  stick.port_path = {3};
+  auto tpm2go = module.usb.Add(stick);
+  tpm2go->SetResponder(Tpm2GoFramesToSimulator(*module.sim));
+  UsbDeviceInfo board;
+  board.vendor_id = 0x16C0;
+  board.product_id = 0x05DF;
+  board.bus = 2;
+  board.port_path = {4};
+  auto relay_device = module.usb.Add(board);
+  SimulatedHidRelay relay(*relay_device, [&module](int channel, bool energised) {
+    if (channel != 1) return;
+    if (energised) {
+      Status s = module.power->On();
+      BOOST_REQUIRE_MESSAGE(s.ok(), s.ToString());
+      module.sim->PowerOn();
+    } else {
+      (void)module.power->Off(PowerCut::kSoft);
+    }
+  });
+  const Bench bench = BenchFrom(module.root, R"(name: tpm2go-relay
+dut:
+  transport: tis-spi-tpm2go
+  usb: {serial: "^LTT2GO-00"}
+power: {kind: usb-relay, relay: dcttech, channel: 1, off_ms: 5}
+)");
+  RunOptions o;
+  o.bench = bench;
+  o.hardware.usb = &module.usb;
+  o.hardware.sysfs_usb_devices = "";
+  const Scenario s = Require(LoadScenarioText(R"(name: relay
+firmware: baseline
+unexpected_alarms: fail
+steps:
+  - boot
+  - enroll
+  - repeat: {count: 3, steps: [{power_cycle: reset}, {expect: {}}]}
+  - power_cycle: power-loss
+  - expect: {allow_after_power_loss: [CLOCK_NOT_SAFE]}
+)", TPMLAB_SOURCE_DIR "/scenarios/relay.yaml"));
+  const Ran r = RunWith(s, module.root / "run", o);
+  BOOST_TEST(RunStatusName(r.result.status) == "passed", r.result.error);
+  BOOST_TEST(r.result.steps.size() == 10u);
+  // Power on at open, then off and on for the boot and each of four cycles.
+  BOOST_TEST(relay.switches() == 1 + 2 * 5);
+  BOOST_TEST(module.sim->commands() > 50u);
+  BOOST_TEST(module.sim->violations().empty());
+  BOOST_TEST(r.run["dut"]["kind"] == "tis-spi-tpm2go");
+  bool warned = false;
+  for (const auto& w : r.run["dut"]["warnings"]) warned |= w.get<std::string>().find("wait states") != std::string::npos;
+  BOOST_TEST(warned);
 }
 
 // The same module with no power switch: the boot needs the chip fresh, and

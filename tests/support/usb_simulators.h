@@ -1,10 +1,13 @@
 // Simulated USB parts, for tests that drive a bench's USB protocols end to
-// end without hardware: an FTDI MPSSE engine whose SPI pins are wired to a
-// simulated SPI TPM, and a USB2 hub with per-port power switching.
+// end without hardware: an FTDI MPSSE engine and a TPM2Go whose SPI side is
+// wired to a simulated SPI TPM, a USB2 hub with per-port power switching,
+// and a dcttech HID relay board.
 #pragma once
 
 #include <array>
 #include <functional>
+#include <memory>
+#include <utility>
 
 #include "drivers/fake_usb.h"
 #include "drivers/ftdi_spi.h"
@@ -120,6 +123,53 @@ class SimulatedHub {
   uint8_t ports_;
   OnPower on_power_;
   std::array<bool, 16> powered_{};
+  int switches_ = 0;
+};
+
+// A TPM2Go's far end without CS on a GPIO: each vendor transfer is one
+// chip-select frame into the simulated SPI TPM, its MISO the next bulk IN.
+inline FakeUsbDevice::Responder Tpm2GoFramesToSimulator(TisSimulator& sim) {
+  auto miso = std::make_shared<Bytes>();
+  return [&sim, miso](const UsbTransfer& t) -> Result<Bytes> {
+    if (t.kind == UsbTransfer::Kind::kBulkOut) {
+      miso->assign(t.data.size(), 0);
+      TRY(sim.Select());
+      TRY(sim.Transfer(t.data, *miso));
+      TRY(sim.Deselect());
+    }
+    if (t.kind == UsbTransfer::Kind::kBulkIn) return std::exchange(*miso, {});
+    return Bytes{};
+  };
+}
+
+// A dcttech USB HID relay board (16c0:05df): SET_REPORT FF n / FD n
+// energise / release relay n, GET_REPORT reads the bits back in byte 7;
+// each change goes to `on_switch` (relay n, energised).
+class SimulatedHidRelay {
+ public:
+  using OnSwitch = std::function<void(int relay, bool energised)>;
+  SimulatedHidRelay(FakeUsbDevice& device, OnSwitch on_switch) : on_switch_(std::move(on_switch)) {
+    device.SetResponder([this](const UsbTransfer& t) -> Result<Bytes> {
+      using Kind = UsbTransfer::Kind;
+      if (t.kind == Kind::kControlOut && t.request == 0x09 && t.data.size() >= 2 && t.data[1] >= 1 && t.data[1] <= 8) {
+        const uint8_t bit = static_cast<uint8_t>(1u << (t.data[1] - 1));
+        const bool energise = t.data[0] == 0xFF;
+        const uint8_t before = bits_;
+        bits_ = energise ? (bits_ | bit) : (bits_ & ~bit);
+        if (bits_ != before) {
+          ++switches_;
+          if (on_switch_) on_switch_(t.data[1], energise);
+        }
+      }
+      if (t.kind == Kind::kControlIn && t.request == 0x01) return Bytes{'T', 'L', 'A', 'B', '1', 0, 0, bits_};
+      return Bytes{};
+    });
+  }
+  int switches() const { return switches_; }
+
+ private:
+  OnSwitch on_switch_;
+  uint8_t bits_ = 0;
   int switches_ = 0;
 };
 
