@@ -152,6 +152,7 @@ Status TisSimulator::DoDeselect() {
     }
   }
   frames_.push_back(std::move(frame_));
+  ++frames_total_;
   if (frames_.size() > kMaxFrames) frames_.pop_front();
   phase_ = Phase::kDone;
   return Status::Ok();

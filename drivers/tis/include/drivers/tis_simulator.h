@@ -109,6 +109,7 @@ class TisSimulator final : public SpiBus {
   const std::deque<FrameRecord>& frames() const { return frames_; }
   void clear_frames() { frames_.clear(); }
   uint64_t commands() const { return commands_; }
+  uint64_t frames_total() const { return frames_total_; }  // all frames, not only the kept ones
   uint64_t wait_states_inserted() const { return wait_states_total_; }
   uint64_t injected_errors() const { return injected_errors_; }
   /// Why the inner transport stopped answering (the simulated TPM then hangs
@@ -181,6 +182,7 @@ class TisSimulator final : public SpiBus {
 
   std::vector<std::string> violations_;
   std::deque<FrameRecord> frames_;
+  uint64_t frames_total_ = 0;
   uint64_t commands_ = 0;
   uint64_t wait_states_total_ = 0;
   uint64_t injected_errors_ = 0;
