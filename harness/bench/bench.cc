@@ -120,8 +120,16 @@ class BenchParser : public YamlReader {
     if (n["spi"]) {
       const YAML::Node s = n["spi"];
       if (!spi) return Error(s, "dut.spi is only for the tis-spi-* transports");
-      TRY(Keys(s, "dut.spi", {"clock_hz", "wait_states", "burst_count"}));
+      TRY(Keys(s, "dut.spi", {"clock_hz", "wait_states", "burst_count", "cs_gpio"}));
       if (s["clock_hz"]) { TRY_ASSIGN(dut.spi_clock_hz, U32(s["clock_hz"], "dut.spi.clock_hz")); }
+      if (s["cs_gpio"]) {
+        if (dut.transport != DutTransportKind::kTisSpiTpm2go) {
+          return Error(s["cs_gpio"], "dut.spi.cs_gpio is only for transport: tis-spi-tpm2go");
+        }
+        TRY_ASSIGN(uint32_t gpio, U32(s["cs_gpio"], "dut.spi.cs_gpio"));
+        if (gpio > 11) return Error(s["cs_gpio"], "dut.spi.cs_gpio must be a Cypress GPIO number, 0..11");
+        dut.cs_gpio = static_cast<uint8_t>(gpio);
+      }
       if (s["wait_states"] || s["burst_count"]) {
         if (dut.transport != DutTransportKind::kTisSpiSim) {
           return Error(s, "dut.spi.wait_states and burst_count shape the simulated TPM (tis-spi-sim); a real chip sets its own");

@@ -115,7 +115,7 @@ Result<std::unique_ptr<PowerControl>> OpenPower(const Bench& bench, const BenchH
     case PowerKind::kNone:
       return std::unique_ptr<PowerControl>();
     case PowerKind::kUsbRelay: {
-      const UsbMatch match = UsbMatchFor(*p.usb, false);
+      const UsbMatch match = UsbMatchFor(*p.usb);
       if (p.relay_type == "dcttech") {
         HidRelayConfig c;
         c.match = match;
@@ -169,7 +169,7 @@ BridgeTisTransport::OpenBus OpenBusFor(const Bench& bench, UsbContext& usb, Cloc
   const BenchDut& d = bench.dut;
   if (d.transport == DutTransportKind::kTisSpiFtdi) {
     FtdiSpiConfig c;
-    c.match = UsbMatchFor(*d.usb, false);
+    c.match = UsbMatchFor(*d.usb);
     if (d.spi_clock_hz) c.hz = d.spi_clock_hz;
     return [&usb, &clock, c, wait](bool again) -> Result<std::unique_ptr<SpiBus>> {
       if (!again) {
@@ -182,7 +182,8 @@ BridgeTisTransport::OpenBus OpenBusFor(const Bench& bench, UsbContext& usb, Cloc
     };
   }
   Tpm2GoSpiConfig c;
-  c.serial_pattern = UsbMatchFor(*d.usb, true).serial_pattern;
+  c.serial_pattern = UsbMatchFor(*d.usb).serial_pattern;
+  c.cs_gpio = d.cs_gpio;
   return [&usb, &clock, c, wait](bool again) -> Result<std::unique_ptr<SpiBus>> {
     if (!again) {
       TRY_ASSIGN(auto bus, Tpm2GoSpiBus::Open(usb, c));
@@ -196,12 +197,12 @@ BridgeTisTransport::OpenBus OpenBusFor(const Bench& bench, UsbContext& usb, Cloc
 
 }  // namespace
 
-UsbMatch UsbMatchFor(const UsbSelector& selector, bool serial_is_pattern) {
+UsbMatch UsbMatchFor(const UsbSelector& selector) {
   UsbMatch m;
   m.vendor_id = selector.vid;
   if (selector.pid) m.product_ids = {selector.pid};
   if (!selector.serial.empty()) {
-    m.serial_pattern = ".*" + (serial_is_pattern ? "(?:" + selector.serial + ")" : RegexEscape(selector.serial)) + ".*";
+    m.serial_pattern = ".*" + (selector.serial_is_pattern ? "(?:" + selector.serial + ")" : RegexEscape(selector.serial)) + ".*";
   }
   return m;
 }
@@ -272,7 +273,7 @@ Result<std::unique_ptr<Dut>> OpenBenchDut(const Bench& bench, const BenchDutOpti
   info.description = raw->info().description;
   config.bus_info = info;
   config.after_power_on = [raw] { return raw->Reconnect(); };
-  if (bench.dut.transport == DutTransportKind::kTisSpiTpm2go) {
+  if (bench.dut.transport == DutTransportKind::kTisSpiTpm2go && !bench.dut.cs_gpio) {
     config.warnings.push_back("TPM2Go: chip select is framed per transfer by the bridge, so SPI wait states are "
                               "not held; a TPM that inserts them (ST33) may fail");
   }

@@ -111,6 +111,9 @@ BOOST_AUTO_TEST_CASE(errors_name_file_line_and_column) {
   BOOST_TEST(Contains(e, "power kind emulated needs an emulated DUT"), e);
   e = ErrorOf("name: x\ndut: {transport: device}\nboot_log: {source: emulated-firmware}\n");
   BOOST_TEST(Contains(e, "b.yaml:3:20: boot_log source emulated-firmware needs a DUT tpmlab starts itself"), e);
+  e = ErrorOf("name: x\ndut: {transport: tis-spi-ftdi, spi: {cs_gpio: 4}}\n");
+  BOOST_TEST(Contains(e, "dut.spi.cs_gpio is only for transport: tis-spi-tpm2go"), e);
+  BOOST_TEST(*Parse("name: g\ndut: {transport: tis-spi-tpm2go, spi: {cs_gpio: 4}}\n").dut.cs_gpio == 4);
   e = ErrorOf("name: x\ndut: {transport: device}\npower: {kind: manual}\n");
   BOOST_TEST(Contains(e, "b.yaml:3:8: a device DUT is this machine's own TPM"), e);
   // Types and ranges.

@@ -44,6 +44,7 @@ struct BenchDut {
   uint32_t spi_clock_hz = 0;     // 0: the bridge's default
   uint32_t wait_states = 0;      // tis-spi-sim
   uint32_t burst_count = 0;      // tis-spi-sim; 0: the simulator's default
+  std::optional<uint8_t> cs_gpio;  // tis-spi-tpm2go: drive CS on this GPIO (wait states) [unverified]
   SourceLocation where;
 };
 

@@ -48,9 +48,8 @@ struct BenchDutOptions {
 Result<std::unique_ptr<Dut>> OpenBenchDut(const Bench& bench, const BenchDutOptions& options,
                                           BenchHardware hardware = {});
 
-/// What a bench's USB selector opens: vid, pid and its serial, which is a
-/// substring of the serial number (FTDI, relays) or, for a TPM2Go, a regular
-/// expression searched in it (as tpm2-tss's tcti-spi-ltt2go takes it).
-UsbMatch UsbMatchFor(const UsbSelector& selector, bool serial_is_pattern);
+/// The drivers' match for a bench's USB selector: the same devices
+/// UsbSelector::Matches accepts (serial a substring, or a TPM2Go's regex).
+UsbMatch UsbMatchFor(const UsbSelector& selector);
 
 }  // namespace tpmlab
