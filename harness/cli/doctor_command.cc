@@ -1,7 +1,8 @@
 // tpmlab doctor: the troubleshooting checklist (harness/doctor.h) on the
 // embedded default — a freshly manufactured swtpm in a temporary folder,
 // booted as `tpmlab run` boots it, with the baseline firmware model measured
-// so the event log check has a log to replay.
+// so the event log check has a log to replay — or on a bench file's chip
+// (--bench): /dev/tpmrm0 as this machine booted it, with its own event log.
 #include <stdlib.h>
 #include <unistd.h>
 
@@ -10,6 +11,7 @@
 #include <memory>
 
 #include "exit_codes.h"
+#include "harness/bench_dut.h"
 #include "harness/boot_source.h"
 #include "harness/doctor.h"
 #include "harness/dut.h"
@@ -24,7 +26,7 @@ using nlohmann::json;
 
 struct DoctorArgs {
   bool json_out = false;
-  std::string state, enrollment, eventlog;
+  std::string state, enrollment, eventlog, bench;
 };
 
 // The temporary swtpm state, removed on every way out.
@@ -92,6 +94,31 @@ void PrintChecklist(const std::string& tpm, const std::vector<DoctorItem>& items
             << counts[DoctorStatus::kFail] << " fail, " << counts[DoctorStatus::kSkipped] << " skipped\n";
 }
 
+// The platform firmware tpmlab plays: the baseline model measured into the
+// TPM, so the event log check has a log to replay (unless --eventlog gave one).
+Status MeasureBaseline(Dut& dut, const BootOptions& boot, DoctorOptions& options) {
+  if (!options.eventlog) {
+    // The platform firmware: the baseline model measured into the TPM.
+    if (auto model_file = FindBaselineModel()) {
+      auto model = LoadFirmwareModel(*model_file);
+      auto banks = dut.tpm().PcrBanks();
+      if (!banks.ok()) return banks.status();
+      if (!model.ok()) {
+        options.eventlog_missing_reason = "the baseline firmware model did not load: " + model.status().message();
+      } else {
+        EmulatedFirmware firmware(*model, boot);
+        if (Status s = firmware.AfterStartup(dut.tpm(), StartupType::kClear, *banks); !s.ok()) return s;
+        options.eventlog = WriteEventLog(firmware.log());
+      }
+    } else {
+      options.eventlog_missing_reason =
+          "no firmware model measured: scenarios/firmware/baseline.yaml not found above the tpmlab executable, "
+          "above the current folder or in the source tree it was built from (give a log with --eventlog)";
+    }
+  }
+  return Status::Ok();
+}
+
 int RunDoctorCommand(const DoctorArgs& a) {
   DoctorOptions options;
   // Inputs first: a bad file means nothing runs.
@@ -112,56 +139,75 @@ int RunDoctorCommand(const DoctorArgs& a) {
     options.eventlog = std::move(bytes);
   }
 
-  TempDir temp;
-  EmulatedDutConfig config;
-  config.name = "doctor";
-  if (a.state.empty()) {
-    std::string tmpl = (fs::temp_directory_path() / "tpmlab-doctor-XXXXXX").string();
-    if (::mkdtemp(tmpl.data()) == nullptr) {
-      return Unreachable(Status::Error(Layer::kHarness, "cannot make a temporary folder in " +
-                                                            fs::temp_directory_path().string()));
-    }
-    temp.path = tmpl;
-    config.state_dir = temp.path / "state";
-  } else {
-    config.state_dir = a.state;
+  std::optional<Bench> bench;
+  if (!a.bench.empty()) {
+    auto loaded = LoadBench(a.bench);
+    if (!loaded.ok()) return Usage(loaded.status().message());
+    bench = std::move(*loaded);
+    if (!bench->emulated() && !a.state.empty()) return Usage("--state is for an emulated DUT, not bench " + bench->name);
   }
-  std::error_code ec;
-  fs::create_directories(config.state_dir, ec);
-  if (ec) return Usage("--state " + a.state + ": " + ec.message());
 
-  auto launched = Dut::LaunchEmulated(config);
-  if (!launched.ok()) return Unreachable(launched.status());
-  std::unique_ptr<Dut> dut = std::move(*launched);
-  // Booted as the scenario runner boots: power on, Startup(CLEAR).
+  TempDir temp;
+  std::unique_ptr<Dut> dut;
+  std::string tpm;
   const BootOptions boot;
-  if (Status s = dut->PowerOn(); !s.ok()) return Unreachable(s);
-  if (Status s = dut->Startup(boot, StartupType::kClear); !s.ok()) return Unreachable(s);
-
-  if (!options.eventlog) {
-    // The platform firmware: the baseline model measured into the TPM.
-    if (auto model_file = FindBaselineModel()) {
-      auto model = LoadFirmwareModel(*model_file);
-      auto banks = dut->tpm().PcrBanks();
-      if (!banks.ok()) return Unreachable(banks.status());
-      if (!model.ok()) {
-        options.eventlog_missing_reason = "the baseline firmware model did not load: " + model.status().message();
-      } else {
-        EmulatedFirmware firmware(*model, boot);
-        if (Status s = firmware.AfterStartup(dut->tpm(), StartupType::kClear, *banks); !s.ok()) return Unreachable(s);
-        options.eventlog = WriteEventLog(firmware.log());
+  if (bench && !bench->emulated()) {
+    auto opened = OpenBenchDut(*bench, BenchDutOptions{"doctor", std::chrono::milliseconds(30000), {}, 1});
+    if (!opened.ok()) return Unreachable(opened.status());
+    dut = std::move(*opened);
+    dut->tpm().set_evict_foreign_keys(bench->allow.nv_write);
+    tpm = bench->name + ": " + dut->kind() + " " + dut->bus_info().description;
+    if (dut->platform_started()) {
+      // This machine booted it: examine it as it is, with the platform's log.
+      if (!options.eventlog) {
+        if (auto log = ReadEventLogFile(bench->boot_log.path); log.ok()) {
+          options.eventlog = WriteEventLog(*log);
+        } else {
+          options.eventlog_missing_reason = "boot log (" + std::string(BootLogSourceName(bench->boot_log.source)) +
+                                            "): " + log.status().message();
+        }
       }
     } else {
-      options.eventlog_missing_reason =
-          "no firmware model measured: scenarios/firmware/baseline.yaml not found above the tpmlab executable, "
-          "above the current folder or in the source tree it was built from (give a log with --eventlog)";
+      if (Status s = dut->PowerOn(); !s.ok()) return Unreachable(s);
+      if (Status s = dut->Startup(boot, StartupType::kClear); !s.ok()) return Unreachable(s);
+      if (Status s = MeasureBaseline(*dut, boot, options); !s.ok()) return Unreachable(s);
     }
+  } else {
+    EmulatedDutConfig config;
+    config.name = "doctor";
+    if (a.state.empty()) {
+      std::string tmpl = (fs::temp_directory_path() / "tpmlab-doctor-XXXXXX").string();
+      if (::mkdtemp(tmpl.data()) == nullptr) {
+        return Unreachable(Status::Error(Layer::kHarness, "cannot make a temporary folder in " +
+                                                              fs::temp_directory_path().string()));
+      }
+      temp.path = tmpl;
+      config.state_dir = temp.path / "state";
+    } else {
+      config.state_dir = a.state;
+    }
+    std::error_code ec;
+    fs::create_directories(config.state_dir, ec);
+    if (ec) return Usage("--state " + a.state + ": " + ec.message());
+
+    if (bench && bench->dut.transport == DutTransportKind::kTisSpiSim) {
+      config.bus = EmulatedBus::kTisSpi;
+      config.tis.wait_states = static_cast<int>(bench->dut.wait_states);
+      if (bench->dut.burst_count) config.tis.burst_count = static_cast<uint16_t>(bench->dut.burst_count);
+    }
+    auto launched = Dut::LaunchEmulated(config);
+    if (!launched.ok()) return Unreachable(launched.status());
+    dut = std::move(*launched);
+    // Booted as the scenario runner boots: power on, Startup(CLEAR).
+    if (Status s = dut->PowerOn(); !s.ok()) return Unreachable(s);
+    if (Status s = dut->Startup(boot, StartupType::kClear); !s.ok()) return Unreachable(s);
+    if (Status s = MeasureBaseline(*dut, boot, options); !s.ok()) return Unreachable(s);
+    tpm = "swtpm " + dut->emulator()->capabilities().version + " (" +
+          (a.state.empty() ? std::string("auto-launched, newly manufactured") : "state " + config.state_dir.string()) +
+          (bench ? ", bench " + bench->name : "") + ")";
   }
 
   const std::vector<DoctorItem> items = RunDoctor(dut->tpm(), options);
-  const std::string tpm = "swtpm " + dut->emulator()->capabilities().version + " (" +
-                          (a.state.empty() ? std::string("auto-launched, newly manufactured")
-                                           : "state " + config.state_dir.string()) + ")";
   dut->Close();
   if (a.json_out) {
     json out = DoctorToJson(items);
@@ -179,11 +225,12 @@ int RunDoctorCommand(const DoctorArgs& a) {
 Command AddDoctorCommand(CLI::App& app) {
   auto a = std::make_shared<DoctorArgs>();
   auto* doctor = app.add_subcommand(
-      "doctor", "Troubleshooting checklist on the embedded default (an auto-launched swtpm); exit 1 if an item fails");
+      "doctor", "Troubleshooting checklist on the embedded default (an auto-launched swtpm) or a bench's TPM; exit 1 if an item fails");
   doctor->add_flag("--json", a->json_out, "JSON output");
   doctor->add_option("--state", a->state, "swtpm state folder to use and keep (manufactured if empty)");
   doctor->add_option("--enrollment", a->enrollment, "enrollment.json to judge the attestation against");
   doctor->add_option("--eventlog", a->eventlog, "TCG event log to replay instead of measuring the baseline model");
+  doctor->add_option("--bench", a->bench, "Bench file: examine its chip (e.g. hw/benches/host-tpmrm0.yaml)");
   return {doctor, [a] { return RunDoctorCommand(*a); }};
 }
 

@@ -76,6 +76,18 @@ expect_exit 2 "doctor --enrollment not JSON" "$tpmlab" doctor --enrollment "$tmp
 expect_exit 4 "doctor without swtpm" env PATH=/nonexistent "$tpmlab" doctor
 expect_stderr "swtpm" "the missing package is named"
 
+# 6. --bench: the simulated SPI TPM's checklist; an absent /dev/tpmrm0 is
+# "no TPM to examine" (3) naming the device; a broken bench file is 2.
+expect_exit 0 "doctor on the simulated SPI TPM" "$tpmlab" doctor --bench "$src/hw/benches/simulated-spi.yaml"
+expect_stdout 'bench simulated-spi' "the checklist names the bench"
+if [[ ! -e /dev/tpmrm0 ]]; then
+  expect_exit 3 "doctor on an absent /dev/tpmrm0" "$tpmlab" doctor --bench "$src/hw/benches/host-tpmrm0.yaml"
+  expect_stderr 'no TPM to examine: .*/dev/tpmrm0' "names the device"
+fi
+printf 'name: x\ndut: {transport: modem}\n' >"$tmp/bench.yaml"
+expect_exit 2 "doctor with a broken bench" "$tpmlab" doctor --bench "$tmp/bench.yaml"
+expect_stderr 'bench.yaml:2:' "the bench error says where"
+
 if [[ $failures -ne 0 ]]; then
   echo "doctor_cli_test: $failures failure(s)"
   exit 1
