@@ -450,11 +450,15 @@ Status WriteBundle(const fs::path& run, const fs::path& out_file) {
     return Status::Parse(run_json.string() + ": no \"inputs\" (the run was recorded by a tpmlab that did not "
                          "keep its scenario and models); run it again to bundle it");
   }
+  // A run on a real chip has no emulator state to start a replay from; its
+  // bundle replays on a newly manufactured one.
   const std::string initial_state = inputs.value("initial_state", "");
   for (const std::string& p : {inputs["scenario"].get<std::string>(), initial_state}) {
-    if (!InsideRun(p)) return Status::Parse(run_json.string() + ": inputs name '" + p + "', not a path inside the run");
+    if (!p.empty() && !InsideRun(p)) {
+      return Status::Parse(run_json.string() + ": inputs name '" + p + "', not a path inside the run");
+    }
   }
-  if (!fs::is_directory(run_dir / initial_state, ec)) {
+  if (!initial_state.empty() && !fs::is_directory(run_dir / initial_state, ec)) {
     return Status::Parse(run_dir.string() + ": no " + initial_state + "/ (the chip state before the first command)");
   }
 
@@ -464,7 +468,7 @@ Status WriteBundle(const fs::path& run, const fs::path& out_file) {
     if (fs::is_regular_file(run_dir / optional, ec)) members.push_back({optional, run_dir / optional, "", 0, ""});
   }
   TRY(AddTree(run_dir, "inputs", members));
-  TRY(AddTree(run_dir, initial_state, members));
+  if (!initial_state.empty()) TRY(AddTree(run_dir, initial_state, members));
   TRY(AddTree(run_dir, "eventlogs", members));
   for (const auto& d : fs::directory_iterator(run_dir, ec)) {  // dut0/swtpm.log, dut0/swtpm_setup.log, ...
     if (!d.is_directory() || !d.path().filename().string().starts_with("dut")) continue;

@@ -126,7 +126,7 @@ int Replay(const ReplayArgs& args) {
   const json inputs = recorded.value("inputs", json::object());
   const std::string scenario_file = manifest->value("scenario_file", "");
   const std::string initial_state = manifest->value("initial_state", "");
-  if (scenario_file.empty() || initial_state.empty()) return bad("bundle.json names no scenario or initial state");
+  if (scenario_file.empty()) return bad("bundle.json names no scenario");
   auto scenario = LoadScenarioFile(unpacked / scenario_file);
   if (!scenario.ok()) return bad("member '" + scenario_file + "': " + scenario.status().message());
   if (inputs.contains("cycles") && inputs["cycles"].is_number_integer()) {  // tpmlab run --cycles N
@@ -144,7 +144,14 @@ int Replay(const ReplayArgs& args) {
   options.out_dir = out / "run";
   options.database = options.out_dir / "tpmlab.db";
   options.seed = recorded.contains("seed") ? recorded["seed"].get<uint64_t>() : manifest->value("seed", uint64_t{0});
-  options.initial_state = unpacked / initial_state;
+  if (!initial_state.empty()) {
+    options.initial_state = unpacked / initial_state;
+  } else {
+    const json dut = recorded.value("dut", json::object());
+    std::cerr << "tpmlab: note: the run was on " << dut.value("label", std::string("a real chip"))
+              << ", which has no emulator state to start from; the replay runs on a newly manufactured "
+                 "emulated chip, so alarms about that chip (its EK, firmware version, clock) may differ\n";
+  }
   options.unix_sockets = args.unix_sockets;
   options.stop = &g_stop;
   if (!args.quiet && !args.json && ::isatty(STDERR_FILENO)) {

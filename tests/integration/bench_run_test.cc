@@ -26,6 +26,7 @@
 #include "drivers/fake_usb.h"
 #include "drivers/swtpm.h"
 #include "emulated.h"
+#include "harness/bundle.h"
 #include "harness/runner.h"
 #include "harness/scenario_yaml.h"
 #include "platform.h"
@@ -386,6 +387,10 @@ BOOST_AUTO_TEST_CASE(attest_runs_unchanged_on_three_benches) {
   BOOST_TEST(device_run["dut"]["kind"] == "device");
   BOOST_TEST(device_run["dut"]["platform_started"] == true);
   BOOST_TEST(device_run["dut"]["boot_log"] == "file");
+  // A run on a real chip has no emulator state; it is bundled without one.
+  BOOST_TEST(!device_run["inputs"].contains("initial_state"));
+  Status bundled = WriteBundle(dir / "device", dir / "device.tar.gz");
+  BOOST_TEST(bundled.ok(), bundled.ToString());
   fs::remove_all(dir);
 }
 

@@ -184,6 +184,26 @@ BOOST_AUTO_TEST_CASE(a_run_without_its_inputs_is_not_bundled) {
   BOOST_TEST(!fs::exists(t.path / "b.tar.gz"));
 }
 
+// A run on a real chip records no initial state: it is bundled without one.
+BOOST_AUTO_TEST_CASE(a_run_on_a_real_chip_is_bundled_without_an_initial_state) {
+  TempDir t;
+  const fs::path run = MakeRun(t.path);
+  fs::remove_all(run / "initial-state");
+  std::ifstream in(run / "run.json");
+  nlohmann::json r = nlohmann::json::parse(in);
+  in.close();
+  r["inputs"].erase("initial_state");
+  std::ofstream(run / "run.json") << r.dump();
+  Status s = WriteBundle(run, t.path / "b.tar.gz");
+  BOOST_REQUIRE_MESSAGE(s.ok(), s.ToString());
+  auto dir = ExtractBundle(t.path / "b.tar.gz", t.path / "x");
+  BOOST_REQUIRE_MESSAGE(dir.ok(), dir.status().ToString());
+  auto manifest = ReadBundleManifest(*dir);
+  BOOST_REQUIRE_MESSAGE(manifest.ok(), manifest.status().ToString());
+  BOOST_TEST(manifest->value("initial_state", "?") == "");
+  BOOST_TEST(!fs::exists(t.path / "x" / "initial-state"));
+}
+
 BOOST_AUTO_TEST_CASE(hostile_members_are_refused_by_name) {
   TempDir t;
   const std::string manifest = R"({"format":"tpmlab-bundle","version":1,"files":[]})";
