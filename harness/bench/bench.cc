@@ -5,6 +5,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <regex>
+#include <set>
 #include <sstream>
 
 #include <nlohmann/json.hpp>
@@ -249,15 +250,14 @@ class BenchParser : public YamlReader {
 
     // Everything allowed on an emulated DUT; nothing, unless said, on a real one.
     BenchAllow& a = b.allow;
-    a = emulated ? BenchAllow{true, true, true, true, true, true} : BenchAllow{};
+    for (Operation op : kAllOperations) a.At(op) = emulated;
     if (const YAML::Node al = root["allow"]) {
-      TRY(Keys(al, "allow", {"clear", "change_eps", "change_pps", "nv_write", "allocate_banks", "firmware_install"}));
-      const std::pair<const char*, bool*> keys[] = {{"clear", &a.clear},       {"change_eps", &a.change_eps},
-                                                    {"change_pps", &a.change_pps}, {"nv_write", &a.nv_write},
-                                                    {"allocate_banks", &a.allocate_banks},
-                                                    {"firmware_install", &a.firmware_install}};
-      for (const auto& [key, field] : keys) {
-        if (al[key]) { TRY_ASSIGN(*field, Bool(al[key], std::string("allow.") + key)); }
+      std::set<std::string> keys;
+      for (Operation op : kAllOperations) keys.insert(OperationKey(op));
+      TRY(Keys(al, "allow", keys));
+      for (Operation op : kAllOperations) {
+        const char* key = OperationKey(op);
+        if (al[key]) { TRY_ASSIGN(a.At(op), Bool(al[key], std::string("allow.") + key)); }
       }
     }
     return b;
@@ -416,41 +416,44 @@ bool UsbSelector::Matches(const UsbDeviceInfo& device) const {
   }
 }
 
-const char* OperationKey(Operation op) {
-  switch (op) {
-    case Operation::kClear: return "clear";
-    case Operation::kChangeEps: return "change_eps";
-    case Operation::kChangePps: return "change_pps";
-    case Operation::kNvWrite: return "nv_write";
-    case Operation::kAllocateBanks: return "allocate_banks";
-    case Operation::kFirmwareInstall: return "firmware_install";
+namespace {
+
+struct OperationInfo {
+  Operation op;
+  const char* key;
+  const char* title;
+  bool BenchAllow::*field;
+};
+constexpr OperationInfo kOperationInfo[] = {
+    {Operation::kClear, "clear", "TPM2_Clear (wipes the owner and endorsement hierarchies' keys)", &BenchAllow::clear},
+    {Operation::kChangeEps, "change_eps",
+     "TPM2_ChangeEPS (a new endorsement seed: the EK and its certificate no longer match)", &BenchAllow::change_eps},
+    {Operation::kChangePps, "change_pps", "TPM2_ChangePPS (a new platform seed)", &BenchAllow::change_pps},
+    {Operation::kNvWrite, "nv_write", "an NV write (NV memory wears out; indices may belong to the platform)",
+     &BenchAllow::nv_write},
+    {Operation::kAllocateBanks, "allocate_banks", "TPM2_PCR_Allocate (changes the PCR banks at the next boot)",
+     &BenchAllow::allocate_banks},
+    {Operation::kFirmwareInstall, "firmware_install", "a TPM firmware install", &BenchAllow::firmware_install},
+    {Operation::kClockSet, "clock", "TPM2_ClockSet (the TPM's clock never goes back)", &BenchAllow::clock},
+    {Operation::kHierarchy, "hierarchy", "TPM2_HierarchyControl disabling a hierarchy (until the next reset)",
+     &BenchAllow::hierarchy},
+    {Operation::kExtend, "extend", "a PCR extend on this machine's own TPM (its attestation fails until it reboots)",
+     &BenchAllow::extend},
+};
+
+const OperationInfo& InfoOf(Operation op) {
+  for (const auto& i : kOperationInfo) {
+    if (i.op == op) return i;
   }
-  return "?";
+  return kOperationInfo[0];
 }
 
-const char* OperationTitle(Operation op) {
-  switch (op) {
-    case Operation::kClear: return "TPM2_Clear (wipes the owner and endorsement hierarchies' keys)";
-    case Operation::kChangeEps: return "TPM2_ChangeEPS (a new endorsement seed: the EK and its certificate no longer match)";
-    case Operation::kChangePps: return "TPM2_ChangePPS (a new platform seed)";
-    case Operation::kNvWrite: return "an NV write (NV memory wears out; indices may belong to the platform)";
-    case Operation::kAllocateBanks: return "TPM2_PCR_Allocate (changes the PCR banks at the next boot)";
-    case Operation::kFirmwareInstall: return "a TPM firmware install";
-  }
-  return "?";
-}
+}  // namespace
 
-bool BenchAllow::Get(Operation op) const {
-  switch (op) {
-    case Operation::kClear: return clear;
-    case Operation::kChangeEps: return change_eps;
-    case Operation::kChangePps: return change_pps;
-    case Operation::kNvWrite: return nv_write;
-    case Operation::kAllocateBanks: return allocate_banks;
-    case Operation::kFirmwareInstall: return firmware_install;
-  }
-  return false;
-}
+const char* OperationKey(Operation op) { return InfoOf(op).key; }
+const char* OperationTitle(Operation op) { return InfoOf(op).title; }
+bool BenchAllow::Get(Operation op) const { return this->*InfoOf(op).field; }
+bool& BenchAllow::At(Operation op) { return this->*InfoOf(op).field; }
 
 Result<Bench> ParseBench(const std::string& text, const std::string& file) { return BenchParser(file).Parse(text); }
 
@@ -461,6 +464,8 @@ Result<Bench> LoadBench(const fs::path& file) {
 
 Status CheckAllowed(const Bench& bench, Operation op) {
   if (bench.emulated() || bench.allow.Get(op)) return Status::Ok();
+  // A chip tpmlab boots itself forgets its PCRs at the next power cycle.
+  if (op == Operation::kExtend && bench.harness_boots()) return Status::Ok();
   std::string dut = std::string(DutTransportName(bench.dut.transport));
   if (!bench.dut.path.empty()) dut += " " + bench.dut.path;
   if (bench.dut.usb) dut += " " + bench.dut.usb->ToString();
@@ -574,8 +579,7 @@ std::string BenchSummaryJson(const Bench& bench) {
   if (bench.power.usb) power["usb"] = bench.power.usb->ToString();
   if (!bench.power.hub.empty()) power["hub"] = bench.power.hub + " port " + std::to_string(bench.power.port);
   nlohmann::json allow = nlohmann::json::object();
-  for (Operation op : {Operation::kClear, Operation::kChangeEps, Operation::kChangePps, Operation::kNvWrite,
-                       Operation::kAllocateBanks, Operation::kFirmwareInstall}) {
+  for (Operation op : kAllOperations) {
     allow[OperationKey(op)] = bench.allow.Get(op);
   }
   return nlohmann::json({{"name", bench.name},

@@ -156,6 +156,7 @@ int RunDoctorCommand(const DoctorArgs& a) {
     if (!opened.ok()) return Unreachable(opened.status());
     dut = std::move(*opened);
     dut->tpm().set_evict_foreign_keys(bench->allow.nv_write);
+    dut->tpm().set_persist_keys(bench->allow.nv_write);
     tpm = bench->name + ": " + dut->kind() + " " + dut->bus_info().description;
     if (dut->platform_started()) {
       // This machine booted it: examine it as it is, with the platform's log.

@@ -102,29 +102,64 @@ std::optional<Operation> DestructiveOperation(const Step& step) {
   if (std::holds_alternative<ChangePpsStep>(a)) return Operation::kChangePps;
   if (std::holds_alternative<AllocateBanksStep>(a)) return Operation::kAllocateBanks;
   if (const auto* f = std::get_if<FirmwareUpdateStep>(&a); f && !f->model) return Operation::kFirmwareInstall;
+  if (std::holds_alternative<ClockSetStep>(a) || std::holds_alternative<ClockSkewStep>(a)) return Operation::kClockSet;
+  if (const auto* h = std::get_if<HierarchyStep>(&a); h && !h->enable) return Operation::kHierarchy;
+  if (std::holds_alternative<ExtendStep>(a)) return Operation::kExtend;
   return std::nullopt;
 }
 
-// Every step of a scenario the bench refuses, with where it is written:
-// found before anything runs, so a real chip never gets half a scenario.
+// Why a step cannot run on the bench's chip at all, or "" when it can.
+std::string UnrunnableOn(const Step& step, const Bench& bench) {
+  if (bench.emulated()) return "";
+  const auto& a = step.action;
+  const bool has_power = bench.power.kind != PowerKind::kNone;
+  if (std::holds_alternative<PowerCycleStep>(a) && !has_power) {
+    return "a power cycle needs a power switch, and the bench has power: none";
+  }
+  if (const auto* f = std::get_if<FaultStep>(&a)) {
+    using K = FaultStep::Kind;
+    if (f->kind == K::kHang || f->kind == K::kUnhang || f->kind == K::kKill || f->kind == K::kCutPower) {
+      return "this fault freezes or kills the emulator: an emulated DUT only";
+    }
+  }
+  if (std::holds_alternative<CheckpointStep>(a) || std::holds_alternative<RollbackStep>(a)) {
+    return "checkpoints copy the emulator's NV state: an emulated DUT only";
+  }
+  if (const auto* f = std::get_if<FirmwareUpdateStep>(&a)) {
+    if (!f->model) return "TPM images are swtpm builds: tpmlab has no firmware installer for a real chip";
+    if (!bench.harness_boots()) return "this machine's platform measures its own firmware, not a firmware model";
+  }
+  return "";
+}
+
+// Every step of a scenario the bench refuses or cannot run, with where it
+// is written: found before anything runs, so a real chip never gets half a
+// scenario.
 Status RefusedSteps(const std::vector<Step>& steps, const Bench& bench) {
-  std::string refused;
+  std::string refused, unrunnable;
   std::function<void(const std::vector<Step>&)> walk = [&](const std::vector<Step>& list) {
     for (const Step& step : list) {
       if (const auto* r = std::get_if<RepeatStep>(&step.action)) walk(r->steps);
       if (const auto* c = std::get_if<ChooseStep>(&step.action)) walk(c->steps);
+      if (const std::string why = UnrunnableOn(step, bench); !why.empty()) {
+        unrunnable += "\n  " + step.where.ToString() + ": " + StepActionName(step) + ": " + why;
+        continue;
+      }
       const auto op = DestructiveOperation(step);
-      if (!op) continue;
-      if (Status s = CheckAllowed(bench, *op); !s.ok()) {
+      if (op && !CheckAllowed(bench, *op).ok()) {
         refused += "\n  " + step.where.ToString() + ": " + StepActionName(step) + " needs allow." + OperationKey(*op);
       }
     }
   };
   walk(steps);
-  if (refused.empty()) return Status::Ok();
-  return Status::Error(Layer::kScenario, "bench '" + bench.name + "' (" + bench.file +
-                                             ") is a real chip and does not allow what this scenario does:" + refused +
-                                             "\n(set those keys under allow: in the bench file to permit them)");
+  if (refused.empty() && unrunnable.empty()) return Status::Ok();
+  std::string message = "bench '" + bench.name + "' (" + bench.file + ") is a real chip";
+  if (!unrunnable.empty()) message += "; these steps cannot run on it:" + unrunnable;
+  if (!refused.empty()) {
+    message += std::string(unrunnable.empty() ? "" : "\nand it") + " does not allow what this scenario does:" +
+               refused + "\n(set those keys under allow: in the bench file to permit them)";
+  }
+  return Status::Error(Layer::kScenario, message);
 }
 
 bool HasCode(const std::vector<std::string>& codes, const std::string& code) {
@@ -1185,9 +1220,10 @@ Status Session::OpenHardwareDut(State& st, uint64_t seed) {
   }
   o.fault_seed = seed;
   TRY_ASSIGN(st.dut, OpenBenchDut(bench, o, options.hardware));
-  // tpmlab persists its EK, SRK and AK at the TCG handles; a key of someone
-  // else's there stays unless the bench allows NV writes.
+  // Persisting tpmlab's EK, SRK and AK, or evicting someone else's key at
+  // their handles, writes NV: only when the bench allows NV writes.
   st.dut->tpm().set_evict_foreign_keys(bench.allow.nv_write);
+  st.dut->tpm().set_persist_keys(bench.allow.nv_write);
   Dut& dut = *st.dut;
   const DutBusInfo bus = dut.bus_info();
   st.dut_json = {{"name", dut.name()},

@@ -211,6 +211,7 @@ Status Tpm::Check(uint32_t rc, const char* what) {
   ESYS_CONTEXT* fresh = nullptr;
   if (Esys_Initialize(&fresh, tcti_->context(), nullptr) == TSS2_RC_SUCCESS) {
     objects_.clear();
+    transient_keys_.clear();
     esys_.reset(fresh);
     tcti_->Reset();
   }
@@ -228,6 +229,7 @@ Status Tpm::Startup(StartupType type) {
                                                ": TPM_RC_INITIALIZE: the TPM is already started "
                                                "(no _TPM_Init reached it since its last Startup)");
   }
+  ForgetTransientKeys();  // _TPM_Init flushed them
   return Status::Ok();
 }
 
@@ -344,6 +346,18 @@ void Tpm::ForgetObjects() {
     Esys_TR_Close(Ctx(esys_.get()), &t);
   }
   objects_.clear();
+  transient_keys_.clear();
+}
+
+void Tpm::ForgetTransientKeys() {
+  for (uint32_t handle : transient_keys_) {
+    auto it = objects_.find(handle);
+    if (it == objects_.end()) continue;
+    ESYS_TR t = it->second;
+    Esys_TR_Close(Ctx(esys_.get()), &t);
+    objects_.erase(it);
+  }
+  transient_keys_.clear();
 }
 
 Result<KeyInfo> Tpm::Describe(uint32_t tr, uint32_t handle, bool created) {
@@ -374,6 +388,13 @@ Result<KeyInfo> Tpm::EnsurePrimary(uint32_t handle, Hierarchy hierarchy, const v
   if (existing != 0) {
     TRY_ASSIGN(KeyInfo key, Describe(existing, handle, false));
     if (key.type == type) return key;
+    if (std::find(transient_keys_.begin(), transient_keys_.end(), handle) != transient_keys_.end()) {
+      // Our own unpersisted key of another kind: flushed, not evicted.
+      Esys_FlushContext(Ctx(esys_.get()), existing);
+      objects_.erase(handle);
+      transient_keys_.erase(std::find(transient_keys_.begin(), transient_keys_.end(), handle));
+      return EnsurePrimary(handle, hierarchy, templ_ptr, type);
+    }
     // Another kind of key sits at our handle (say, an RSA AK when ECC was
     // asked for): evict it so the requested one can take its place.
     if (!evict_foreign_keys_) {
@@ -397,6 +418,18 @@ Result<KeyInfo> Tpm::EnsurePrimary(uint32_t handle, Hierarchy hierarchy, const v
                                ESYS_TR_NONE, ESYS_TR_NONE, &sensitive, &templ, &outside,
                                &creation_pcrs, &transient, nullptr, nullptr, nullptr, nullptr),
             "TPM2_CreatePrimary"));
+  if (!persist_keys_) {
+    // Nothing written to NV: the key is described and, unless it is the AK
+    // (quotes need it loaded), flushed; the same template makes it again.
+    auto key = Describe(transient, handle, true);
+    if (handle == kAkHandle && key.ok()) {
+      objects_[handle] = transient;
+      transient_keys_.push_back(handle);
+    } else {
+      Esys_FlushContext(Ctx(esys_.get()), transient);
+    }
+    return key;
+  }
   ESYS_TR persisted = ESYS_TR_NONE;
   Status evict = Check(Esys_EvictControl(Ctx(esys_.get()), ESYS_TR_RH_OWNER, transient,
                                          ESYS_TR_PASSWORD, ESYS_TR_NONE, ESYS_TR_NONE, handle,
@@ -424,6 +457,9 @@ Result<KeyInfo> Tpm::EnsureAk(KeyType type) {
   // A random `unique` makes each new AK a new key, as an AK made with
   // TPM2_Create would be: a TPM clear evicts it and the next one is unknown
   // to the verifier, while the EK (same seed, fixed template) comes back.
+  // Unpersisted (a real chip without NV writes), the AK is made again in
+  // every session, so its template stays fixed: the same key each time.
+  if (!persist_keys_) return EnsurePrimary(kAkHandle, Hierarchy::kEndorsement, &t, type);
   uint8_t entropy[32];
   if (RAND_bytes(entropy, sizeof(entropy)) != 1) {
     return Status::Error(Layer::kHarness, "OpenSSL could not make the AK's unique value");

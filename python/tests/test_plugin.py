@@ -39,16 +39,17 @@ def test_bench_from_a_file_runs_and_a_missing_part_is_an_error(pytester, source_
                                            "-m", "not destructive")
     result.assert_outcomes(passed=2, deselected=1)
     # The simulated SPI TPM: the bench test boots over TIS with wait states.
-    result = pytester.runpytest_subprocess("-p", "tpmlab.pytest_plugin", "-k", "bench",
+    only_bench = ("-k", "on_a_bench", "--rootdir", str(pytester.path))  # the tmp path's name holds "bench" too
+    result = pytester.runpytest_subprocess("-p", "tpmlab.pytest_plugin", *only_bench,
                                            "--tpmlab-bench", str(source_dir / "hw/benches/simulated-spi.yaml"))
     result.assert_outcomes(passed=1, deselected=2)
     # A bench whose part is not on this machine: an error naming it, not a silent skip.
     pytester.makefile(".yaml", lab="name: lab\ndut: {transport: device, path: /nonexistent/tpmrm9}\n")
-    result = pytester.runpytest_subprocess("-p", "tpmlab.pytest_plugin", "--tpmlab-bench", "lab.yaml", "-k", "bench")
+    result = pytester.runpytest_subprocess("-p", "tpmlab.pytest_plugin", "--tpmlab-bench", "lab.yaml", *only_bench)
     result.assert_outcomes(errors=1, deselected=2)
     result.stdout.fnmatch_lines(["*missing on this machine*", "*dut: /nonexistent/tpmrm9: no TPM device*"])
     # A broken bench file: the error says where.
     pytester.makefile(".yaml", broken="name: x\ndut: {transport: device, speed: 9}\n")
-    result = pytester.runpytest_subprocess("-p", "tpmlab.pytest_plugin", "--tpmlab-bench", "broken.yaml", "-k", "bench")
+    result = pytester.runpytest_subprocess("-p", "tpmlab.pytest_plugin", "--tpmlab-bench", "broken.yaml", *only_bench)
     result.assert_outcomes(errors=1, deselected=2)
     result.stdout.fnmatch_lines(["*broken.yaml:2:*unknown key*speed*"])

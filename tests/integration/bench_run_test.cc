@@ -285,20 +285,36 @@ BOOST_AUTO_TEST_CASE(a_bridge_without_a_power_switch_refuses_power_cycles) {
   o.bench = bench;
   o.hardware.usb = &module.usb;
   o.hardware.sysfs_usb_devices = "";
-  const Scenario s = Require(LoadScenarioText("name: x\nfirmware: baseline\nsteps:\n  - boot\n  - power_cycle: reset\n"
-                                              "  - boot\n",
-                                              TPMLAB_SOURCE_DIR "/scenarios/x.yaml"));
-  const Ran r = RunWith(s, module.root / "run", o);
-  BOOST_REQUIRE_EQUAL(r.result.steps.size(), 3u);
-  BOOST_TEST(r.result.steps[0].status == "passed", r.result.steps[0].error);
-  BOOST_TEST(r.result.steps[1].status == "error");
-  BOOST_TEST(r.result.steps[1].error.find("a reset cycle needs a power switch, and bench 'bare'") != std::string::npos,
-             r.result.steps[1].error);
+  o.out_dir = module.root / "run";
+  o.database = module.root / "run" / "results.db";
+  // A scenario with a power cycle is refused before anything runs.
+  const Scenario cycling = Require(LoadScenarioText("name: x\nfirmware: baseline\nsteps:\n  - boot\n"
+                                                    "  - power_cycle: reset\n",
+                                                    TPMLAB_SOURCE_DIR "/scenarios/x.yaml"));
+  auto refused = Session::Open(cycling, o);
+  BOOST_REQUIRE(!refused.ok());
+  BOOST_TEST(refused.status().message().find("x.yaml:5:5: power_cycle: a power cycle needs a power switch") !=
+                 std::string::npos,
+             refused.status().message());
+  BOOST_TEST(module.sim->commands() == 0u);
+
+  // Driven a step at a time (Python), the DUT refuses the cycle before its Shutdown.
+  const Scenario boot = Require(LoadScenarioText("name: x\nfirmware: baseline\nsteps:\n  - boot\n",
+                                                 TPMLAB_SOURCE_DIR "/scenarios/b.yaml"));
+  auto session = Session::Open(boot, o);
+  BOOST_REQUIRE_MESSAGE(session.ok(), session.status().ToString());
+  const auto booted = (*session)->Execute(boot.steps[0]);
+  BOOST_REQUIRE_EQUAL(booted.size(), 1u);
+  BOOST_TEST(booted[0].status == "passed", booted[0].error);
+  const auto cycled = (*session)->Execute(cycling.steps[1]);
+  BOOST_REQUIRE_EQUAL(cycled.size(), 1u);
+  BOOST_TEST(cycled[0].error.find("a reset cycle needs a power switch, and bench 'bare'") != std::string::npos,
+             cycled[0].error);
   // The chip is still started: a second boot cannot reset it and says why.
-  BOOST_TEST(r.result.steps[2].error.find("TPM_RC_INITIALIZE") != std::string::npos, r.result.steps[2].error);
-  BOOST_TEST(r.result.steps[2].error.find("switch it off and on by hand") != std::string::npos,
-             r.result.steps[2].error);
-  BOOST_TEST(RunStatusName(r.result.status) == "error");
+  const auto again = (*session)->Execute(boot.steps[0]);
+  BOOST_REQUIRE_EQUAL(again.size(), 1u);
+  BOOST_TEST(again[0].error.find("TPM_RC_INITIALIZE") != std::string::npos, again[0].error);
+  BOOST_TEST(again[0].error.find("switch it off and on by hand") != std::string::npos, again[0].error);
 }
 
 // /dev/tpmrm0 in a test: one write per command, one read per response, over
@@ -358,6 +374,7 @@ BOOST_AUTO_TEST_CASE(attest_runs_unchanged_on_three_benches) {
   }
   const Bench host = BenchFrom(dir, "name: host\ndut: {transport: device, path: /dev/tpmrm0}\nboot_log: {source: file, path: " +
                                         log.string() + "}\n");
+  const auto handles_before = Require(platform.dut.tpm().PersistentHandles());
   json device_run;
   {
     SimulatedTpmDevice device(platform.dut->trace());
@@ -370,17 +387,19 @@ BOOST_AUTO_TEST_CASE(attest_runs_unchanged_on_three_benches) {
     BOOST_REQUIRE(!r.result.steps.empty());
     BOOST_TEST(r.result.steps[0].checks.at(0).detail.find("this machine's platform") != std::string::npos);
     // What the platform measured is what the device run quoted, and the log replays.
-    const Snapshot now = platform.Snap();
     BOOST_REQUIRE_EQUAL(r.result.steps.size(), 4u);
     const StepResult& quoted = r.result.steps[2];
     BOOST_REQUIRE(quoted.snapshot.has_value());
-    BOOST_TEST((quoted.snapshot->pcrs == now.pcrs));
+    BOOST_TEST((quoted.snapshot->pcrs == Require(platform.dut.tpm().ReadPcrs(kBanks))));
     bool replayed = false;
     for (const auto& c : quoted.checks) {
       if (c.name == "eventlog_replay") replayed = c.passed && c.detail.find("replay to the PCRs") != std::string::npos;
     }
     BOOST_TEST(replayed);
   }
+  // Without allow.nv_write nothing was persisted: the AK and SRK were transient.
+  const auto handles_after = Require(platform.dut.tpm().PersistentHandles());
+  BOOST_TEST((handles_after == handles_before));
   BOOST_TEST(RunStatusName(plain.result.status) == "passed", plain.result.error);
   BOOST_TEST(RunStatusName(spi.result.status) == "passed", spi.result.error);
   BOOST_TEST(spi.run["dut"]["bus"] == "tis-spi");
@@ -414,24 +433,30 @@ BOOST_AUTO_TEST_CASE(a_device_dut_refuses_power_cycles_and_unallowed_steps) {
     BOOST_TEST(m.find("change_eps needs allow.change_eps") != std::string::npos, m);
     BOOST_TEST(m.find(host.file) != std::string::npos, m);
   }
-  // A power cycle: the step fails with the reason, the TPM untouched (no
-  // Shutdown was sent), and a log that cannot be read fails the replay check.
+  // Driven a step at a time, a power cycle fails with the reason and the TPM
+  // is untouched (no Shutdown went out), and a log that cannot be read fails
+  // the replay check.
   SimulatedTpmDevice device(platform.dut->trace());
   RunOptions o;
   o.bench = host;
   o.hardware = device.Hardware();
-  const Scenario cycle = Require(LoadScenarioText("name: p\nsteps:\n  - boot\n  - power_cycle: reset\n  - snapshot\n", "p.yaml"));
-  const Ran r = RunWith(cycle, dir / "cycle", o);
-  BOOST_REQUIRE_EQUAL(r.result.steps.size(), 3u);
-  BOOST_TEST(r.result.steps[1].status == "error");
-  BOOST_TEST(r.result.steps[1].error.find("this machine's own TPM (/dev/tpmrm0)") != std::string::npos,
-             r.result.steps[1].error);
-  BOOST_TEST(r.result.steps[2].error.empty(), r.result.steps[2].error);  // still started: no Shutdown went out
+  o.out_dir = dir / "cycle";
+  o.database = dir / "cycle" / "results.db";
+  const Scenario steps = Require(LoadScenarioText("name: p\nsteps:\n  - boot: {snapshot: false}\n  - snapshot\n", "p.yaml"));
+  const Scenario cycle = Require(LoadScenarioText("name: p\nsteps:\n  - power_cycle: reset\n", "c.yaml"));
+  auto session = Require(Session::Open(steps, o));
+  BOOST_TEST(session->Execute(steps.steps[0]).at(0).status == "passed");
+  const StepResult refused = session->Execute(cycle.steps[0]).at(0);
+  BOOST_TEST(refused.status == "error");
+  BOOST_TEST(refused.error.find("this machine's own TPM (/dev/tpmrm0)") != std::string::npos, refused.error);
+  const StepResult snap = session->Execute(steps.steps[1]).at(0);
+  BOOST_TEST(snap.error.empty(), snap.error);  // still started: no Shutdown went out
   bool log_check = false;
-  for (const auto& c : r.result.steps[2].checks) {
+  for (const auto& c : snap.checks) {
     if (c.name == "eventlog_replay") log_check = !c.passed && c.detail.find("/nonexistent/log") != std::string::npos;
   }
   BOOST_TEST(log_check);
+  session->Finish();
   fs::remove_all(dir);
 }
 

@@ -68,15 +68,26 @@ struct BenchBootLog {
   std::string path;  // securityfs: defaults to /sys/kernel/security/tpm0/binary_bios_measurements
 };
 
-// Destructive operations, each refused on a non-emulated DUT unless allowed.
-enum class Operation { kClear, kChangeEps, kChangePps, kNvWrite, kAllocateBanks, kFirmwareInstall };
+// Operations that change a chip for good (or, on this machine's own TPM,
+// until it reboots), each refused on a non-emulated DUT unless allowed.
+enum class Operation {
+  kClear, kChangeEps, kChangePps, kNvWrite, kAllocateBanks, kFirmwareInstall,
+  kClockSet,   // TPM2_ClockSet: the clock never goes back
+  kHierarchy,  // TPM2_HierarchyControl disabling a hierarchy
+  kExtend,     // a PCR extend on a chip this machine's platform measured (device DUTs only)
+};
+inline constexpr Operation kAllOperations[] = {
+    Operation::kClear,          Operation::kChangeEps, Operation::kChangePps, Operation::kNvWrite,
+    Operation::kAllocateBanks,  Operation::kFirmwareInstall, Operation::kClockSet, Operation::kHierarchy,
+    Operation::kExtend};
 const char* OperationKey(Operation op);   // the key under `allow:` ("change_eps")
 const char* OperationTitle(Operation op); // "TPM2_ChangeEPS (new endorsement seed)"
 
 struct BenchAllow {
   bool clear = false, change_eps = false, change_pps = false, nv_write = false,
-       allocate_banks = false, firmware_install = false;
+       allocate_banks = false, firmware_install = false, clock = false, hierarchy = false, extend = false;
   bool Get(Operation op) const;
+  bool& At(Operation op);
 };
 
 struct Bench {

@@ -107,6 +107,12 @@ class Tpm {
   /// evicted to make room (true: an emulated chip; on a real one it may be
   /// someone else's key, and the bench must allow NV writes).
   void set_evict_foreign_keys(bool evict) { evict_foreign_keys_ = evict; }
+  /// Whether EnsureEk/Srk/Ak persist the keys they create (TPM2_EvictControl,
+  /// an NV write; true by default). When not, nothing is written: a key not
+  /// already persisted is a transient primary made from its fixed template
+  /// (the same key each time, until its seed changes), and the AK stays
+  /// loaded until the next Startup or clear.
+  void set_persist_keys(bool persist) { persist_keys_ = persist; }
 
  private:
   Tpm(Transport& transport, std::unique_ptr<TctiAdapter> tcti);
@@ -120,6 +126,7 @@ class Tpm {
   Result<KeyInfo> EnsurePrimary(uint32_t handle, Hierarchy hierarchy, const void* templ,
                                 KeyType type);
   void ForgetObjects();
+  void ForgetTransientKeys();
   // TPM_CAP_HANDLES of the handle type `first` starts.
   Result<std::vector<uint32_t>> Handles(uint32_t first, const char* what);
 
@@ -129,6 +136,8 @@ class Tpm {
   std::unique_ptr<void, EsysDeleter> esys_;
   std::map<uint32_t, uint32_t> objects_;  // persistent handle -> ESYS_TR
   bool evict_foreign_keys_ = true;
+  bool persist_keys_ = true;
+  std::vector<uint32_t> transient_keys_;  // handles in objects_ that name transient keys
 };
 
 }  // namespace tpmlab
