@@ -1,5 +1,8 @@
 #include "drivers/serial_port.h"
 
+#include <filesystem>
+#include <vector>
+
 #include <fcntl.h>
 #include <termios.h>
 #include <unistd.h>
@@ -70,6 +73,29 @@ Result<std::unique_ptr<SerialPort>> OpenSerialPort(const std::string& tty, int b
     return s;
   }
   return std::unique_ptr<SerialPort>(new TtySerialPort(fd, tty));
+}
+
+Result<std::string> FindUsbSerialTty(UsbContext& usb, const UsbMatch& match, const std::string& sysfs_usb_devices) {
+  TRY_ASSIGN(std::vector<UsbDeviceInfo> devices, usb.Enumerate());
+  std::vector<UsbDeviceInfo> found;
+  for (const auto& d : devices) {
+    if (match.Matches(d)) found.push_back(d);
+  }
+  if (found.empty()) return Status::Error(Layer::kTransport, "no USB-serial device " + match.Describe());
+  if (found.size() > 1) {
+    std::string list;
+    for (const auto& d : found) list += "\n  " + d.Describe();
+    return Status::Error(Layer::kTransport, std::to_string(found.size()) + " USB-serial devices match " +
+                                                match.Describe() + "; give a serial or a path to choose:" + list);
+  }
+  std::error_code ec;
+  const std::filesystem::path interface = std::filesystem::path(sysfs_usb_devices) / (found[0].Path() + ":1.0");
+  for (const auto& entry : std::filesystem::directory_iterator(interface, ec)) {
+    const std::string name = entry.path().filename().string();
+    if (name.rfind("ttyUSB", 0) == 0) return "/dev/" + name;
+  }
+  return Status::Error(Layer::kTransport, found[0].Describe() + " has no ttyUSB under " + interface.string() +
+                                              " (is its serial driver, ch341, loaded?)");
 }
 
 }  // namespace tpmlab

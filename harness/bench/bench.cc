@@ -135,8 +135,17 @@ class BenchParser : public YamlReader {
         if (dut.transport != DutTransportKind::kTisSpiSim) {
           return Error(s, "dut.spi.wait_states and burst_count shape the simulated TPM (tis-spi-sim); a real chip sets its own");
         }
-        if (s["wait_states"]) { TRY_ASSIGN(dut.wait_states, U32(s["wait_states"], "dut.spi.wait_states")); }
-        if (s["burst_count"]) { TRY_ASSIGN(dut.burst_count, U32(s["burst_count"], "dut.spi.burst_count")); }
+        if (s["wait_states"]) {
+          TRY_ASSIGN(dut.wait_states, U32(s["wait_states"], "dut.spi.wait_states"));
+          if (dut.wait_states > 64) return Error(s["wait_states"], "dut.spi.wait_states must be 0..64");
+        }
+        if (s["burst_count"]) {
+          TRY_ASSIGN(dut.burst_count, U32(s["burst_count"], "dut.spi.burst_count"));
+          // burstCount is a 16-bit STS field; one SPI frame carries at most 64 bytes anyway.
+          if (dut.burst_count < 1 || dut.burst_count > 0xFFFF) {
+            return Error(s["burst_count"], "dut.spi.burst_count must be 1..65535");
+          }
+        }
       }
     }
     return dut;

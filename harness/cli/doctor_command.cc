@@ -170,8 +170,18 @@ int RunDoctorCommand(const DoctorArgs& a) {
       }
     } else {
       if (Status s = dut->PowerOn(); !s.ok()) return Unreachable(s);
-      if (Status s = dut->Startup(boot, StartupType::kClear); !s.ok()) return Unreachable(s);
-      if (Status s = MeasureBaseline(*dut, boot, options); !s.ok()) return Unreachable(s);
+      Status started = dut->Startup(boot, StartupType::kClear);
+      if (!started.ok() && started.layer() == Layer::kTpm && (started.tpm_rc() & 0xFFF) == 0x100) {
+        // Started before and no switch to reset it: examine it as it is.
+        if (!options.eventlog) {
+          options.eventlog_missing_reason = "the chip was already started (" + dut->no_power_reason() +
+                                            "), so tpmlab did not measure this boot; give a log with --eventlog";
+        }
+      } else if (!started.ok()) {
+        return Unreachable(started);
+      } else if (Status s = MeasureBaseline(*dut, boot, options); !s.ok()) {
+        return Unreachable(s);
+      }
     }
   } else {
     EmulatedDutConfig config;

@@ -25,9 +25,10 @@ class BridgeTisTransport final : public Transport {
   // Opens the bridge; `again` after a power cut (wait for it to re-appear).
   using OpenBus = std::function<Result<std::unique_ptr<SpiBus>>(bool again)>;
 
-  static Result<std::unique_ptr<BridgeTisTransport>> Open(OpenBus open_bus, TisSpiConfig tis) {
+  /// `wait`: the power was just switched on, so the bridge may still be enumerating.
+  static Result<std::unique_ptr<BridgeTisTransport>> Open(OpenBus open_bus, TisSpiConfig tis, bool wait) {
     std::unique_ptr<BridgeTisTransport> t(new BridgeTisTransport(std::move(open_bus), tis));
-    TRY(t->Connect(false));
+    TRY(t->Connect(wait));
     return t;
   }
   ~BridgeTisTransport() override {
@@ -44,16 +45,26 @@ class BridgeTisTransport final : public Transport {
   Status Connect(bool again) {
     tis_.reset();
     bus_.reset();
-    TRY_ASSIGN(bus_, open_bus_(again));
+    auto bus = open_bus_(again);
+    if (!bus.ok()) return Remember(bus.status());
+    bus_ = std::move(*bus);
     auto tis = TisSpiTransport::Open(*bus_, tis_config_);
     if (!tis.ok()) {
-      return Status::Error(Layer::kTransport, bus_->info().description + ": " + tis.status().message());
+      return Remember(Status::Error(Layer::kTransport, bus_->info().description + ": " + tis.status().message()));
     }
     tis_ = std::move(*tis);
     tis_->set_command_timeout(command_timeout());
     return Status::Ok();
   }
-  Status Gone() const { return Status::Error(Layer::kTransport, "the SPI bridge is not connected (its power returned, but it did not)"); }
+  Status Remember(Status failure) {
+    connect_error_ = failure;
+    return failure;
+  }
+  // Every command after a failed reconnect says why it failed.
+  Status Gone() const {
+    return Status::Error(Layer::kTransport, "the TPM is not reachable since its power returned: " +
+                                                connect_error_.message());
+  }
 
   Status DoTransmit(ByteView command) override { return tis_ ? tis_->Transmit(command) : Gone(); }
   Result<Bytes> DoReceive(Duration timeout) override {
@@ -73,6 +84,7 @@ class BridgeTisTransport final : public Transport {
   TisSpiConfig tis_config_;
   std::unique_ptr<SpiBus> bus_;
   std::unique_ptr<TisSpiTransport> tis_;
+  Status connect_error_;
 };
 
 std::string RegexEscape(const std::string& s) {
@@ -86,22 +98,6 @@ std::string RegexEscape(const std::string& s) {
 }
 
 std::string BenchLabel(const Bench& bench) { return "bench '" + bench.name + "' (" + bench.file + ")"; }
-
-// An lcus board on a CH340 is a tty: /sys/bus/usb/devices/<path>:1.0/ttyUSBn.
-Result<std::string> SerialTtyOf(UsbContext& usb, const UsbMatch& match, const fs::path& sysfs) {
-  TRY_ASSIGN(std::vector<UsbDeviceInfo> devices, usb.Enumerate());
-  for (const auto& d : devices) {
-    if (!match.Matches(d)) continue;
-    std::error_code ec;
-    const fs::path interface = sysfs / (d.Path() + ":1.0");
-    for (const auto& entry : fs::directory_iterator(interface, ec)) {
-      const std::string name = entry.path().filename().string();
-      if (name.rfind("ttyUSB", 0) == 0) return "/dev/" + name;
-    }
-    return Status::Error(Layer::kTransport, "lcus relay " + d.Describe() + " has no ttyUSB (is the ch341 driver loaded?)");
-  }
-  return Status::Error(Layer::kTransport, "no USB device " + match.Describe() + " (the lcus relay)");
-}
 
 Result<std::unique_ptr<PowerControl>> OpenPower(const Bench& bench, const BenchHardware& hw, Clock& clock,
                                                 std::vector<std::string>& warnings) {
@@ -128,8 +124,8 @@ Result<std::unique_ptr<PowerControl>> OpenPower(const Bench& bench, const BenchH
       c.match = match;
       c.channel = static_cast<int>(p.channel);
       c.sequence = sequence;
-      if (p.usb->vid == 0x1A86) {
-        TRY_ASSIGN(std::string tty, SerialTtyOf(*usb, match, hw.sysfs_usb_devices));
+      if (p.usb->vid == lcus::kSerialVendorId) {  // a CH340: the board is a tty
+        TRY_ASSIGN(std::string tty, FindUsbSerialTty(*usb, match, hw.sysfs_usb_devices.string()));
         TRY_ASSIGN(auto port, OpenSerialPort(tty));
         TRY_ASSIGN(auto relay, LcusRelayPower::OpenSerial(std::move(port), c));
         return std::unique_ptr<PowerControl>(std::move(relay));
@@ -182,15 +178,12 @@ BridgeTisTransport::OpenBus OpenBusFor(const Bench& bench, UsbContext& usb, Cloc
     };
   }
   Tpm2GoSpiConfig c;
-  c.serial_pattern = UsbMatchFor(*d.usb).serial_pattern;
   c.cs_gpio = d.cs_gpio;
-  return [&usb, &clock, c, wait](bool again) -> Result<std::unique_ptr<SpiBus>> {
-    if (!again) {
-      TRY_ASSIGN(auto bus, Tpm2GoSpiBus::Open(usb, c));
-      return std::unique_ptr<SpiBus>(std::move(bus));
-    }
-    TRY_ASSIGN(auto device, usb.WaitAndOpen(Tpm2GoSpiBus::Match(c), wait, clock));
-    TRY_ASSIGN(auto bus, Tpm2GoSpiBus::Open(std::move(device), c));
+  const UsbMatch match = UsbMatchFor(*d.usb);  // the bench's VID:PID and serial pattern
+  return [&usb, &clock, c, match, wait](bool again) -> Result<std::unique_ptr<SpiBus>> {
+    auto device = again ? usb.WaitAndOpen(match, wait, clock) : usb.Open(match);
+    if (!device.ok()) return device.status();
+    TRY_ASSIGN(auto bus, Tpm2GoSpiBus::Open(std::move(*device), c));
     return std::unique_ptr<SpiBus>(std::move(bus));
   };
 }
@@ -202,7 +195,8 @@ UsbMatch UsbMatchFor(const UsbSelector& selector) {
   m.vendor_id = selector.vid;
   if (selector.pid) m.product_ids = {selector.pid};
   if (!selector.serial.empty()) {
-    m.serial_pattern = ".*" + (selector.serial_is_pattern ? "(?:" + selector.serial + ")" : RegexEscape(selector.serial)) + ".*";
+    const std::string serial = selector.serial_is_pattern ? "(?:" + selector.serial + ")" : RegexEscape(selector.serial);
+    m.serial_pattern = ".*" + serial + ".*";
   }
   return m;
 }
@@ -220,10 +214,8 @@ Result<std::unique_ptr<Dut>> OpenBenchDut(const Bench& bench, const BenchDutOpti
   config.fault_seed = options.fault_seed;
 
   // libusb only when the bench has a USB part; it outlives the DUT's parts.
-  const bool needs_usb = bench.dut.usb || bench.power.kind == PowerKind::kUsbRelay ||
-                         bench.power.kind == PowerKind::kUsbHubPort;
   std::shared_ptr<UsbContext> owned_usb;
-  if (needs_usb && !hw.usb) {
+  if (bench.uses_usb() && !hw.usb) {
     auto opened = OpenLibusbContext();
     if (!opened.ok()) return Status::Error(Layer::kTransport, BenchLabel(bench) + ": " + opened.status().message());
     owned_usb = std::move(*opened);
@@ -255,14 +247,17 @@ Result<std::unique_ptr<Dut>> OpenBenchDut(const Bench& bench, const BenchDutOpti
     return Dut::OpenHardware(std::move(config));
   }
 
-  // A TPM on a USB-SPI bridge: powered first, so the TIS probe finds it.
-  if (config.power) {
+  // A TPM on a USB-SPI bridge: powered first, so the TIS probe finds it (an
+  // operator is not asked: the boot's power cycle will ask them).
+  const bool switched_on = config.power && bench.power.kind != PowerKind::kManual;
+  if (switched_on) {
     Status on = config.power->On();
     if (!on.ok()) return Status::Error(on.layer(), BenchLabel(bench) + ": power on: " + on.message());
   }
   TisSpiConfig tis;
   tis.clock = &clock;
-  auto bridge = BridgeTisTransport::Open(OpenBusFor(bench, *hw.usb, clock, hw.reenumerate_timeout), tis);
+  auto bridge =
+      BridgeTisTransport::Open(OpenBusFor(bench, *hw.usb, clock, hw.reenumerate_timeout), tis, switched_on);
   if (!bridge.ok()) return Status::Error(bridge.status().layer(), BenchLabel(bench) + ": " + bridge.status().message());
   BridgeTisTransport* raw = bridge->get();
   DutBusInfo info;

@@ -241,7 +241,9 @@ Status Dut::PowerCycle(PowerCycleKind kind, const BootOptions& boot) {
     case PowerCycleKind::kHardLoss:
       break;  // no Shutdown: that is what makes them unorderly
   }
-  TRY(power_->Cycle(kind == PowerCycleKind::kHardLoss ? PowerCut::kHard : PowerCut::kSoft));
+  // A hard loss kills the emulator; to a real chip's rail, every loss is the
+  // same cut (and kHard would ask an operator to switch off the host, too).
+  TRY(power_->Cycle(kind == PowerCycleKind::kHardLoss && swtpm_ ? PowerCut::kHard : PowerCut::kSoft));
   return Startup(boot, StartupAfter(kind));
 }
 

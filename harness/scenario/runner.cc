@@ -729,9 +729,9 @@ class Run {
       TRY(firmware_->Measure(dut_.tpm(), banks_, e.pcr, e.event_type, e.data, e.logged));
     } else {
       if (e.logged) {
+        const std::string source = options_.bench ? BootLogSourceName(options_.bench->boot_log.source) : "nowhere";
         return Status::Error(Layer::kScenario, "event: tpmlab keeps no event log here (no firmware model, or the "
-                                               "bench's log comes from " + std::string(options_.bench ? BootLogSourceName(options_.bench->boot_log.source) : "nowhere") +
-                                               "), so there is none to append to");
+                                               "bench's log comes from " + source + "), so there is none to append to");
       }
       std::map<HashAlg, Bytes> digests;
       const ByteView bytes(reinterpret_cast<const uint8_t*>(e.data.data()), e.data.size());

@@ -22,6 +22,9 @@ void RegisterBench(py::module_& m) {
   m.def("load_bench",
         [](const std::string& file) { return BenchSummaryJson(Unwrap(LoadBench(file))); },
         py::arg("file"), "Loads a bench file; returns what it says as JSON (ScenarioError at file:line:col)");
+  m.def("load_bench_text",
+        [](const std::string& text, const std::string& name) { return BenchSummaryJson(Unwrap(ParseBench(text, name))); },
+        py::arg("text"), py::arg("name"), "Parses bench text; returns what it says as JSON");
   m.def("check_bench",
         [](const std::string& file) {
           const Bench bench = Unwrap(LoadBench(file));

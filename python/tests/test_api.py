@@ -86,7 +86,9 @@ def test_run_scenario_file_and_python_scenario_share_a_store(source_dir, tmp_pat
 
 
 def test_bench_emulated_opens_a_dut():
-    with tpmlab.Bench("emulated").open(firmware=None) as dut:
+    bench = tpmlab.Bench()
+    assert bench.emulated and all(bench.allow.values()) and "clear" in bench.allow
+    with bench.open(firmware=None) as dut:
         assert dut.boot().passed
 
 

@@ -260,8 +260,8 @@ class Bench:
         self.options = options
         if str(source) == "emulated":
             self.file: Optional[str] = None
-            self.summary: Dict[str, Any] = {"name": "emulated", "emulated": True, "dut": {"transport": "emulated"},
-                                            "power": {"kind": "emulated"}, "allow": {}}
+            every = json.loads(_core.load_bench_text("name: emulated\ndut: {transport: emulated}\n", "emulated"))
+            self.summary: Dict[str, Any] = every
         else:
             self.file = str(Path(source).resolve())
             self.summary = json.loads(_core.load_bench(self.file))

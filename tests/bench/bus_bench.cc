@@ -32,7 +32,7 @@
 #include "drivers/tis_simulator.h"
 #include "drivers/tis_spi.h"
 #include "harness/tpm.h"
-#include "../support/usb_simulators.h"
+#include "usb_simulators.h"
 
 using namespace tpmlab;
 namespace fs = std::filesystem;

@@ -81,7 +81,7 @@ Ran RunWith(const Scenario& scenario, const fs::path& out, RunOptions o) {
 // The module on the bridge: a swtpm behind a simulated SPI TPM, behind an
 // FT232H on port 2 of hub 1-1, whose port power is the module's.
 struct BridgedModule {
-  BridgedModule() {
+  explicit BridgedModule(TisSimulator::Options chip = WaitingChip()) {
     root = MakeTempDir("bridge");
     SwtpmConfig config;
     config.state_dir = root / "chip";
@@ -91,10 +91,6 @@ struct BridgedModule {
     transport = std::make_unique<SwtpmTransport>(*swtpm);
     transport->set_command_timeout(std::chrono::milliseconds(20000));
     power = std::make_unique<SwtpmPower>(*swtpm);
-    TisSimulator::Options chip;
-    chip.wait_states_min = 0;
-    chip.wait_states_max = 2;
-    chip.burst_count = 32;
     sim = std::make_unique<TisSimulator>(*transport, chip);
 
     UsbDeviceInfo hub_info;
@@ -123,6 +119,14 @@ struct BridgedModule {
         usb.Unplug(bridge, 1);  // back one enumeration after the power returns
       }
     });
+  }
+  // A chip that inserts 0..2 wait states per frame and offers 32-byte bursts.
+  static TisSimulator::Options WaitingChip() {
+    TisSimulator::Options chip;
+    chip.wait_states_min = 0;
+    chip.wait_states_max = 2;
+    chip.burst_count = 32;
+    return chip;
   }
   ~BridgedModule() {
     swtpm.reset();
@@ -217,8 +221,7 @@ allow: {clear: true}
 // through relay 1 of a dcttech board: the bridge stays on the bus while the
 // TPM loses power. attest.yaml and power cycles run; the relay switched.
 BOOST_AUTO_TEST_CASE(a_tpm2go_behind_a_relay_attests_and_power_cycles) {
-  BridgedModule module;
-  module.sim = std::make_unique<TisSimulator>(*module.transport, TisSimulator::Options{});
+  BridgedModule module(TisSimulator::Options{});  // no wait states: the stick cannot hold CS
   UsbDeviceInfo stick;
   stick.vendor_id = 0x365D;
   stick.product_id = 0x1337;

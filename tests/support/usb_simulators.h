@@ -4,6 +4,7 @@
 // and a dcttech HID relay board.
 #pragma once
 
+#include <algorithm>
 #include <array>
 #include <functional>
 #include <memory>
@@ -42,6 +43,13 @@ class MpsseToSimulator {
     const Bytes& d = t.data;
     for (size_t i = 0; i < d.size();) {
       const uint8_t op = d[i++];
+      // A command cut short is the driver's bug: answer as the chip would to
+      // an opcode it cannot parse.
+      if ((op == 0x80 || op == 0x86 || op == 0x31 || op == 0x11 || op == 0x20) && i + 2 > d.size()) {
+        pending_.push_back(ftdi::kBadCommandReply);
+        pending_.push_back(op);
+        break;
+      }
       auto length = [&] {
         size_t n = size_t{d[i]} + (size_t{d[i + 1]} << 8) + 1;
         i += 2;
@@ -58,6 +66,7 @@ class MpsseToSimulator {
         }
         case 0x31: case 0x11: {
           const size_t n = length();
+          if (i + n > d.size()) return Status::Error(Layer::kTransport, "MPSSE write longer than its bulk transfer");
           Bytes miso(n);
           TRY(sim_.Transfer(ByteView(d).subspan(i, n), op == 0x31 ? MutableByteView(miso) : MutableByteView()));
           if (op == 0x31) pending_.insert(pending_.end(), miso.begin(), miso.end());
@@ -92,11 +101,12 @@ class MpsseToSimulator {
 class SimulatedHub {
  public:
   using OnPower = std::function<void(int port, bool on)>;
-  SimulatedHub(FakeUsbDevice& device, uint8_t ports, OnPower on_power) : ports_(ports), on_power_(std::move(on_power)) {
+  SimulatedHub(FakeUsbDevice& device, uint8_t ports, OnPower on_power)
+      : ports_(std::min<uint8_t>(ports, 15)), on_power_(std::move(on_power)) {
     powered_.fill(true);
     device.SetResponder([this](const UsbTransfer& t) { return Answer(t); });
   }
-  bool powered(int port) const { return powered_.at(static_cast<size_t>(port)); }
+  bool powered(int port) const { return powered_.at(static_cast<size_t>(port)); }  // ports 1..15
   int switches() const { return switches_; }
 
  private:
@@ -114,6 +124,7 @@ class SimulatedHub {
       }
     }
     if (t.kind == Kind::kControlIn && t.request_type == 0xA3 && t.request == 0x00) {
+      if (t.index < 1 || t.index > ports_) return Status::Error(Layer::kTransport, "hub: no such port (stall)");
       const uint16_t status = powered_[t.index] ? 0x0101 : 0x0000;
       return Bytes{static_cast<uint8_t>(status), static_cast<uint8_t>(status >> 8), 0, 0};
     }

@@ -167,6 +167,18 @@ BOOST_AUTO_TEST_CASE(safety_refuses_destructive_operations_on_real_chips) {
   BOOST_TEST(CheckAllowed(emu, Operation::kFirmwareInstall).ok());
   Bench sim = Parse("name: s\ndut: {transport: tis-spi-sim}\n");
   BOOST_TEST(CheckAllowed(sim, Operation::kChangeEps).ok());
+
+  // The clock, hierarchies and (on this machine's own TPM) PCR extends.
+  Bench host = Parse("name: h\ndut: {transport: device}\nallow: {clock: true}\n");
+  BOOST_TEST(CheckAllowed(host, Operation::kClockSet).ok());
+  BOOST_TEST(Contains(CheckAllowed(host, Operation::kHierarchy).message(), "set allow.hierarchy: true"));
+  BOOST_TEST(Contains(CheckAllowed(host, Operation::kExtend).message(), "attestation fails until it reboots"));
+  // A chip tpmlab boots forgets its PCRs at the next power cycle: extends are fine.
+  Bench module = Parse("name: m\ndut: {transport: tis-spi-ftdi}\n");
+  BOOST_TEST(CheckAllowed(module, Operation::kExtend).ok());
+  BOOST_TEST(!CheckAllowed(module, Operation::kClockSet).ok());
+  const Bench plain = Parse("name: p\ndut: {transport: emulated}\n");
+  for (Operation op : kAllOperations) BOOST_TEST(plain.allow.Get(op), OperationKey(op));
 }
 
 BOOST_AUTO_TEST_CASE(probing_says_what_is_missing) {

@@ -231,6 +231,36 @@ BOOST_AUTO_TEST_CASE(lcus_serial_writes_frames_to_the_tty) {
   BOOST_TEST(OpenSerialPort(slave, 1234).status().layer() == Layer::kScenario);
 }
 
+// A CH340 is a common chip: the lcus board's tty is found only when exactly
+// one device matches, never the first of several.
+BOOST_AUTO_TEST_CASE(lcus_tty_is_found_for_exactly_one_matching_ch340) {
+  FakeUsbContext usb;
+  UsbDeviceInfo board;
+  board.vendor_id = 0x1A86;
+  board.product_id = 0x7523;
+  board.bus = 3;
+  board.port_path = {2};
+  usb.Add(board);
+  const std::string sysfs = (std::filesystem::temp_directory_path() / "tpmlab-sysfs-test").string();
+  std::filesystem::remove_all(sysfs);
+  std::filesystem::create_directories(sysfs + "/3-2:1.0/ttyUSB4");
+  const UsbMatch ch340{0x1A86, {0x7523}, "", ""};
+  auto tty = FindUsbSerialTty(usb, ch340, sysfs);
+  BOOST_TEST(tty.ok(), tty.status().ToString());
+  if (tty.ok()) BOOST_TEST(*tty == "/dev/ttyUSB4");
+
+  UsbDeviceInfo arduino = board;
+  arduino.port_path = {5};
+  usb.Add(arduino);
+  auto two = FindUsbSerialTty(usb, ch340, sysfs);
+  BOOST_TEST(!two.ok());
+  BOOST_TEST(two.status().message().find("2 USB-serial devices match") != std::string::npos, two.status().message());
+  BOOST_TEST(two.status().message().find("3-5") != std::string::npos, two.status().message());
+  auto by_path = FindUsbSerialTty(usb, UsbMatch{0x1A86, {0x7523}, "", "3-5"}, sysfs);
+  BOOST_TEST(by_path.status().message().find("has no ttyUSB") != std::string::npos, by_path.status().message());
+  std::filesystem::remove_all(sysfs);
+}
+
 // --- hub port power -------------------------------------------------------
 
 // A hub: a descriptor with `characteristics`, and per-port power bits that

@@ -92,8 +92,13 @@ class HidRelayPower final : public SequencedPower {
   std::unique_ptr<ClaimedInterface> claim_;  // released before device_ closes
 };
 
+namespace lcus {
+inline constexpr uint16_t kUsbVendorId = 0x5131;     // boards with their own USB interface
+inline constexpr uint16_t kSerialVendorId = 0x1A86;  // boards behind a CH340 (1a86:7523): a tty
+}  // namespace lcus
+
 struct LcusRelayConfig {
-  UsbMatch match{0x5131, {}, "", ""};
+  UsbMatch match{lcus::kUsbVendorId, {}, "", ""};
   int channel = 1;
   bool inverted = false;
   int interface = 0;

@@ -43,11 +43,12 @@ struct BootOptions {
   std::optional<Bytes> hcrtm_data;   // measured by an H-CRTM before Startup
 };
 
-// How the harness reaches the TPM.
+// How the harness reaches the TPM. (Named when only emulators existed; a
+// real chip's bus is kHardware, described in DutBusInfo::description.)
 enum class EmulatedBus {
-  kSocket,  // swtpm's command socket
-  kTisSpi,  // TIS (PTP FIFO) over a simulated SPI TPM in front of swtpm
-  kHardware,  // a real chip: see DutBusInfo::description
+  kSocket,    // swtpm's command socket
+  kTisSpi,    // TIS (PTP FIFO) over a simulated SPI TPM in front of swtpm
+  kHardware,  // a real chip: /dev/tpmrm0, or TIS over a USB-SPI bridge
 };
 const char* EmulatedBusName(EmulatedBus bus);  // "socket", "tis-spi"
 std::optional<EmulatedBus> EmulatedBusFromName(std::string_view name);
