@@ -77,6 +77,11 @@ int Run(RunArgs a) {
       return kExitUsage;
     }
     options.bench = std::move(*bench);
+    if (!options.bench->emulated() && (a.keep_state || a.unix_sockets)) {
+      std::cerr << "tpmlab: --keep-state and --unix-sockets apply to an emulated DUT, not bench "
+                << options.bench->name << " (" << DutTransportName(options.bench->dut.transport) << ")\n";
+      return kExitUsage;
+    }
   }
   if (a.out_dir.empty()) a.out_dir = DefaultOutDir(scenario->name);
   if (a.db.empty()) a.db = (fs::path(a.out_dir) / "tpmlab.db").string();

@@ -141,6 +141,16 @@ Result<std::unique_ptr<PowerControl>> OpenPower(const Bench& bench, const BenchH
       c.sequence = sequence;
       TRY_ASSIGN(auto hub, HubPortPower::Open(*usb, c));
       warnings.insert(warnings.end(), hub->warnings().begin(), hub->warnings().end());
+      // A USB3 hub is two hubs; only the half at `hub` is switched, and the
+      // other may keep VBUS on (uhubctl switches both).
+      if (auto devices = usb->Enumerate(); devices.ok()) {
+        for (const auto& d : *devices) {
+          if (d.Path() == p.hub && d.bcd_usb >= 0x0300) {
+            warnings.push_back("hub " + p.hub + " is a USB3 hub: its USB2 companion is not switched, so the port "
+                               "may keep power; check with a load");
+          }
+        }
+      }
       return std::unique_ptr<PowerControl>(std::move(hub));
     }
     case PowerKind::kCommand: {
