@@ -14,6 +14,7 @@
 #include "drivers/tis_simulator.h"
 #include "drivers/tis_spi.h"
 #include "tis_over_bus.h"
+#include "usb_simulators.h"
 #include "drivers/tpm2go_spi.h"
 
 namespace tpmlab {
@@ -175,20 +176,6 @@ BOOST_FIXTURE_TEST_CASE(without_a_cs_gpio_each_transfer_frames_itself, Fixture) 
 // engine sends header and data of a register frame in one transfer: a TPM
 // command goes through when the TPM inserts no wait state, and one it does
 // insert fails the frame with the reason instead of garbling it.
-void ForwardFramesToSimulator(FakeUsbDevice& device, TisSimulator& sim) {
-  auto miso = std::make_shared<Bytes>();
-  device.SetResponder([&sim, miso](const UsbTransfer& t) -> Result<Bytes> {
-    if (t.kind == Kind::kBulkOut) {
-      miso->assign(t.data.size(), 0);
-      TRY(sim.Select());
-      TRY(sim.Transfer(t.data, *miso));
-      TRY(sim.Deselect());
-    }
-    if (t.kind == Kind::kBulkIn) return std::exchange(*miso, {});
-    return Bytes{};
-  });
-}
-
 BOOST_FIXTURE_TEST_CASE(without_a_cs_gpio_whole_frames_carry_a_tpm_command, Fixture) {
   FakeTransport tpm;
   testing::AnswerReversed(tpm);
@@ -196,7 +183,7 @@ BOOST_FIXTURE_TEST_CASE(without_a_cs_gpio_whole_frames_carry_a_tpm_command, Fixt
   options.burst_count = 32;
   TisSimulator sim(tpm, options);
   Open(std::nullopt);
-  ForwardFramesToSimulator(*device, sim);
+  device->SetResponder(testing::Tpm2GoFramesToSimulator(sim));
   FakeClock clock;
   TisSpiConfig config;
   config.clock = &clock;
@@ -217,7 +204,7 @@ BOOST_FIXTURE_TEST_CASE(without_a_cs_gpio_whole_frames_carry_a_tpm_command, Fixt
   slow.wait_states_min = 1;
   slow.wait_states_max = 1;
   TisSimulator stalling(tpm, slow);
-  ForwardFramesToSimulator(*device, stalling);
+  device->SetResponder(testing::Tpm2GoFramesToSimulator(stalling));
   (*tis)->ChipReset();
   auto refused = (*tis)->Exchange(command);
   BOOST_TEST(!refused.ok());
