@@ -216,7 +216,8 @@ def emulated(firmware: Optional[str] = "baseline", banks: Optional[Sequence[str]
     or a path, or ``None`` for a bare platform. On exit the run is finished
     (run.json, junit.xml), swtpm is stopped, and the temporary folder removed
     unless ``out_dir`` was given. ``database`` collects the rows elsewhere
-    (the same SQLite store the command line writes)::
+    (the same SQLite store the command line writes). ``bench`` (a
+    :class:`Bench`; prefer ``bench.open()``) puts the DUT on that bench's chip::
 
         with tpmlab.emulated() as dut:
             dut.boot()
