@@ -77,7 +77,9 @@ Result<Snapshot> TakeSnapshot(Tpm& tpm, const SnapshotOptions& options) {
   };
   const int64_t quote_sent = wall_ms();
   TRY_ASSIGN(s.quote, tpm.Quote(s.ak, s.quote_bank, s.quote_pcrs, s.nonce));
-  s.taken_at_ms = (quote_sent + wall_ms()) / 2;
+  const int64_t quote_back = wall_ms();
+  s.taken_at_ms = (quote_sent + quote_back) / 2;
+  s.quote_round_trip_ms = quote_back - quote_sent;
   s.quote_check = VerifyQuote(s.quote, s.ak.public_der, s.nonce, s.pcrs);
   return s;
 }

@@ -200,7 +200,8 @@ DoctorItem Clock(Tpm& tpm) {
                "The TPM lost power without TPM2_Shutdown since it last saved its clock (a power loss or "
                "a crash), so it cannot promise its clock never went back; verifiers flag CLOCK_NOT_SAFE. "
                "Make the platform shut down orderly; safe returns when the TPM next writes its clock to NV "
-               "(libtpms: every ~70 minutes of uptime, or a TPM2_ClockSet forward past that boundary).");
+               "(libtpms: each time the clock passes a multiple of 4.096 s; chips choose their own, often much "
+               "longer, interval), or after a TPM2_ClockSet forward.");
   }
   return Ok(item, found);
 }

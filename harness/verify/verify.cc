@@ -262,7 +262,10 @@ class Judge {
     if (same_session && c.clock_ms >= p.clock_ms) {
       const int64_t wall = now_.taken_at_ms - previous_->taken_at_ms;
       const int64_t tpm = static_cast<int64_t>(c.clock_ms) - static_cast<int64_t>(p.clock_ms);
-      const double allowed = static_cast<double>(options_.clock_skew_slack.count()) +
+      // Each quote's wall time is the middle of its round trip, so a slow
+      // Quote (a loaded host) widens what counts as agreement.
+      const int64_t uncertainty = (now_.quote_round_trip_ms + previous_->quote_round_trip_ms) / 2;
+      const double allowed = static_cast<double>(options_.clock_skew_slack.count() + uncertainty) +
                              options_.clock_skew_ratio * static_cast<double>(std::llabs(wall));
       if (static_cast<double>(std::llabs(tpm - wall)) > allowed) {
         evidence["detail"] = "TPM clock advanced " + std::to_string(tpm) + " ms while wall time advanced " +

@@ -41,7 +41,11 @@ for s in steps[2:]:
     else:
         assert b["reset_count"] == a["reset_count"] + 1 and b["restart_count"] == 0, s["kind"]
     if s["kind"] in ("power-loss", "hard-loss"):
-        assert b["safe"] is False
+        # NO, unless the clock was saved to NV since the Startup (every 4096 ms
+        # in libtpms); the runner's own "safe" check judges which.
+        safe = [c for c in s["checks"] if c["name"] == "safe"]
+        assert len(safe) == 1 and safe[0]["passed"], safe
+        assert b["safe"] is False or "passed an NV save" in safe[0]["detail"], safe
     assert snap["quote"]["verified"] is True
     assert snap["ek_name"] == prev["ek_name"]
     assert set(snap["pcrs"]) == {"sha1", "sha256"} and len(snap["pcrs"]["sha256"]) == 24

@@ -118,6 +118,16 @@ BOOST_AUTO_TEST_CASE(reset_count_not_incremented_fails) {
   }
 }
 
+// After a loss, safe = YES is right only when the clock crossed an NV save
+// (every 4096 ms in libtpms) between the Startup and the quote.
+BOOST_AUTO_TEST_CASE(safe_after_a_loss_needs_a_clock_save_since_startup) {
+  const ClockInfo yes = ClockAt(8200, 6, 0, true);
+  BOOST_TEST(Passed(CheckCounters(PowerCycleKind::kPowerLoss, kBefore, yes, 8000), "safe"));
+  BOOST_TEST(!Passed(CheckCounters(PowerCycleKind::kPowerLoss, kBefore, yes, 8193), "safe"));
+  BOOST_TEST(!Passed(CheckCounters(PowerCycleKind::kPowerLoss, kBefore, yes), "safe"));
+  BOOST_TEST(Passed(CheckCounters(PowerCycleKind::kHardLoss, kBefore, ClockAt(8200, 6, 0, false), 8000), "safe"));
+}
+
 BOOST_AUTO_TEST_CASE(restart_counted_as_a_reset_fails) {
   // A Restart that the TPM treated as a Reset (resetCount up, restartCount 0).
   for (PowerCycleKind kind : {PowerCycleKind::kRestart, PowerCycleKind::kResume}) {

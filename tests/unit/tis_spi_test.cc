@@ -307,7 +307,10 @@ BOOST_FIXTURE_TEST_CASE(random_transfer_errors_never_give_a_wrong_response, Fixt
       BOOST_TEST((*r == Echo(command)));
     }
   }
-  BOOST_TEST(ok > 50);
+  // How many succeed depends on how often the engine polls, which follows
+  // real time in the simulator (a loaded host polls more, so more transfers
+  // draw an error); that none is ever wrong does not.
+  BOOST_TEST(ok > 20);
   BOOST_TEST(sim.injected_errors() > 10u);
   sim.set_transfer_error_rate(0);
   ExchangeOk(*t, 100);

@@ -241,8 +241,9 @@ BOOST_AUTO_TEST_CASE(lcus_tty_is_found_for_exactly_one_matching_ch340) {
   board.bus = 3;
   board.port_path = {2};
   usb.Add(board);
-  const std::string sysfs = (std::filesystem::temp_directory_path() / "tpmlab-sysfs-test").string();
-  std::filesystem::remove_all(sysfs);
+  std::string dir = (std::filesystem::temp_directory_path() / "tpmlab-sysfs-XXXXXX").string();
+  BOOST_REQUIRE(::mkdtemp(dir.data()) != nullptr);
+  const std::string sysfs = dir;
   std::filesystem::create_directories(sysfs + "/3-2:1.0/ttyUSB4");
   const UsbMatch ch340{0x1A86, {0x7523}, "", ""};
   auto tty = FindUsbSerialTty(usb, ch340, sysfs);

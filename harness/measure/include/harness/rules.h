@@ -2,6 +2,7 @@
 // counters, the safe flag, the clock, PCR reset or retention, and identity.
 #pragma once
 
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -22,8 +23,16 @@ struct BeforeCycle {
   PcrValues pcrs;
 };
 
+// libtpms saves Clock to NV each time it crosses a multiple of 2^12 ms
+// (NV_CLOCK_UPDATE_INTERVAL 12); that save sets safe again. Chips choose
+// their own interval, usually far longer.
+inline constexpr uint64_t kClockSaveIntervalMs = 4096;
+
 /// Counters, safe and clock after `kind`, compared with before it.
-std::vector<Check> CheckCounters(PowerCycleKind kind, const ClockInfo& before, const ClockInfo& after);
+/// `clock_at_startup_ms`, read right after the Startup, lets a quote say
+/// safe = YES after a power loss when the clock crossed a save since then.
+std::vector<Check> CheckCounters(PowerCycleKind kind, const ClockInfo& before, const ClockInfo& after,
+                                 std::optional<uint64_t> clock_at_startup_ms = std::nullopt);
 
 /// PCRs right after Startup and before any measurement: reset to their
 /// initial values (PCR0 per locality or H-CRTM) after Startup(CLEAR); after

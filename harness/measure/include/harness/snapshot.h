@@ -17,6 +17,7 @@ namespace tpmlab {
 struct Snapshot {
   std::string taken_at;  // UTC, ISO 8601
   int64_t taken_at_ms = 0;  // the same instant, ms since the Unix epoch (wall time)
+  int64_t quote_round_trip_ms = 0;  // how long the Quote took: taken_at_ms is uncertain by half of it
   std::vector<HashAlg> banks;
   PcrValues pcrs;
   HashAlg quote_bank = HashAlg::kSha256;
