@@ -31,6 +31,7 @@
 #include "harness/scenario_yaml.h"
 #include "platform.h"
 #include "usb_simulators.h"
+#include "usb_transcript.h"
 
 namespace tpmlab::testing {
 namespace {
@@ -93,20 +94,10 @@ struct BridgedModule {
     power = std::make_unique<SwtpmPower>(*swtpm);
     sim = std::make_unique<TisSimulator>(*transport, chip);
 
-    UsbDeviceInfo hub_info;
-    hub_info.vendor_id = 0x05E3;
-    hub_info.product_id = 0x0608;
+    UsbDeviceInfo hub_info = UsbDeviceAt(0x05E3, 0x0608, 1, {1});
     hub_info.device_class = 9;
-    hub_info.bus = 1;
-    hub_info.port_path = {1};
     hub = usb.Add(hub_info);
-    UsbDeviceInfo bridge_info;
-    bridge_info.vendor_id = 0x0403;
-    bridge_info.product_id = 0x6014;
-    bridge_info.serial = "FT6XYZ01";
-    bridge_info.bus = 1;
-    bridge_info.port_path = {1, 2};
-    bridge = usb.Add(bridge_info);
+    bridge = usb.Add(UsbDeviceAt(0x0403, 0x6014, 1, {1, 2}, "FT6XYZ01"));
     bridge->SetResponder(MpsseToSimulator(*sim));
     hub_model = std::make_unique<SimulatedHub>(*hub, 4, [this](int port, bool on) {
       if (port != 2) return;
@@ -226,20 +217,9 @@ allow: {clear: true}
 // TPM loses power. attest.yaml and power cycles run; the relay switched.
 BOOST_AUTO_TEST_CASE(a_tpm2go_behind_a_relay_attests_and_power_cycles) {
   BridgedModule module(TisSimulator::Options{});  // no wait states: the stick cannot hold CS
-  UsbDeviceInfo stick;
-  stick.vendor_id = 0x365D;
-  stick.product_id = 0x1337;
-  stick.serial = "LTT2GO-0042";
-  stick.bus = 2;
-  stick.port_path = {3};
-  auto tpm2go = module.usb.Add(stick);
+  auto tpm2go = module.usb.Add(UsbDeviceAt(0x365D, 0x1337, 2, {3}, "LTT2GO-0042"));
   tpm2go->SetResponder(Tpm2GoFramesToSimulator(*module.sim));
-  UsbDeviceInfo board;
-  board.vendor_id = 0x16C0;
-  board.product_id = 0x05DF;
-  board.bus = 2;
-  board.port_path = {4};
-  auto relay_device = module.usb.Add(board);
+  auto relay_device = module.usb.Add(UsbDeviceAt(0x16C0, 0x05DF, 2, {4}));
   SimulatedHidRelay relay(*relay_device, [&module](int channel, bool energised) {
     if (channel != 1) return;
     if (energised) {

@@ -20,11 +20,9 @@
 #include <string>
 
 #include "harness/attest.h"
+#include "layer_printing.h"
 
 namespace tpmlab {
-
-// Lets Boost.Test print a Layer when a comparison fails.
-std::ostream& operator<<(std::ostream& out, Layer layer) { return out << LayerName(layer); }
 
 namespace {
 

@@ -9,6 +9,7 @@
 
 #include "drivers/fake_transport.h"
 #include "drivers/fake_usb.h"
+#include "usb_transcript.h"
 #include "drivers/ftdi_spi.h"
 #include "drivers/tis_registers.h"
 #include "drivers/tis_simulator.h"
@@ -18,38 +19,17 @@
 
 namespace tpmlab {
 
-// Lets Boost.Test print a Layer when a comparison fails.
-std::ostream& operator<<(std::ostream& out, Layer layer) { return out << LayerName(layer); }
-
 namespace {
 
 using Kind = UsbTransfer::Kind;
-using Lines = std::vector<std::string>;
+using testing::Lines;
+using testing::Strings;
 
 UsbDeviceInfo Ft232h(std::string serial = "FT5XYZ", uint8_t port = 2) {
-  UsbDeviceInfo info;
-  info.vendor_id = 0x0403;
-  info.product_id = 0x6014;
-  info.bcd_usb = 0x0200;
-  info.serial = std::move(serial);
-  info.bus = 1;
-  info.port_path = {port};
-  return info;
+  return testing::UsbDeviceAt(0x0403, 0x6014, 1, {port}, std::move(serial));
 }
 
 Bytes Packet(const Bytes& data) { return testing::MpssePacket(data); }
-
-Lines Strings(const std::vector<UsbTransfer>& transfers) {
-  Lines out;
-  for (const UsbTransfer& t : transfers) out.push_back(t.ToString());
-  return out;
-}
-
-#define CHECK_LINES(actual, expected)                                                   \
-  do {                                                                                  \
-    Lines a_ = (actual), e_ = (expected);                                               \
-    BOOST_CHECK_EQUAL_COLLECTIONS(a_.begin(), a_.end(), e_.begin(), e_.end());          \
-  } while (0)
 
 struct Fixture {
   FakeUsbContext usb;

@@ -10,11 +10,11 @@
 #include <variant>
 
 #include "harness/scenario_yaml.h"
+#include "layer_printing.h"
 
 namespace tpmlab {
 
-// Lets Boost.Test print these when a comparison fails.
-std::ostream& operator<<(std::ostream& out, Layer layer) { return out << LayerName(layer); }
+// Lets Boost.Test print a PowerCycleKind when a comparison fails.
 std::ostream& operator<<(std::ostream& out, PowerCycleKind kind) {
   return out << PowerCycleKindName(kind);
 }

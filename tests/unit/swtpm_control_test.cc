@@ -19,6 +19,7 @@
 #include <thread>
 
 #include "drivers/swtpm_control.h"
+#include "layer_printing.h"
 
 namespace tpmlab {
 namespace {
@@ -148,9 +149,6 @@ int64_t Millis(Clock::duration d) {
 }
 
 }  // namespace
-
-// Lets Boost.Test print a Layer when a comparison fails.
-std::ostream& operator<<(std::ostream& out, Layer layer) { return out << LayerName(layer); }
 
 BOOST_FIXTURE_TEST_SUITE(swtpm_control, Fixture)
 

@@ -15,11 +15,11 @@
 #include "drivers/fake_transport.h"
 #include "harness/tpm.h"
 #include "tcti_adapter.h"
+#include "layer_printing.h"
 
 namespace tpmlab {
 
 // Lets Boost.Test print these when a comparison fails.
-std::ostream& operator<<(std::ostream& out, Layer layer) { return out << LayerName(layer); }
 std::ostream& operator<<(std::ostream& out, HashAlg alg) { return out << HashAlgName(alg); }
 
 namespace {

@@ -10,6 +10,7 @@
 
 #include "drivers/fake_transport.h"
 #include "drivers/fake_usb.h"
+#include "usb_transcript.h"
 #include "drivers/tis_registers.h"
 #include "drivers/tis_simulator.h"
 #include "drivers/tis_spi.h"
@@ -19,36 +20,15 @@
 
 namespace tpmlab {
 
-// Lets Boost.Test print a Layer when a comparison fails.
-std::ostream& operator<<(std::ostream& out, Layer layer) { return out << LayerName(layer); }
-
 namespace {
 
 using Kind = UsbTransfer::Kind;
-using Lines = std::vector<std::string>;
+using testing::Lines;
+using testing::Strings;
 
 UsbDeviceInfo Stick(std::string serial, uint8_t port = 4) {
-  UsbDeviceInfo info;
-  info.vendor_id = 0x365D;
-  info.product_id = 0x1337;
-  info.bcd_usb = 0x0200;
-  info.serial = std::move(serial);
-  info.bus = 3;
-  info.port_path = {1, port};
-  return info;
+  return testing::UsbDeviceAt(0x365D, 0x1337, 3, {1, port}, std::move(serial));
 }
-
-Lines Strings(const std::vector<UsbTransfer>& transfers) {
-  Lines out;
-  for (const UsbTransfer& t : transfers) out.push_back(t.ToString());
-  return out;
-}
-
-#define CHECK_LINES(actual, expected)                                          \
-  do {                                                                         \
-    Lines a_ = (actual), e_ = (expected);                                      \
-    BOOST_CHECK_EQUAL_COLLECTIONS(a_.begin(), a_.end(), e_.begin(), e_.end()); \
-  } while (0)
 
 // The stick answers bulk IN from a list of MISO chunks; everything else is OK.
 void ScriptMiso(FakeUsbDevice& device, std::vector<Bytes> chunks) {

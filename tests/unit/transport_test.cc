@@ -15,11 +15,9 @@
 #include "drivers/fake_transport.h"
 #include "drivers/trace.h"
 #include "drivers/transport.h"
+#include "layer_printing.h"
 
 namespace tpmlab {
-
-// Lets Boost.Test print a Layer when a comparison fails.
-std::ostream& operator<<(std::ostream& out, Layer layer) { return out << LayerName(layer); }
 
 namespace {
 

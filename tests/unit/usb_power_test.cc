@@ -17,40 +17,21 @@
 #include <sstream>
 
 #include "drivers/fake_usb.h"
+#include "usb_transcript.h"
 #include "drivers/operator_power.h"
 #include "drivers/usb_power.h"
 
 namespace tpmlab {
 
-// Lets Boost.Test print a Layer when a comparison fails.
-std::ostream& operator<<(std::ostream& out, Layer layer) { return out << LayerName(layer); }
-
 namespace {
 
 using Kind = UsbTransfer::Kind;
-using Lines = std::vector<std::string>;
+using testing::Lines;
+using testing::Strings;
 using std::chrono::milliseconds;
 
-Lines Strings(const std::vector<UsbTransfer>& transfers) {
-  Lines out;
-  for (const UsbTransfer& t : transfers) out.push_back(t.ToString());
-  return out;
-}
-
-#define CHECK_LINES(actual, expected)                                          \
-  do {                                                                         \
-    Lines a_ = (actual), e_ = (expected);                                      \
-    BOOST_CHECK_EQUAL_COLLECTIONS(a_.begin(), a_.end(), e_.begin(), e_.end()); \
-  } while (0)
-
 UsbDeviceInfo Info(uint16_t vid, uint16_t pid, std::vector<uint8_t> ports, uint16_t bcd = 0x0200) {
-  UsbDeviceInfo info;
-  info.vendor_id = vid;
-  info.product_id = pid;
-  info.bcd_usb = bcd;
-  info.bus = 1;
-  info.port_path = std::move(ports);
-  return info;
+  return testing::UsbDeviceAt(vid, pid, 1, std::move(ports), "", bcd);
 }
 
 // --- dcttech HID relay ----------------------------------------------------
@@ -235,11 +216,7 @@ BOOST_AUTO_TEST_CASE(lcus_serial_writes_frames_to_the_tty) {
 // one device matches, never the first of several.
 BOOST_AUTO_TEST_CASE(lcus_tty_is_found_for_exactly_one_matching_ch340) {
   FakeUsbContext usb;
-  UsbDeviceInfo board;
-  board.vendor_id = 0x1A86;
-  board.product_id = 0x7523;
-  board.bus = 3;
-  board.port_path = {2};
+  const UsbDeviceInfo board = testing::UsbDeviceAt(0x1A86, 0x7523, 3, {2});
   usb.Add(board);
   std::string dir = (std::filesystem::temp_directory_path() / "tpmlab-sysfs-XXXXXX").string();
   BOOST_REQUIRE(::mkdtemp(dir.data()) != nullptr);
