@@ -170,31 +170,33 @@ Result<std::unique_ptr<PowerControl>> OpenPower(const Bench& bench, const BenchH
   return Status::Error(Layer::kHarness, "unknown power kind");
 }
 
+// Opens the bench's bridge: found by the bench's VID:PID and serial, waited
+// for after a power cut, then set up as its kind of SPI bus.
 BridgeTisTransport::OpenBus OpenBusFor(const Bench& bench, UsbContext& usb, Clock& clock,
                                        std::chrono::milliseconds wait) {
+  using MakeBus = std::function<Result<std::unique_ptr<SpiBus>>(std::unique_ptr<UsbDevice>)>;
   const BenchDut& d = bench.dut;
+  MakeBus make;
   if (d.transport == DutTransportKind::kTisSpiFtdi) {
     FtdiSpiConfig c;
-    c.match = UsbMatchFor(*d.usb);
     if (d.spi_clock_hz) c.hz = d.spi_clock_hz;
-    return [&usb, &clock, c, wait](bool again) -> Result<std::unique_ptr<SpiBus>> {
-      if (!again) {
-        TRY_ASSIGN(auto bus, FtdiMpsseSpiBus::Open(usb, c));
-        return std::unique_ptr<SpiBus>(std::move(bus));
-      }
-      TRY_ASSIGN(auto device, usb.WaitAndOpen(c.match, wait, clock));
+    make = [c](std::unique_ptr<UsbDevice> device) -> Result<std::unique_ptr<SpiBus>> {
       TRY_ASSIGN(auto bus, FtdiMpsseSpiBus::Open(std::move(device), c));
       return std::unique_ptr<SpiBus>(std::move(bus));
     };
+  } else {
+    Tpm2GoSpiConfig c;
+    c.cs_gpio = d.cs_gpio;
+    make = [c](std::unique_ptr<UsbDevice> device) -> Result<std::unique_ptr<SpiBus>> {
+      TRY_ASSIGN(auto bus, Tpm2GoSpiBus::Open(std::move(device), c));
+      return std::unique_ptr<SpiBus>(std::move(bus));
+    };
   }
-  Tpm2GoSpiConfig c;
-  c.cs_gpio = d.cs_gpio;
-  const UsbMatch match = UsbMatchFor(*d.usb);  // the bench's VID:PID and serial pattern
-  return [&usb, &clock, c, match, wait](bool again) -> Result<std::unique_ptr<SpiBus>> {
+  const UsbMatch match = UsbMatchFor(*d.usb);
+  return [&usb, &clock, match, make, wait](bool again) -> Result<std::unique_ptr<SpiBus>> {
     auto device = again ? usb.WaitAndOpen(match, wait, clock) : usb.Open(match);
     if (!device.ok()) return device.status();
-    TRY_ASSIGN(auto bus, Tpm2GoSpiBus::Open(std::move(*device), c));
-    return std::unique_ptr<SpiBus>(std::move(bus));
+    return make(std::move(*device));
   };
 }
 
