@@ -201,11 +201,7 @@ int RunDoctorCommand(const DoctorArgs& a) {
     fs::create_directories(config.state_dir, ec);
     if (ec) return Usage("--state " + a.state + ": " + ec.message());
 
-    if (bench && bench->dut.transport == DutTransportKind::kTisSpiSim) {
-      config.bus = EmulatedBus::kTisSpi;
-      config.tis.wait_states = static_cast<int>(bench->dut.wait_states);
-      if (bench->dut.burst_count) config.tis.burst_count = static_cast<uint16_t>(bench->dut.burst_count);
-    }
+    if (bench) ApplyEmulatedBench(*bench, config);
     auto launched = Dut::LaunchEmulated(config);
     if (!launched.ok()) return Unreachable(launched.status());
     dut = std::move(*launched);

@@ -213,6 +213,13 @@ UsbMatch UsbMatchFor(const UsbSelector& selector) {
   return m;
 }
 
+void ApplyEmulatedBench(const Bench& bench, EmulatedDutConfig& config) {
+  if (bench.dut.transport != DutTransportKind::kTisSpiSim) return;
+  config.bus = EmulatedBus::kTisSpi;
+  config.tis.wait_states = static_cast<int>(bench.dut.wait_states);
+  if (bench.dut.burst_count) config.tis.burst_count = static_cast<uint16_t>(bench.dut.burst_count);
+}
+
 Result<std::unique_ptr<Dut>> OpenBenchDut(const Bench& bench, const BenchDutOptions& options, BenchHardware hw) {
   if (bench.emulated()) {
     return Status::Error(Layer::kScenario, BenchLabel(bench) + " is emulated: launch it with Dut::LaunchEmulated");

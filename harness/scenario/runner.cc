@@ -1182,11 +1182,7 @@ Status Session::LaunchEmulatedDut(State& st, uint64_t seed) {
   config.initial_state = options.initial_state;
   config.bus = scenario.platform.bus;
   config.tis = scenario.platform.tis;
-  if (options.bench && options.bench->dut.transport == DutTransportKind::kTisSpiSim) {
-    config.bus = EmulatedBus::kTisSpi;
-    config.tis.wait_states = static_cast<int>(options.bench->dut.wait_states);
-    if (options.bench->dut.burst_count) config.tis.burst_count = static_cast<uint16_t>(options.bench->dut.burst_count);
-  }
+  if (options.bench) ApplyEmulatedBench(*options.bench, config);
   config.tis.seed = seed;
   // A run starts from a newly manufactured chip (or the state it is given)
   // unless told to keep one.

@@ -48,6 +48,10 @@ struct BenchDutOptions {
 Result<std::unique_ptr<Dut>> OpenBenchDut(const Bench& bench, const BenchDutOptions& options,
                                           BenchHardware hardware = {});
 
+/// An emulated bench's shape on an emulated DUT's config: the simulated SPI
+/// TPM's bus, wait states and burstCount (nothing for `emulated`).
+void ApplyEmulatedBench(const Bench& bench, EmulatedDutConfig& config);
+
 /// The drivers' match for a bench's USB selector: the same devices
 /// UsbSelector::Matches accepts (serial a substring, or a TPM2Go's regex).
 UsbMatch UsbMatchFor(const UsbSelector& selector);
