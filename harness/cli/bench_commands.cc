@@ -4,6 +4,7 @@
 //
 // bench check exits 0 when every part is present, 1 when one is missing or
 // cannot be looked for yet, 2 when the file is malformed (file:line:column).
+// Each part is reported once, on stdout.
 #include <algorithm>
 #include <filesystem>
 #include <iostream>
@@ -37,19 +38,19 @@ int BenchCheck(const std::string& file) {
   std::cout << "bench " << bench->name << " (" << file << "): dut " << DutTransportName(bench->dut.transport)
             << ", power " << PowerKindName(bench->power.kind) << ", boot log "
             << BootLogSourceName(bench->boot_log.source) << "\n";
-  int missing = 0;
+  // Each part once, on stdout; stderr gets only the verdict of a failed check.
+  int missing = 0, parts = 0;
   for (const ProbeItem& item : ProbeBenchHere(*bench)) {
+    ++parts;
     std::cout << Tag(item.state) << " " << item.part << ": " << item.detail << "\n";
-    if (item.state != ProbeState::kPresent) {
-      ++missing;
-      std::cerr << "tpmlab bench check: " << file << ": " << item.part << ": " << item.detail << "\n";
-    }
+    if (item.state != ProbeState::kPresent) ++missing;
   }
   if (missing == 0) {
     std::cout << "every part is present\n";
     return kExitPassed;
   }
-  std::cout << missing << (missing == 1 ? " part" : " parts") << " missing or not checkable\n";
+  std::cerr << "tpmlab bench check: " << file << ": " << missing << " of " << parts
+            << (parts == 1 ? " part" : " parts") << " missing or not checkable (the [MISS] and [ ?? ] lines)\n";
   return kExitFailed;
 }
 

@@ -10,6 +10,7 @@
 #include <memory>
 
 #include "exit_codes.h"
+#include "harness/run_folder.h"
 #include "harness/runner.h"
 #include "harness/scenario_yaml.h"
 #include "commands.h"
@@ -87,7 +88,29 @@ int Run(RunArgs a) {
   if (a.db.empty()) a.db = (fs::path(a.out_dir) / "tpmlab.db").string();
   const std::string db = a.db;
 
-  options.out_dir = a.out_dir;
+  // Never over an earlier run: refuse, or with --keep-state continue its chip
+  // and write this run to a sub-folder (the database stays the folder's).
+  fs::path out_dir = a.out_dir;
+  const bool emulated = !options.bench || options.bench->emulated();
+  if (std::error_code ec; fs::exists(out_dir / "run.json", ec)) {
+    if (!a.keep_state || !emulated) {
+      std::cerr << "tpmlab: " << out_dir.string() << " already holds a run (" << (out_dir / "run.json").string()
+                << "); tpmlab does not overwrite it: choose another --out, remove that run, or add --keep-state "
+                   "to continue its chip into a new sub-folder\n";
+      return kExitUsage;
+    }
+    options.state_dir = out_dir / options.dut_name;
+    out_dir = NextRunFolder(out_dir);
+    std::cerr << "tpmlab: " << a.out_dir << " already holds a run; --keep-state continues its chip ("
+              << options.state_dir.string() << ") and writes this run to " << out_dir.string() << "\n";
+  }
+  if (a.keep_state && !HasChipState(options.state_dir.empty() ? out_dir / options.dut_name : options.state_dir)) {
+    std::cerr << "tpmlab: warning: --keep-state: no chip state in "
+              << (options.state_dir.empty() ? out_dir / options.dut_name : options.state_dir).string()
+              << ", so this run starts a newly manufactured chip\n";
+  }
+
+  options.out_dir = out_dir;
   options.database = db;
   options.seed = a.seed;
   options.keep_state = a.keep_state;
@@ -103,6 +126,10 @@ int Run(RunArgs a) {
   auto result = RunScenario(*scenario, options);
   if (!result.ok()) {
     std::cerr << "tpmlab: " << result.status().ToString() << "\n";
+    // A run that could not start still leaves run.json and junit.xml.
+    if (std::error_code ec; fs::exists(out_dir / "run.json", ec) && fs::exists(out_dir / "junit.xml", ec)) {
+      std::cerr << "  results: " << (out_dir / "run.json").string() << " (status error)\n";
+    }
     return ExitFor(result.status());
   }
   int cycles_run = 0, failed = 0, expected = 0, met = 0;

@@ -19,7 +19,14 @@ using nlohmann::json;
 
 // Where a snapshot comes from: "run.json:STEP" (a run's output) or
 // "tpmlab.db:RUN:STEP" (the results database).
-Result<Snapshot> LoadSnapshotRef(const std::string& ref) {
+struct SnapshotRef {
+  std::string text;
+  fs::path file;                 // run.json, or the database
+  std::optional<int64_t> run;    // set for a database
+  int64_t step = 0;
+};
+
+Result<SnapshotRef> ParseSnapshotRef(const std::string& ref) {
   const auto last = ref.rfind(':');
   if (last == std::string::npos) {
     return Status::Parse(ref + ": name a snapshot as RUN.json:STEP or DATABASE:RUN:STEP");
@@ -33,35 +40,102 @@ Result<Snapshot> LoadSnapshotRef(const std::string& ref) {
     }
     return Status::Parse(ref + ": '" + text + "' is not a step or run number");
   };
-  TRY_ASSIGN(int64_t step, number(ref.substr(last + 1)));
+  SnapshotRef r{ref, {}, {}, 0};
+  TRY_ASSIGN(r.step, number(ref.substr(last + 1)));
   const std::string head = ref.substr(0, last);
   if (head.ends_with(".json")) {
-    std::ifstream in(head);
-    if (!in) return Status::Parse(head + ": cannot read");
-    json run = json::parse(in, nullptr, false);
-    if (run.is_discarded() || !run.contains("steps")) return Status::Parse(head + ": not a tpmlab run.json");
-    for (const auto& s : run["steps"]) {
-      if (s.value("index", -1) != step) continue;
-      if (!s.contains("snapshot")) return Status::Parse(ref + ": that step took no snapshot");
-      return SnapshotFromJson(s["snapshot"], fs::path(head).parent_path(), ref);
-    }
-    return Status::Parse(ref + ": no step " + std::to_string(step) + " in " + head);
+    r.file = head;
+    return r;
   }
   const auto mid = head.rfind(':');
   if (mid == std::string::npos) return Status::Parse(ref + ": name a snapshot as RUN.json:STEP or DATABASE:RUN:STEP");
-  TRY_ASSIGN(int64_t run, number(head.substr(mid + 1)));
-  const std::string db = head.substr(0, mid);
-  if (!fs::exists(db)) return Status::Parse(db + ": no such database");
-  TRY_ASSIGN(auto store, Store::Open(db));
-  return store->LoadSnapshot(run, static_cast<int>(step));
+  TRY_ASSIGN(r.run, number(head.substr(mid + 1)));
+  r.file = head.substr(0, mid);
+  return r;
 }
 
-Result<Enrollment> LoadEnrollmentFile(const std::string& file) {
+Result<json> ReadRunJson(const fs::path& file) {
+  std::ifstream in(file);
+  if (!in) return Status::Parse(file.string() + ": cannot read");
+  json run = json::parse(in, nullptr, false);
+  if (run.is_discarded() || !run.contains("steps")) return Status::Parse(file.string() + ": not a tpmlab run.json");
+  return run;
+}
+
+Result<Snapshot> LoadSnapshot(const SnapshotRef& ref) {
+  if (!ref.run) {
+    TRY_ASSIGN(json run, ReadRunJson(ref.file));
+    for (const auto& s : run["steps"]) {
+      if (s.value("index", -1) != ref.step) continue;
+      if (!s.contains("snapshot")) return Status::Parse(ref.text + ": that step took no snapshot");
+      return SnapshotFromJson(s["snapshot"], ref.file.parent_path(), ref.text);
+    }
+    return Status::Parse(ref.text + ": no step " + std::to_string(ref.step) + " in " + ref.file.string());
+  }
+  if (!fs::exists(ref.file)) return Status::Parse(ref.file.string() + ": no such database");
+  TRY_ASSIGN(auto store, Store::Open(ref.file));
+  return store->LoadSnapshot(*ref.run, static_cast<int>(ref.step));
+}
+
+Result<Snapshot> LoadSnapshotRef(const std::string& text) {
+  TRY_ASSIGN(SnapshotRef ref, ParseSnapshotRef(text));
+  return LoadSnapshot(ref);
+}
+
+Result<EnrollmentHistory> LoadEnrollmentFile(const std::string& file) {
   std::ifstream in(file);
   if (!in) return Status::Parse(file + ": cannot read the enrollment");
   json j = json::parse(in, nullptr, false);
   if (j.is_discarded()) return Status::Parse(file + ": not JSON");
-  return EnrollmentFromJson(j, file);
+  return EnrollmentHistoryFromJson(j, file);
+}
+
+bool SameFile(const fs::path& a, const fs::path& b) {
+  std::error_code ec;
+  return fs::equivalent(a, b, ec);
+}
+
+// Whether an enrollment history was written by the run a snapshot is from:
+// it lies beside that run.json, or names the run's database and id.
+bool FromTheSameRun(const EnrollmentHistory& h, const fs::path& enrollment_file, const SnapshotRef& ref) {
+  if (!ref.run) {
+    if (SameFile(enrollment_file.parent_path().empty() ? "." : enrollment_file.parent_path(),
+                 ref.file.parent_path().empty() ? "." : ref.file.parent_path())) {
+      return true;
+    }
+    auto run = ReadRunJson(ref.file);
+    return run.ok() && h.run && run->value("run_id", int64_t{-1}) == h.run->run_id &&
+           SameFile(run->value("database", std::string()), h.run->database);
+  }
+  return h.run && h.run->run_id == *ref.run && SameFile(ref.file, h.run->database);
+}
+
+// The enrollment to judge a snapshot against, and a line saying which one.
+struct ChosenEnrollment {
+  std::optional<Enrollment> enrollment;
+  json about;
+};
+
+ChosenEnrollment ChooseEnrollment(const EnrollmentHistory& h, const std::string& file, const SnapshotRef* ref) {
+  ChosenEnrollment c;
+  c.about = {{"file", file}, {"enrollments", h.records.size()}};
+  if (ref == nullptr || !FromTheSameRun(h, file, *ref)) {
+    // Another run's (or a standalone) enrollment: its latest is the reference.
+    c.enrollment = h.records.back().enrollment;
+    c.about["step"] = h.records.back().step;
+    c.about["why"] = h.records.size() > 1 ? "the latest: the file is not from this snapshot's run" : "the only one";
+    return c;
+  }
+  const EnrollmentRecord* in_force = EnrollmentInForceAt(h.records, static_cast<int>(ref->step));
+  if (in_force == nullptr) {
+    c.about["step"] = nullptr;
+    c.about["why"] = "the run had not enrolled before step " + std::to_string(ref->step) + ": judged without one";
+    return c;
+  }
+  c.enrollment = in_force->enrollment;
+  c.about["step"] = in_force->step;
+  c.about["why"] = "in force at step " + std::to_string(ref->step);
+  return c;
 }
 
 Result<Bytes> ReadFile(const std::string& file) {
@@ -175,7 +249,13 @@ Result<Snapshot> SnapshotFromFiles(const VerifyArgs& a) {
 }
 
 int RunVerify(const VerifyArgs& a) {
-  Result<Snapshot> now = a.snapshot.empty() ? SnapshotFromFiles(a) : LoadSnapshotRef(a.snapshot);
+  std::optional<SnapshotRef> ref;
+  if (!a.snapshot.empty()) {
+    auto parsed = ParseSnapshotRef(a.snapshot);
+    if (!parsed.ok()) return Fail(parsed.status());
+    ref = std::move(*parsed);
+  }
+  Result<Snapshot> now = ref ? LoadSnapshot(*ref) : SnapshotFromFiles(a);
   if (!now.ok()) return Fail(now.status());
   std::optional<Snapshot> previous;
   if (!a.previous.empty()) {
@@ -183,12 +263,13 @@ int RunVerify(const VerifyArgs& a) {
     if (!p.ok()) return Fail(p.status());
     previous = std::move(*p);
   }
-  std::optional<Enrollment> enrollment;
+  ChosenEnrollment chosen;
   if (!a.enrollment.empty()) {
-    auto e = LoadEnrollmentFile(a.enrollment);
-    if (!e.ok()) return Fail(e.status());
-    enrollment = std::move(*e);
+    auto history = LoadEnrollmentFile(a.enrollment);
+    if (!history.ok()) return Fail(history.status());
+    chosen = ChooseEnrollment(*history, a.enrollment, ref ? &*ref : nullptr);
   }
+  const std::optional<Enrollment>& enrollment = chosen.enrollment;
   Verdict v = Verify(*now, previous ? &*previous : nullptr, enrollment ? &*enrollment : nullptr);
   if (a.snapshot.empty()) {
     // Loose files say nothing of the EK or hierarchies: those checks did not run.
@@ -199,8 +280,16 @@ int RunVerify(const VerifyArgs& a) {
     v.not_run.push_back(std::string(alarm::kEkCertMissing) + ": verifying loose files, no EK given");
   }
   if (a.json_out) {
-    std::cout << VerdictToJson(v).dump(2) << "\n";
+    json out = VerdictToJson(v);
+    if (!chosen.about.is_null()) out["enrollment"] = chosen.about;
+    std::cout << out.dump(2) << "\n";
   } else {
+    if (!chosen.about.is_null()) {
+      const json& step = chosen.about["step"];
+      std::cout << "enrollment: " << a.enrollment
+                << (step.is_number() && step.get<int>() >= 0 ? ", made at step " + step.dump() : std::string()) << " ("
+                << chosen.about["why"].get<std::string>() << ")\n";
+    }
     PrintVerdict(v);
   }
   return v.alarms.empty() ? kExitPassed : kExitFailed;
@@ -248,7 +337,7 @@ std::vector<Command> AddVerifyCommands(CLI::App& app) {
   auto enroll_args = std::make_shared<std::array<std::string, 3>>();  // snapshot, out, dut
   auto* enroll = app.add_subcommand("enroll", "Enroll a DUT from a known-good snapshot (EK, AK, golden PCRs and log)");
   enroll->add_option("SNAPSHOT", (*enroll_args)[0], "RUN.json:STEP or DATABASE:RUN:STEP")->required();
-  enroll->add_option("--out", (*enroll_args)[1], "Where to write the enrollment (default enrollment.json)");
+  enroll->add_option("-o,--out", (*enroll_args)[1], "Where to write the enrollment (default enrollment.json)");
   enroll->add_option("--dut", (*enroll_args)[2], "The DUT's name (default dut0)");
   commands.push_back({enroll, [enroll_args] {
                         auto s = LoadSnapshotRef((*enroll_args)[0]);

@@ -13,6 +13,7 @@
 #include "harness/drift.h"
 #include "harness/replay.h"
 #include "harness/run_files.h"
+#include "harness/run_folder.h"
 #include "harness/snapshot_json.h"
 #include "harness/verify.h"
 
@@ -546,8 +547,12 @@ class Run {
     // A re-enrollment accepts the identity the TPM has now.
     reference_ = last_;
     TRY(store_.RecordEnrollment(run_id_, r.index, *enrollment_));
+    // Every enrollment of the run, each with its step: verifying an earlier
+    // step needs the enrollment in force then, not the latest.
+    enrollments_.push_back({r.index, *enrollment_});
     const fs::path file = options_.out_dir / "enrollment.json";
-    std::ofstream(file) << EnrollmentToJson(*enrollment_).dump(2) << "\n";
+    const EnrollmentRun run{run_id_, fs::absolute(options_.database).string()};
+    TRY(WriteFileAtomically(file, EnrollmentHistoryToJson(enrollments_, run).dump(2) + "\n"));
     r.checks.push_back({"enrolled", true, "EK " + ToHex(enrollment_->ek_name) + ", AK " +
                                               ToHex(enrollment_->ak_name) + "; golden reference: the snapshot of step " +
                                               std::to_string(last_step_with_snapshot_) + " (" + file.string() + ")"});
@@ -1006,6 +1011,7 @@ class Run {
   std::optional<Snapshot> last_;            // the latest snapshot: counters and drift
   std::optional<Snapshot> before_last_;     // the one before it (expect: pcrs, counters)
   std::optional<Enrollment> enrollment_;    // set by an enroll step
+  std::vector<EnrollmentRecord> enrollments_;  // every enroll step's, for enrollment.json
   std::optional<Snapshot> golden_;          // the snapshot enrolled from
   std::map<std::string, fs::path> checkpoints_;
   std::optional<uint64_t> stock_version_;   // the installed libtpms's firmware version
@@ -1089,7 +1095,8 @@ json Provenance(const Scenario& scenario, const RunResult& result, const json& d
           {"tpmlab_version", kTpmlabVersion},
           {"dut", dut.value("label", dut.value("name", ""))},
           {"platform_firmware", join(platform)},
-          {"tpm_firmware_versions", join(tpm)}};
+          {"tpm_firmware_versions", join(tpm)},
+          {"dut_state", dut.value("state", "")}};  // new chip, or the one kept (--keep-state)
 }
 
 Status WriteRunJson(const fs::path& file, const Scenario& scenario, const RunResult& result,
@@ -1146,6 +1153,7 @@ nlohmann::json StepToJson(const StepResult& step, bool with_snapshot) { return S
 struct Session::State {
   Scenario scenario;
   RunOptions options;
+  std::vector<RunFolderLock> locks;  // out_dir's, and a kept chip's folder: held until Finish
   std::unique_ptr<Store> store;
   std::unique_ptr<Dut> dut;
   std::unique_ptr<Run> run;
@@ -1156,6 +1164,25 @@ struct Session::State {
 };
 
 namespace {
+
+// The emulated DUT's state folder.
+fs::path StateDirOf(const RunOptions& options) {
+  return options.state_dir.empty() ? options.out_dir / options.dut_name : options.state_dir;
+}
+
+RunInfo RunInfoOf(const Scenario& scenario, const RunOptions& options, const json& dut_json,
+                  const std::string& started_at, uint64_t seed) {
+  RunInfo info;
+  info.scenario = scenario.name;
+  info.scenario_file = scenario.file;
+  info.seed = seed;
+  info.started_at = started_at;
+  info.tpmlab_version = kTpmlabVersion;
+  info.host = Hostname();
+  info.dut = dut_json.value("label", options.dut_name);
+  info.config_json = json({{"scenario", ScenarioConfigJson(scenario, seed)}, {"dut", dut_json}}).dump();
+  return info;
+}
 
 std::string ChipId(const DutBusInfo& bus) {
   char id[24];
@@ -1171,7 +1198,7 @@ Status Session::LaunchEmulatedDut(State& st, uint64_t seed) {
   const RunOptions& options = st.options;
   EmulatedDutConfig config;
   config.name = options.dut_name;
-  config.state_dir = options.out_dir / options.dut_name;
+  config.state_dir = StateDirOf(options);
   config.banks = scenario.platform.banks;
   config.unix_sockets = options.unix_sockets;
   config.command_timeout = std::chrono::milliseconds(scenario.platform.command_timeout_ms);
@@ -1187,7 +1214,17 @@ Status Session::LaunchEmulatedDut(State& st, uint64_t seed) {
   // A run starts from a newly manufactured chip (or the state it is given)
   // unless told to keep one.
   std::error_code ec;
+  const bool had_state = HasChipState(config.state_dir);
   if (!options.keep_state) fs::remove_all(config.state_dir, ec);
+  // Said in run.json's provenance: above all a --keep-state that found no chip.
+  std::string state = "new";
+  if (options.keep_state && had_state) {
+    state = "kept: continued the chip in " + fs::absolute(config.state_dir).string();
+  } else if (!options.initial_state.empty()) {
+    state = "copied from " + options.initial_state.string();
+  } else if (options.keep_state) {
+    state = "new: --keep-state found no chip state in " + fs::absolute(config.state_dir).string();
+  }
   TRY_ASSIGN(st.dut, Dut::LaunchEmulated(config));
   // The chip as it was before the first command, so a bundle can start a
   // replay from exactly here.
@@ -1203,7 +1240,8 @@ Status Session::LaunchEmulatedDut(State& st, uint64_t seed) {
                  {"state_dir", fs::absolute(config.state_dir).string()},
                  {"endpoint", dut.emulator()->data_endpoint().ToString()},
                  {"banks", scenario.platform.banks},
-                 {"bus", EmulatedBusName(dut.bus_info().bus)}};
+                 {"bus", EmulatedBusName(dut.bus_info().bus)},
+                 {"state", state}};
   if (const DutBusInfo bus = dut.bus_info(); bus.bus == EmulatedBus::kTisSpi) {
     st.dut_json["tis"] = {{"vid_did_rid", ChipId(bus)}, {"vendor_id", bus.vendor_id}, {"device_id", bus.device_id},
                           {"revision", bus.revision}, {"wait_states", config.tis.wait_states},
@@ -1255,45 +1293,95 @@ Result<std::unique_ptr<Session>> Session::Open(Scenario scenario_in, RunOptions 
   st.options = std::move(options_in);
   const Scenario& scenario = st.scenario;
   const RunOptions& options = st.options;
+  // Bad input first: nothing is made for a scenario that cannot run.
   TRY(ValidateScenario(scenario));
+  if (options.bench) TRY(RefusedSteps(scenario.steps, *options.bench));
   const uint64_t seed = options.seed.value_or(scenario.seed);
   std::error_code ec;
   fs::create_directories(options.out_dir, ec);
   if (ec) {
     return Status::Error(Layer::kStore, "cannot create " + options.out_dir.string() + ": " + ec.message());
   }
-  TRY_ASSIGN(st.store, Store::Open(options.database));
-  if (options.bench) TRY(RefusedSteps(scenario.steps, *options.bench));
-  TRY_ASSIGN(st.inputs, SaveRunInputs(scenario, options.out_dir));
-  if (options.bench && !options.bench->emulated()) {
-    TRY(OpenHardwareDut(st, seed));
-  } else {
-    TRY(LaunchEmulatedDut(st, seed));
+  // One run at a time in a folder: a second one says so at once instead of
+  // fighting the first over its emulator state.
+  TRY_ASSIGN(RunFolderLock out_lock, RunFolderLock::Acquire(options.out_dir));
+  st.locks.push_back(std::move(out_lock));
+  if (!options.state_dir.empty() && !(options.bench && !options.bench->emulated())) {
+    const fs::path chip_folder = fs::absolute(options.state_dir).parent_path();
+    if (!fs::equivalent(chip_folder, options.out_dir, ec)) {
+      fs::create_directories(chip_folder, ec);
+      TRY_ASSIGN(RunFolderLock chip_lock, RunFolderLock::Acquire(chip_folder));
+      st.locks.push_back(std::move(chip_lock));
+    }
   }
-  Dut& dut = *st.dut;
+  if (Status started = Start(st, seed); !started.ok()) {
+    // CI reads run.json and junit.xml: a run that could not start leaves
+    // both, saying why, as any failed run does.
+    RecordFailedStart(st, seed, started);
+    return started;
+  }
+  if (options.on_dut_ready) options.on_dut_ready(*st.dut);
+  st.run = std::make_unique<Run>(st.scenario, st.options, *st.store, *st.dut, st.run_id, seed);
+  return session;
+}
+
+// The store, the inputs, the DUT and the run's row.
+Status Session::Start(State& st, uint64_t seed) {
+  const RunOptions& options = st.options;
+  TRY_ASSIGN(st.store, Store::Open(options.database));
+  TRY_ASSIGN(st.inputs, SaveRunInputs(st.scenario, options.out_dir));
   if (options.bench) {
-    st.dut_json["bench"] = options.bench->name;
-    st.dut_json["bench_file"] = options.bench->file;
     std::error_code copy_error;
+    fs::create_directories(options.out_dir / "inputs", copy_error);
     fs::copy_file(options.bench->file, options.out_dir / "inputs" / "bench.yaml",
                   fs::copy_options::overwrite_existing, copy_error);
     if (!copy_error) st.inputs["bench"] = "inputs/bench.yaml";
   }
   st.started_at = UtcNow();
-  RunInfo info;
-  info.scenario = scenario.name;
-  info.scenario_file = scenario.file;
-  info.seed = seed;
-  info.started_at = st.started_at;
-  info.tpmlab_version = kTpmlabVersion;
-  info.host = Hostname();
-  info.dut = st.dut_json["label"].get<std::string>();
-  info.config_json = json({{"scenario", ScenarioConfigJson(scenario, seed)}, {"dut", st.dut_json}}).dump();
-  TRY_ASSIGN(st.run_id, st.store->BeginRun(info));
+  if (options.bench && !options.bench->emulated()) {
+    TRY(OpenHardwareDut(st, seed));
+  } else {
+    TRY(LaunchEmulatedDut(st, seed));
+  }
+  if (options.bench) {
+    st.dut_json["bench"] = options.bench->name;
+    st.dut_json["bench_file"] = options.bench->file;
+  }
+  auto run_id = st.store->BeginRun(RunInfoOf(st.scenario, st.options, st.dut_json, st.started_at, seed));
+  if (!run_id.ok()) {
+    st.dut->Close();
+    return run_id.status();
+  }
+  st.run_id = *run_id;
+  return Status::Ok();
+}
 
-  if (options.on_dut_ready) options.on_dut_ready(dut);
-  st.run = std::make_unique<Run>(st.scenario, st.options, *st.store, dut, st.run_id, seed);
-  return session;
+void Session::RecordFailedStart(State& st, uint64_t seed, const Status& why) {
+  const RunOptions& options = st.options;
+  if (st.started_at.empty()) st.started_at = UtcNow();
+  if (!st.dut_json.contains("label")) {
+    const std::string what = options.bench ? "bench " + options.bench->name : std::string("swtpm");
+    st.dut_json["name"] = options.dut_name;
+    st.dut_json["label"] = options.dut_name + " (" + what + ", not started)";
+    if (options.bench) {
+      st.dut_json["bench"] = options.bench->name;
+      st.dut_json["bench_file"] = options.bench->file;
+    }
+  }
+  RunResult result;
+  result.status = RunStatus::kError;
+  result.seed = seed;
+  result.error = "the run could not start: " + why.ToString();
+  if (st.store && st.run_id == 0) {
+    // The database lists it too, so a run id in run.json always resolves.
+    if (auto id = st.store->BeginRun(RunInfoOf(st.scenario, st.options, st.dut_json, st.started_at, seed)); id.ok()) {
+      st.run_id = *id;
+      (void)st.store->FinishRun(st.run_id, RunStatusName(result.status), UtcNow());
+    }
+  }
+  result.run_id = st.run_id;
+  result.run_json = options.out_dir / "run.json";
+  (void)WriteRunJson(result.run_json, st.scenario, result, st.dut_json, options, st.started_at, st.inputs);
 }
 
 Session::Session() = default;
@@ -1331,6 +1419,7 @@ const RunResult& Session::Finish() {
       result.error += (result.error.empty() ? "" : "; ") + s.ToString();
     }
   }
+  st.locks.clear();  // the folder is free for the next run
   st.finished = std::move(result);
   return *st.finished;
 }

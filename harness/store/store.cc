@@ -138,6 +138,7 @@ class Statement {
     sqlite3_reset(stmt_);
     return v;
   }
+  sqlite3_stmt* stmt() { return stmt_; }
   bool Run() {
     const int rc = sqlite3_step(stmt_);
     sqlite3_reset(stmt_);
@@ -295,13 +296,56 @@ Status Store::RecordEnrollment(int64_t run_id, int step_index, const Enrollment&
   return Status::Ok();
 }
 
+namespace {
+
+// "1, 2, 3" or "1 to 250" for the ids in a column, in order.
+std::string IdList(sqlite3* db, const char* sql, int64_t bind) {
+  Statement count_st(db, (std::string("SELECT COUNT(*), MIN(v), MAX(v) FROM (") + sql + ")").c_str());
+  if (!count_st.ok()) return "?";
+  if (bind >= 0) count_st.Int(1, bind);
+  if (!count_st.Row()) return "?";
+  const int64_t n = sqlite3_column_int64(count_st.stmt(), 0);
+  const int64_t lo = sqlite3_column_int64(count_st.stmt(), 1), hi = sqlite3_column_int64(count_st.stmt(), 2);
+  if (n == 0) return "";
+  if (n > 10 && hi - lo + 1 == n) return std::to_string(lo) + " to " + std::to_string(hi);
+  Statement st(db, sql);
+  if (bind >= 0) st.Int(1, bind);
+  std::string out;
+  int listed = 0;
+  while (st.Row() && listed++ < 10) out += (out.empty() ? "" : ", ") + std::to_string(sqlite3_column_int64(st.stmt(), 0));
+  if (n > 10) out += ", ... (" + std::to_string(n) + " in all)";
+  return out;
+}
+
+// Why a run's step has no stored snapshot: no such run, no such step, or a
+// step that took none.
+std::string WhyNoSnapshot(sqlite3* db, int64_t run_id, int step_index) {
+  Statement run(db, "SELECT COUNT(*) FROM runs WHERE id = ?");
+  run.Int(1, run_id);
+  if (run.ok() && run.ColumnInt() == 0) {
+    const std::string runs = IdList(db, "SELECT id AS v FROM runs ORDER BY id", -1);
+    return "there is no run " + std::to_string(run_id) + " in this database (" +
+           (runs.empty() ? std::string("it holds no runs") : "its runs: " + runs) + ")";
+  }
+  Statement step(db, "SELECT COUNT(*) FROM steps WHERE run_id = ? AND idx = ?");
+  step.Int(1, run_id).Int(2, step_index);
+  if (step.ok() && step.ColumnInt() == 0) {
+    const std::string steps = IdList(db, "SELECT idx AS v FROM steps WHERE run_id = ? ORDER BY idx", run_id);
+    return "run " + std::to_string(run_id) + " has no step " + std::to_string(step_index) + " (" +
+           (steps.empty() ? std::string("it recorded no steps") : "its steps: " + steps) + ")";
+  }
+  return "that step took no snapshot";
+}
+
+}  // namespace
+
 Result<Snapshot> Store::LoadSnapshot(int64_t run_id, int step_index) {
   const std::string where = file_.string() + " run " + std::to_string(run_id) + " step " + std::to_string(step_index);
   Statement st(db_, "SELECT snapshots.snapshot_json, snapshots.eventlog FROM snapshots JOIN steps "
                     "ON snapshots.step_id = steps.id WHERE steps.run_id = ? AND steps.idx = ?");
   if (!st.ok()) return Error("prepare snapshot query");
   st.Int(1, run_id).Int(2, step_index);
-  if (!st.Row()) return Status::Parse(where + ": no snapshot stored for that step");
+  if (!st.Row()) return Status::Parse(where + ": " + WhyNoSnapshot(db_, run_id, step_index));
   const std::string text = st.ColumnText(0);
   if (text.empty()) return Status::Parse(where + ": stored by a tpmlab too old to keep whole snapshots");
   nlohmann::json j = nlohmann::json::parse(text, nullptr, false);

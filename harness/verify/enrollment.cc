@@ -76,4 +76,50 @@ Result<Enrollment> EnrollmentFromJson(const json& j, const std::string& where) {
   return e;
 }
 
+json EnrollmentHistoryToJson(const std::vector<EnrollmentRecord>& history, const EnrollmentRun& run) {
+  json all = json::array();
+  for (const auto& r : history) {
+    json one = EnrollmentToJson(r.enrollment);
+    one["step"] = r.step;
+    all.push_back(std::move(one));
+  }
+  json out = history.empty() ? json::object() : all.back();
+  out["run_id"] = run.run_id;
+  out["database"] = run.database;
+  out["enrollments"] = std::move(all);
+  return out;
+}
+
+Result<EnrollmentHistory> EnrollmentHistoryFromJson(const json& j, const std::string& where) {
+  EnrollmentHistory h;
+  if (!j.is_object() || !j.contains("enrollments")) {
+    TRY_ASSIGN(Enrollment e, EnrollmentFromJson(j, where));
+    h.records.push_back({-1, std::move(e)});
+    return h;
+  }
+  if (!j["enrollments"].is_array() || j["enrollments"].empty()) {
+    return Status::Parse(where + ": 'enrollments' is not a list of enrollments");
+  }
+  int i = 0;
+  for (const auto& one : j["enrollments"]) {
+    const std::string at = where + ": enrollments[" + std::to_string(i++) + "]";
+    TRY_ASSIGN(Enrollment e, EnrollmentFromJson(one, at));
+    const json step = one.is_object() ? one.value("step", json()) : json();
+    if (!step.is_number_integer()) return Status::Parse(at + ": 'step' is missing or not a whole number");
+    h.records.push_back({step.get<int>(), std::move(e)});
+  }
+  if (j.contains("run_id") && j["run_id"].is_number_integer() && j.contains("database") && j["database"].is_string()) {
+    h.run = EnrollmentRun{j["run_id"].get<int64_t>(), j["database"].get<std::string>()};
+  }
+  return h;
+}
+
+const EnrollmentRecord* EnrollmentInForceAt(const std::vector<EnrollmentRecord>& history, int step) {
+  const EnrollmentRecord* in_force = nullptr;
+  for (const auto& r : history) {
+    if (r.step < step && (in_force == nullptr || r.step >= in_force->step)) in_force = &r;
+  }
+  return in_force;
+}
+
 }  // namespace tpmlab

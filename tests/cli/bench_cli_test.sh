@@ -34,8 +34,10 @@ if [[ -e /dev/tpmrm0 ]]; then
   expect_stdout '/dev/tpmrm0' "host bench names the device"
 else
   expect_exit 1 "bench check host-tpmrm0 without a TPM" "$tpmlab" bench check "$benches/host-tpmrm0.yaml"
-  expect_stderr '/dev/tpmrm0: no TPM device' "names the absent device"
-  expect_stdout '^\[MISS\] dut: /dev/tpmrm0' "the dut line says missing"
+  expect_stdout '^\[MISS\] dut: /dev/tpmrm0.*no TPM device' "the dut line says missing, and why"
+  # Each missing part once (stdout), not again on stderr; stderr has the verdict.
+  [[ $(cat "$tmp/stdout" "$tmp/stderr" | grep -c '/dev/tpmrm0') -eq 1 ]] || fail "the missing device is reported more than once"
+  expect_stderr 'host-tpmrm0\.yaml: 1 of [0-9]+ parts? missing' "stderr says how many parts are missing"
 fi
 
 # 3. The USB benches: valid files whose bridges are not here. Whether libusb
@@ -44,10 +46,10 @@ usb_reason='(among [0-9]+ enumerated|USB cannot be enumerated)'
 expect_exit 1 "bench check ftdi-relay" "$tpmlab" bench check "$benches/ftdi-relay.yaml"
 expect_stdout '^\[MISS\] dut: FTDI bridge.* 0403:6014 serial FT6XYZ01' "the FTDI bridge is missing, named by VID:PID and serial"
 expect_stdout '^\[MISS\] power: dcttech relay.* 16c0:05df' "the relay is missing, named by VID:PID"
-expect_stderr "ftdi-relay\.yaml: dut: .*$usb_reason" "says why the bridge is missing"
+expect_stdout "^\[MISS\] dut: .*$usb_reason" "says why the bridge is missing"
 expect_exit 1 "bench check tpm2go-hub-port" "$tpmlab" bench check "$benches/tpm2go-hub-port.yaml"
 expect_stdout '^\[MISS\] dut: TPM2Go.* 365d:1337 serial \^LTT2GO' "the TPM2Go is missing, named by VID:PID and pattern"
-expect_stderr "tpm2go-hub-port\.yaml: dut: .*$usb_reason" "says why the TPM2Go is missing"
+expect_stdout "^\[MISS\] dut: .*$usb_reason" "says why the TPM2Go is missing"
 # A machine may well have a hub at 1-1; only that the line is about it is sure.
 expect_stdout '^\[(MISS| OK )\] power: (hub 1-1 port 2|port 2 of hub .* at 1-1)' "the hub port is looked for"
 
@@ -78,6 +80,17 @@ if [[ ! -e /dev/tpmrm0 ]]; then
   expect_exit 3 "attest on an absent /dev/tpmrm0" "$tpmlab" run "$src/scenarios/attest.yaml" \
     --bench "$benches/host-tpmrm0.yaml" -o "$tmp/absent" -q
   expect_stderr '/dev/tpmrm0: No such file or directory: no TPM device' "names the device"
+  # CI reads run.json and junit.xml: a run that could not start leaves both.
+  /usr/bin/python3 - "$tmp/absent" <<'PY' || fail "a run that could not start left no run.json / junit.xml saying why"
+import json, sys
+d = sys.argv[1]
+run = json.load(open(d + "/run.json"))
+assert run["status"] == "error" and "/dev/tpmrm0" in run["error"], run
+assert run["steps"] == [] and run["dut"]["bench"] == "host-tpmrm0", run["dut"]
+junit = open(d + "/junit.xml").read()
+assert 'errors="1"' in junit and "/dev/tpmrm0" in junit, junit
+PY
+  expect_stderr 'results: .*absent/run.json \(status error\)' "says where the record is"
 fi
 expect_exit 2 "run with a broken bench" "$tpmlab" run "$src/scenarios/attest.yaml" --bench "$tmp/unknown-key.yaml" -q
 expect_stderr 'unknown-key\.yaml:4:3: ' "bench error at file:line:col"

@@ -28,6 +28,9 @@ struct RunOptions {
   std::optional<uint64_t> seed;           // overrides the scenario's
   bool keep_state = false;                // reuse the DUT state found in out_dir
   std::string dut_name = "dut0";          // also the DUT's state folder under out_dir
+  // The emulated DUT's state folder when it is not out_dir/dut_name (a run
+  // continuing the chip of an earlier run in the folder above).
+  std::filesystem::path state_dir;
   // Start the DUT from a copy of this emulator state (a bundle's) instead of
   // a newly manufactured chip.
   std::filesystem::path initial_state;
@@ -73,9 +76,12 @@ struct RunResult {
 /// the caller chooses to run from it).
 class Session {
  public:
-  /// Sets up the run: the store, a newly manufactured (or given) emulated
-  /// DUT or the bench's chip, the run's row. An error only when that cannot
-  /// be done, or when the bench does not allow a step of the scenario.
+  /// Sets up the run: a lock on out_dir (and on the folder of a kept chip
+  /// state) held until Finish, the store, a newly manufactured (or given)
+  /// emulated DUT or the bench's chip, the run's row. An error only when that
+  /// cannot be done, or when the bench does not allow a step of the scenario;
+  /// out_dir in use by another run is an error at once. When the DUT cannot
+  /// be started, run.json and junit.xml still say so (status error).
   static Result<std::unique_ptr<Session>> Open(Scenario scenario, RunOptions options);
   /// Finishes the run if Finish() was not called.
   ~Session();
@@ -98,6 +104,8 @@ class Session {
   struct State;
   static Status LaunchEmulatedDut(State& st, uint64_t seed);
   static Status OpenHardwareDut(State& st, uint64_t seed);
+  static Status Start(State& st, uint64_t seed);
+  static void RecordFailedStart(State& st, uint64_t seed, const Status& why);
   std::unique_ptr<State> state_;
 };
 

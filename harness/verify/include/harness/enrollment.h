@@ -33,6 +33,39 @@ Enrollment EnrollFromSnapshot(const Snapshot& snapshot, const std::string& dut);
 nlohmann::json EnrollmentToJson(const Enrollment& enrollment);
 
 /// Reads what EnrollmentToJson wrote; `where` names the source in errors.
+/// Of a run's enrollment.json (a history) it reads the latest enrollment.
 Result<Enrollment> EnrollmentFromJson(const nlohmann::json& json, const std::string& where);
+
+/// One enrollment and the step of the run that made it (-1: not known, as in
+/// a file `tpmlab enroll` wrote).
+struct EnrollmentRecord {
+  int step = -1;
+  Enrollment enrollment;
+};
+
+/// Which run made an enrollment history, so a verifier picks the enrollment
+/// in force at a step only for that run's own steps.
+struct EnrollmentRun {
+  int64_t run_id = 0;
+  std::string database;  // absolute path
+};
+
+/// A run's enrollment.json: the latest enrollment at top level (what a
+/// single-enrollment reader reads), its "step", the run that made it, and
+/// every enrollment in order under "enrollments" [{"step": N, ...}].
+nlohmann::json EnrollmentHistoryToJson(const std::vector<EnrollmentRecord>& history, const EnrollmentRun& run);
+
+/// Reads either shape: a single enrollment (one record, step -1) or a
+/// history. `run` is set when the file names the run that made it.
+struct EnrollmentHistory {
+  std::vector<EnrollmentRecord> records;
+  std::optional<EnrollmentRun> run;
+};
+Result<EnrollmentHistory> EnrollmentHistoryFromJson(const nlohmann::json& json, const std::string& where);
+
+/// The enrollment in force when step `step` ran: the latest made at an
+/// earlier step (a record of unknown step counts as made before the run).
+/// Null when the run had not enrolled yet.
+const EnrollmentRecord* EnrollmentInForceAt(const std::vector<EnrollmentRecord>& history, int step);
 
 }  // namespace tpmlab
