@@ -104,9 +104,9 @@ int Run(RunArgs a) {
     std::cerr << "tpmlab: " << a.out_dir << " already holds a run; --keep-state continues its chip ("
               << options.state_dir.string() << ") and writes this run to " << out_dir.string() << "\n";
   }
-  if (a.keep_state && !HasChipState(options.state_dir.empty() ? out_dir / options.dut_name : options.state_dir)) {
-    std::cerr << "tpmlab: warning: --keep-state: no chip state in "
-              << (options.state_dir.empty() ? out_dir / options.dut_name : options.state_dir).string()
+  const fs::path chip = options.state_dir.empty() ? out_dir / options.dut_name : options.state_dir;
+  if (a.keep_state && !HasChipState(chip)) {
+    std::cerr << "tpmlab: warning: --keep-state: no chip state in " << chip.string()
               << ", so this run starts a newly manufactured chip\n";
   }
 

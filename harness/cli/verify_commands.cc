@@ -96,18 +96,19 @@ bool SameFile(const fs::path& a, const fs::path& b) {
 }
 
 // Whether an enrollment history was written by the run a snapshot is from:
-// it lies beside that run.json, or names the run's database and id.
+// it names that run's database and id (a run's enrollment.json does), or,
+// naming no run, it lies beside that run.json.
 bool FromTheSameRun(const EnrollmentHistory& h, const fs::path& enrollment_file, const SnapshotRef& ref) {
-  if (!ref.run) {
-    if (SameFile(enrollment_file.parent_path().empty() ? "." : enrollment_file.parent_path(),
-                 ref.file.parent_path().empty() ? "." : ref.file.parent_path())) {
-      return true;
-    }
+  if (h.run && ref.run) return h.run->run_id == *ref.run && SameFile(ref.file, h.run->database);
+  if (h.run) {
     auto run = ReadRunJson(ref.file);
-    return run.ok() && h.run && run->value("run_id", int64_t{-1}) == h.run->run_id &&
-           SameFile(run->value("database", std::string()), h.run->database);
+    if (!run.ok() || run->value("run_id", int64_t{-1}) != h.run->run_id) return false;
+    // Both wrote the same absolute path; the folder may have moved since.
+    const std::string db = run->value("database", std::string());
+    return db == h.run->database || SameFile(db, h.run->database);
   }
-  return h.run && h.run->run_id == *ref.run && SameFile(ref.file, h.run->database);
+  auto folder = [](const fs::path& file) { return file.parent_path().empty() ? fs::path(".") : file.parent_path(); };
+  return !ref.run && SameFile(folder(enrollment_file), folder(ref.file));
 }
 
 // The enrollment to judge a snapshot against, and a line saying which one.

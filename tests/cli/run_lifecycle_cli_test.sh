@@ -104,7 +104,23 @@ p = json.load(open(sys.argv[1]))["provenance"]
 assert p["dut_state"].startswith("new: --keep-state found no chip state"), p
 PY
 
-# 5. Two runs into one folder at once: the second says the folder is in use
+# 5. A run that could not start (here: swtpm not installed) still leaves
+# run.json and junit.xml saying why, for CI.
+expect_exit 4 "a run whose emulator is not installed" \
+  env PATH=/nonexistent "$tpmlab" run "$src/scenarios/attest.yaml" --out "$tmp/nostart" -q
+expect_stderr "results: .*nostart/run.json \(status error\)" "says where the record is"
+py "$tmp/nostart" <<'PY' || fail "a run that could not start left no run.json / junit.xml saying why"
+import json, sqlite3, sys
+d = sys.argv[1]
+run = json.load(open(d + "/run.json"))
+assert run["status"] == "error" and "swtpm" in run["error"] and run["steps"] == [], run
+junit = open(d + "/junit.xml").read()
+assert 'errors="1"' in junit and "could not start" in junit, junit
+rows = sqlite3.connect(d + "/tpmlab.db").execute("SELECT id, status FROM runs").fetchall()
+assert rows == [(run["run_id"], "error")], rows
+PY
+
+# 6. Two runs into one folder at once: the second says the folder is in use
 # (exit 3) at once, and the first is not disturbed.
 printf 'name: long\nsteps:\n  - boot\n  - wait: 300000\n' >"$tmp/long.yaml"
 "$tpmlab" run "$tmp/long.yaml" --out "$tmp/busy" -q >"$tmp/bg.out" 2>"$tmp/bg.err" &
