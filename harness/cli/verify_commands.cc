@@ -305,7 +305,9 @@ std::vector<Command> AddVerifyCommands(CLI::App& app) {
   auto* verify = app.add_subcommand("verify", "Judge a snapshot as a verifier would; exit 1 on any alarm");
   verify->add_option("SNAPSHOT", verify_args->snapshot, "RUN.json:STEP or DATABASE:RUN:STEP");
   verify->add_option("--previous", verify_args->previous, "The DUT's earlier snapshot (counter and clock checks)");
-  verify->add_option("--enrollment", verify_args->enrollment, "enrollment.json (EK, AK, golden reference)");
+  verify->add_option("--enrollment", verify_args->enrollment,
+                     "enrollment.json (EK, AK, golden reference); for a step of the run that wrote it, the "
+                     "enrollment in force at that step");
   verify->add_option("--quote", verify_args->quote, "Instead of a snapshot: TPMS_ATTEST file");
   verify->add_option("--signature", verify_args->signature, "TPMT_SIGNATURE file");
   verify->add_option("--ak", verify_args->ak, "AK public key (PEM or DER)");
