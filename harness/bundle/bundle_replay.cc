@@ -90,6 +90,7 @@ std::map<int, Counters> CounterBehaviour(const json& steps) {
   std::map<int, Counters> out;
   std::optional<json> previous;
   for (const auto& s : steps) {
+    if (!s.is_object()) continue;
     const json snapshot = s.value("snapshot", json());
     if (!snapshot.is_object() || !snapshot.contains("clock") || !snapshot["clock"].is_object()) continue;
     const json& clock = snapshot["clock"];
@@ -217,8 +218,12 @@ Result<ReplayPlan> PlanReplay(const fs::path& unpacked) {
 
 std::vector<StepComparison> CompareRunSteps(const json& recorded, const json& replayed) {
   std::map<int, const json*> before, after;
-  for (const auto& s : recorded) before[s.value("index", -1)] = &s;
-  for (const auto& s : replayed) after[s.value("index", -1)] = &s;
+  for (const auto& s : recorded) {
+    if (s.is_object()) before[s.value("index", -1)] = &s;
+  }
+  for (const auto& s : replayed) {
+    if (s.is_object()) after[s.value("index", -1)] = &s;
+  }
   const auto counters_before = CounterBehaviour(recorded);
   const auto counters_after = CounterBehaviour(replayed);
   std::set<int> indices;

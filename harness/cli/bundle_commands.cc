@@ -169,7 +169,14 @@ int Replay(const ReplayArgs& args) {
 
   json replayed = json::array();
   for (const auto& s : result->steps) replayed.push_back(StepToJson(s));
-  const std::vector<StepComparison> rows = CompareRunSteps(recorded["steps"], replayed);
+  std::vector<StepComparison> rows;
+  try {
+    rows = CompareRunSteps(recorded["steps"], replayed);
+  } catch (const json::exception& e) {  // a run.json edited into another shape
+    std::cerr << "tpmlab: " << args.bundle << ": member 'run.json': its steps are not what tpmlab writes: " << e.what()
+              << "\n";
+    return kExitUsage;
+  }
   const auto differences = std::count_if(rows.begin(), rows.end(), [](const StepComparison& r) { return !r.same(); });
   const bool matches = differences == 0;
   if (args.json) {
