@@ -75,7 +75,9 @@ void PrintTable(const std::vector<StepComparison>& rows) {
   std::vector<std::array<std::string, 5>> cells = {{"step", "action", "recorded alarms", "replayed alarms", "result"}};
   for (const auto& r : rows) {
     cells.push_back({std::to_string(r.index), r.action + (r.kind.empty() ? "" : " " + r.kind), Codes(r.recorded_alarms),
-                     Codes(r.replayed_alarms), r.same() ? "same" : "DIFFERENT: " + Join(r.differences, "; ")});
+                     Codes(r.replayed_alarms),
+                     (r.same() ? "same" : "DIFFERENT: " + Join(r.differences, "; ")) +
+                         (r.timing.empty() ? "" : " (timing: " + Join(r.timing, "; ") + ")")});
   }
   std::array<size_t, 4> width{};
   for (const auto& c : cells) {
@@ -208,6 +210,12 @@ int Replay(const ReplayArgs& args) {
                   rows.size());
     } else {
       std::printf("replay differs at %ld of %zu steps\n", static_cast<long>(differences), rows.size());
+    }
+    const auto timing = std::count_if(rows.begin(), rows.end(), [](const StepComparison& r) { return !r.timing.empty(); });
+    if (timing > 0) {
+      std::printf("  %ld steps differ in safe / CLOCK_NOT_SAFE after a power loss: when libtpms saved its clock, "
+                  "not counted\n",
+                  static_cast<long>(timing));
     }
     std::printf("  replay run: %s\n", result->run_json.string().c_str());
   }
