@@ -11,10 +11,9 @@
 #include <chrono>
 #include <cstdio>
 #include <ctime>
-#include <fstream>
 #include <iostream>
-#include <map>
 #include <memory>
+#include <optional>
 #include <set>
 
 #include "commands.h"
@@ -22,7 +21,6 @@
 #include "harness/bundle.h"
 #include "harness/bundle_replay.h"
 #include "harness/runner.h"
-#include "harness/scenario_yaml.h"
 
 namespace tpmlab::cli {
 namespace {
