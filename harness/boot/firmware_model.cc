@@ -1,5 +1,9 @@
 #include "harness/firmware_model.h"
 
+#include <dlfcn.h>
+
+#include <algorithm>
+
 #include "harness/yaml_reader.h"
 
 namespace tpmlab {
@@ -196,7 +200,7 @@ const std::set<std::string> kModelKeys = {
     "platform_config", "secure_boot", "boot_order", "boot_entries", "gpt", "boot_loader",
     "kernel", "os_measurements", "banks", "startup_locality", "hcrtm"};
 
-Result<FirmwareModel> Load(const fs::path& file, int depth) {
+Result<FirmwareModel> Load(const fs::path& file, const ModelResolver& resolve, int depth) {
   TRY_ASSIGN(std::string text, YamlReader::ReadText(file, Layer::kScenario));
   ModelReader reader(file.string());
   TRY_ASSIGN(YAML::Node root, reader.Parse(text));
@@ -206,10 +210,12 @@ Result<FirmwareModel> Load(const fs::path& file, int depth) {
   if (root["inherits"]) {
     TRY_ASSIGN(std::string base, reader.String(root["inherits"], "inherits"));
     if (depth > 8) return reader.Error(root["inherits"], "inherits nests deeper than 8 models");
-    const fs::path base_file = file.parent_path() / (base + ".yaml");
-    auto loaded = Load(base_file, depth + 1);
+    auto base_file = resolve ? resolve(base, file) : ResolveFirmwareModel(base, file.parent_path());
+    if (!base_file.ok()) return reader.Error(root["inherits"], base_file.status().message());
+    auto loaded = Load(*base_file, resolve, depth + 1);
     if (!loaded.ok()) return reader.Error(root["inherits"], loaded.status().message());
     model = std::move(*loaded);
+    model.references.push_back({file.string(), base, base_file->string()});
   }
   TRY(reader.Read(root, model));
   if (model.name.empty()) return reader.Error(root, "a firmware model needs a name");
@@ -218,23 +224,73 @@ Result<FirmwareModel> Load(const fs::path& file, int depth) {
   return model;
 }
 
+// A name with a folder in it, or a file name, is a path; anything else names
+// a model to search for.
+bool IsModelPath(const std::string& name) { return name.find('/') != std::string::npos || name.ends_with(".yaml"); }
+
+// The folder of the executable or shared object this code is linked into
+// (the Python extension, or the tpmlab command).
+std::vector<fs::path> BinaryDirs() {
+  std::vector<fs::path> dirs;
+  std::error_code ec;
+  Dl_info info{};
+  if (::dladdr(reinterpret_cast<void*>(&InstalledFirmwareDirs), &info) != 0 && info.dli_fname != nullptr &&
+      *info.dli_fname != '\0') {
+    const fs::path object = fs::weakly_canonical(fs::absolute(info.dli_fname, ec), ec);
+    if (!ec && fs::is_regular_file(object, ec)) dirs.push_back(object.parent_path());
+  }
+  const fs::path exe = fs::read_symlink("/proc/self/exe", ec);
+  if (!ec) dirs.push_back(exe.parent_path());
+  return dirs;
+}
+
 }  // namespace
 
-Result<FirmwareModel> LoadFirmwareModel(const fs::path& file) { return Load(file, 0); }
+Result<FirmwareModel> LoadFirmwareModel(const fs::path& file, const ModelResolver& resolve) {
+  return Load(file, resolve, 0);
+}
+
+std::vector<fs::path> InstalledFirmwareDirs() {
+  std::vector<fs::path> candidates;
+  for (const auto& dir : BinaryDirs()) {
+    candidates.push_back(dir / "firmware");
+    candidates.push_back((dir / ".." / "share" / "tpmlab" / "firmware").lexically_normal());
+  }
+#ifdef TPMLAB_SOURCE_DIR
+  candidates.push_back(fs::path(TPMLAB_SOURCE_DIR) / "scenarios" / "firmware");
+#endif
+  std::vector<fs::path> dirs;
+  std::error_code ec;
+  for (const auto& c : candidates) {
+    if (!fs::is_directory(c, ec)) continue;
+    const fs::path canonical = fs::weakly_canonical(c, ec);
+    if (std::find(dirs.begin(), dirs.end(), canonical) == dirs.end()) dirs.push_back(canonical);
+  }
+  return dirs;
+}
+
+std::vector<fs::path> FirmwareModelCandidates(const std::string& name, const fs::path& base_dir) {
+  const fs::path base = base_dir.empty() ? fs::path(".") : base_dir;
+  if (IsModelPath(name)) return {fs::path(name).is_absolute() ? fs::path(name) : base / name};
+  std::vector<fs::path> candidates = {base / "firmware" / (name + ".yaml"), base / (name + ".yaml")};
+  for (const auto& dir : InstalledFirmwareDirs()) candidates.push_back(dir / (name + ".yaml"));
+  return candidates;
+}
 
 Result<fs::path> ResolveFirmwareModel(const std::string& name, const fs::path& base_dir) {
-  std::vector<fs::path> candidates;
-  if (name.find('/') != std::string::npos || name.ends_with(".yaml")) {
-    candidates.push_back(fs::path(name).is_absolute() ? fs::path(name) : base_dir / name);
-  } else {
-    candidates.push_back(base_dir / "firmware" / (name + ".yaml"));
-    candidates.push_back(base_dir / (name + ".yaml"));
-  }
+  if (name.empty()) return Status::Error(Layer::kScenario, "a firmware model name is empty");
+  const std::vector<fs::path> candidates = FirmwareModelCandidates(name, base_dir);
+  std::error_code ec;
   for (const auto& c : candidates) {
-    if (fs::exists(c)) return c;
+    if (fs::is_regular_file(c, ec)) return c;
   }
-  return Status::Error(Layer::kScenario, "firmware model '" + name + "' not found (looked for " +
-                                             candidates.front().string() + ")");
+  if (IsModelPath(name)) {
+    return Status::Error(Layer::kScenario, "firmware model '" + name + "' not found: " + candidates.front().string() +
+                                               " does not exist");
+  }
+  std::string looked;
+  for (const auto& c : candidates) looked += (looked.empty() ? "" : ", ") + c.string();
+  return Status::Error(Layer::kScenario, "firmware model '" + name + "' not found; looked for " + looked);
 }
 
 }  // namespace tpmlab

@@ -482,6 +482,17 @@ Status WriteBundle(const fs::path& run, const fs::path& out_file) {
   for (const auto& f : inputs.value("files", json::array())) {
     if (f.is_string()) listed.push_back(f.get<std::string>());
   }
+  // Each model reference must land on a copy in the bundle: a replay loads
+  // nothing else.
+  for (const auto& m : inputs.value("models", json::array())) {
+    for (const char* key : {"named_in", "file"}) {
+      const std::string p = m.is_object() ? m.value(key, "") : "";
+      if (!InsideRun(p)) {
+        return Status::Parse(run_json.string() + ": inputs.models names '" + p + "', not a path inside the run");
+      }
+      listed.push_back(p);
+    }
+  }
   for (const auto& want : listed) {
     if (std::none_of(members.begin(), members.end(), [&](const Member& m) { return m.name == want; })) {
       return Status::Parse(run_json.string() + ": lists input '" + want + "', which is not in the run folder");

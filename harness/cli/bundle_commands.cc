@@ -1,25 +1,26 @@
 // tpmlab bundle / replay: a run packed into one file, and that file run again
 // on a fresh emulated DUT, started from the recorded chip state with the
-// recorded seed, to check the same alarms come up at the same steps.
+// recorded seed, for exactly the recorded steps, to check the same alarms,
+// PCRs, event logs and counters come up at the same steps.
 #include <signal.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <array>
 #include <atomic>
 #include <chrono>
 #include <cstdio>
 #include <ctime>
-#include <fstream>
 #include <iostream>
-#include <map>
 #include <memory>
+#include <optional>
 #include <set>
 
 #include "commands.h"
 #include "exit_codes.h"
 #include "harness/bundle.h"
+#include "harness/bundle_replay.h"
 #include "harness/runner.h"
-#include "harness/scenario_yaml.h"
 
 namespace tpmlab::cli {
 namespace {
@@ -56,40 +57,35 @@ int Bundle(const std::string& run, std::string out) {
   return kExitPassed;
 }
 
-// What one step alarmed, for comparison: its action and sorted alarm codes.
-struct StepAlarms {
-  std::string action;
-  std::string kind;
-  std::vector<std::string> codes;
-};
-
-std::map<int, StepAlarms> AlarmsOf(const json& steps) {
-  std::map<int, StepAlarms> out;
-  for (const auto& s : steps) {
-    StepAlarms a{s.value("action", ""), s.value("kind", ""), {}};
-    for (const auto& alarm : s.value("alarms", json::array())) a.codes.push_back(alarm.value("code", ""));
-    std::sort(a.codes.begin(), a.codes.end());
-    out[s.value("index", -1)] = std::move(a);
-  }
-  return out;
-}
-
-std::map<int, StepAlarms> AlarmsOf(const std::vector<StepResult>& steps) {
-  std::map<int, StepAlarms> out;
-  for (const auto& s : steps) {
-    StepAlarms a{s.action, s.kind, {}};
-    for (const auto& alarm : s.alarms) a.codes.push_back(alarm.code);
-    std::sort(a.codes.begin(), a.codes.end());
-    out[s.index] = std::move(a);
-  }
-  return out;
-}
-
-std::string Join(const std::vector<std::string>& codes) {
-  if (codes.empty()) return "-";
+std::string Join(const std::vector<std::string>& items, const char* separator = ",") {
   std::string s;
-  for (const auto& c : codes) s += (s.empty() ? "" : ",") + c;
+  for (const auto& i : items) s += (s.empty() ? "" : separator) + i;
   return s;
+}
+
+std::string Codes(const std::optional<std::vector<std::string>>& codes) {
+  if (!codes) return "(no step)";
+  return codes->empty() ? "-" : Join(*codes);
+}
+
+// The comparison as a table whose columns fit what they hold.
+void PrintTable(const std::vector<StepComparison>& rows) {
+  std::vector<std::array<std::string, 5>> cells = {{"step", "action", "recorded alarms", "replayed alarms", "result"}};
+  for (const auto& r : rows) {
+    cells.push_back({std::to_string(r.index), r.action + (r.kind.empty() ? "" : " " + r.kind), Codes(r.recorded_alarms),
+                     Codes(r.replayed_alarms),
+                     (r.same() ? "same" : "DIFFERENT: " + Join(r.differences, "; ")) +
+                         (r.timing.empty() ? "" : " (timing: " + Join(r.timing, "; ") + ")")});
+  }
+  std::array<size_t, 4> width{};
+  for (const auto& c : cells) {
+    for (size_t i = 0; i < width.size(); ++i) width[i] = std::max(width[i], c[i].size());
+  }
+  for (const auto& c : cells) {
+    std::printf("%*s  %-*s  %-*s  %-*s  %s\n", static_cast<int>(width[0]), c[0].c_str(), static_cast<int>(width[1]),
+                c[1].c_str(), static_cast<int>(width[2]), c[2].c_str(), static_cast<int>(width[3]), c[3].c_str(),
+                c[4].c_str());
+  }
 }
 
 struct ReplayArgs {
@@ -112,41 +108,28 @@ int Replay(const ReplayArgs& args) {
     std::cerr << "tpmlab: " << extracted.status().message() << "\n";
     return ExitForBundle(extracted.status());
   }
-  auto bad = [&](const std::string& what) {
-    std::cerr << "tpmlab: " << args.bundle << ": " << what << "\n";
-    return kExitUsage;
-  };
-  auto manifest = ReadBundleManifest(unpacked);
-  if (!manifest.ok()) return bad(manifest.status().message());
-  std::ifstream in(unpacked / "run.json");
-  const json recorded = json::parse(in, nullptr, false);
-  if (recorded.is_discarded() || !recorded.contains("steps") || !recorded["steps"].is_array()) {
-    return bad("member 'run.json' is not a tpmlab run.json");
+  // Everything the replay loads comes from the bundle, never from this host.
+  auto plan = PlanReplay(unpacked);
+  if (!plan.ok()) {
+    std::cerr << "tpmlab: " << args.bundle << ": " << plan.status().message() << "\n";
+    return ExitForBundle(plan.status());
   }
-  const json inputs = recorded.value("inputs", json::object());
-  const std::string scenario_file = manifest->value("scenario_file", "");
-  const std::string initial_state = manifest->value("initial_state", "");
-  if (scenario_file.empty()) return bad("bundle.json names no scenario");
-  auto scenario = LoadScenarioFile(unpacked / scenario_file);
-  if (!scenario.ok()) return bad("member '" + scenario_file + "': " + scenario.status().message());
-  if (inputs.contains("cycles") && inputs["cycles"].is_number_integer()) {  // tpmlab run --cycles N
-    Status s = OverrideCycles(*scenario, inputs["cycles"].get<int>());
-    if (!s.ok()) return bad("member 'run.json': cycles: " + s.message());
-  }
-  const int recorded_steps = static_cast<int>(recorded["steps"].size());
-  if (recorded_steps != CountSteps(scenario->steps) && recorded.value("status", "") != "error" &&
-      recorded.value("status", "") != "interrupted") {
-    std::cerr << "tpmlab: note: the recorded run has " << recorded_steps << " steps, the bundled scenario "
-              << CountSteps(scenario->steps) << " (was it run with --cycles? its run.json does not say)\n";
+  const json& recorded = plan->recorded;
+  const int scenario_steps = CountSteps(plan->scenario.steps);
+  if (plan->recorded_steps > scenario_steps) {
+    std::cerr << "tpmlab: note: the recorded run has " << plan->recorded_steps << " steps, the bundled scenario "
+              << scenario_steps << " (was it run with --cycles? its run.json does not say)\n";
   }
 
   RunOptions options;
   options.out_dir = out / "run";
   options.database = options.out_dir / "tpmlab.db";
-  options.seed = recorded.contains("seed") ? recorded["seed"].get<uint64_t>() : manifest->value("seed", uint64_t{0});
-  if (!initial_state.empty()) {
-    options.initial_state = unpacked / initial_state;
-  } else {
+  options.seed = plan->seed;
+  // A replay runs exactly the steps that were recorded: a run stopped early
+  // (Ctrl-C on `--cycles 10000000`) replays to where it stopped, no further.
+  options.max_steps = plan->recorded_steps;
+  options.initial_state = plan->initial_state;
+  if (plan->initial_state.empty()) {
     const json dut = recorded.value("dut", json::object());
     std::cerr << "tpmlab: note: the run was on " << dut.value("label", std::string("a real chip"))
               << ", which has no emulator state to start from; the replay runs on a newly manufactured "
@@ -155,9 +138,13 @@ int Replay(const ReplayArgs& args) {
   options.unix_sockets = args.unix_sockets;
   options.stop = &g_stop;
   if (!args.quiet && !args.json && ::isatty(STDERR_FILENO)) {
-    options.on_step = [](const StepResult& r, int total) {
-      std::fprintf(stderr, "[%4d/%d] %-12s %-11s %-6s %s\n", r.index + 1, total, r.action.c_str(), r.kind.c_str(),
-                   r.status.c_str(), Join(AlarmsOf(std::vector<StepResult>{r})[r.index].codes).c_str());
+    const int total = plan->recorded_steps;
+    options.on_step = [total](const StepResult& r, int) {
+      std::set<std::string> codes;
+      for (const auto& a : r.alarms) codes.insert(a.code);
+      std::fprintf(stderr, "step %4d of %d recorded: %-12s %-11s %-6s %s\n", r.index, total, r.action.c_str(),
+                   r.kind.c_str(), r.status.c_str(),
+                   codes.empty() ? "-" : Join(std::vector<std::string>(codes.begin(), codes.end())).c_str());
     };
   }
   struct sigaction sa {};
@@ -166,7 +153,7 @@ int Replay(const ReplayArgs& args) {
   sigaction(SIGTERM, &sa, nullptr);
 
   const auto started = std::chrono::steady_clock::now();
-  auto result = RunScenario(*scenario, options);
+  auto result = RunScenario(plan->scenario, options);
   const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
   if (!result.ok()) {
     std::cerr << "tpmlab: the replay could not run: " << result.status().ToString() << "\n";
@@ -177,59 +164,56 @@ int Replay(const ReplayArgs& args) {
     std::cerr << "tpmlab: the replay could not complete: " << result->error << "\n";
     return kExitRunError;
   }
+  const int replayed_steps = static_cast<int>(result->steps.size());
+  const bool stopped_at_recorded = replayed_steps == plan->recorded_steps && scenario_steps > plan->recorded_steps;
 
-  // Step by step: same action, same alarm codes.
-  const auto before = AlarmsOf(recorded["steps"]);
-  const auto after = AlarmsOf(result->steps);
-  std::set<int> indices;
-  for (const auto& [i, a] : before) indices.insert(i);
-  for (const auto& [i, a] : after) indices.insert(i);
-  json rows = json::array();
-  int differences = 0;
-  for (int i : indices) {
-    const auto b = before.find(i);
-    const auto a = after.find(i);
-    const bool same = b != before.end() && a != after.end() && b->second.action == a->second.action &&
-                      b->second.codes == a->second.codes;
-    differences += same ? 0 : 1;
-    const StepAlarms& any = b != before.end() ? b->second : a->second;
-    json row = {{"index", i}, {"action", any.action}, {"same", same}};
-    if (!any.kind.empty()) row["kind"] = any.kind;
-    row["recorded"] = b != before.end() ? json(b->second.codes) : json(nullptr);
-    row["replayed"] = a != after.end() ? json(a->second.codes) : json(nullptr);
-    if (b != before.end() && a != after.end() && b->second.action != a->second.action) {
-      row["replayed_action"] = a->second.action;
-    }
-    rows.push_back(std::move(row));
+  json replayed = json::array();
+  for (const auto& s : result->steps) replayed.push_back(StepToJson(s));
+  std::vector<StepComparison> rows;
+  try {
+    rows = CompareRunSteps(recorded["steps"], replayed);
+  } catch (const json::exception& e) {  // a run.json edited into another shape
+    std::cerr << "tpmlab: " << args.bundle << ": member 'run.json': its steps are not what tpmlab writes: " << e.what()
+              << "\n";
+    return kExitUsage;
   }
+  const auto differences = std::count_if(rows.begin(), rows.end(), [](const StepComparison& r) { return !r.same(); });
   const bool matches = differences == 0;
   if (args.json) {
     std::cout << json({{"bundle", args.bundle},
-                       {"scenario", scenario->name},
+                       {"scenario", plan->scenario.name},
                        {"seed", result->seed},
                        {"matches", matches},
                        {"differences", differences},
+                       {"recorded_steps", plan->recorded_steps},
+                       {"replayed_steps", replayed_steps},
+                       {"stopped_at_recorded_steps", stopped_at_recorded},
+                       {"replay_status", RunStatusName(result->status)},
                        {"replay_seconds", seconds},
                        {"replay_run", result->run_json.string()},
-                       {"steps", rows}})
+                       {"steps", ComparisonToJson(rows)}})
                      .dump(2)
               << "\n";
   } else {
-    std::printf("tpmlab replay: %s, seed %llu: %zu steps recorded, %zu replayed in %.1f s\n", scenario->name.c_str(),
-                static_cast<unsigned long long>(result->seed), before.size(), after.size(), seconds);
-    std::printf("%5s  %-24s %-30s %-30s %s\n", "step", "action", "recorded", "replayed", "");
-    for (const auto& r : rows) {
-      std::string action = r["action"].get<std::string>();
-      if (r.contains("kind")) action += " " + r["kind"].get<std::string>();
-      if (r.contains("replayed_action")) action += " / " + r["replayed_action"].get<std::string>();
-      auto codes = [](const json& c) { return c.is_null() ? std::string("(no step)") : Join(c); };
-      std::printf("%5d  %-24s %-30s %-30s %s\n", r["index"].get<int>(), action.c_str(), codes(r["recorded"]).c_str(),
-                  codes(r["replayed"]).c_str(), r["same"].get<bool>() ? "same" : "DIFFERENT");
+    std::printf("tpmlab replay: %s, seed %llu: %d steps recorded, %d replayed in %.1f s\n",
+                plan->scenario.name.c_str(), static_cast<unsigned long long>(result->seed), plan->recorded_steps,
+                replayed_steps, seconds);
+    if (stopped_at_recorded) {
+      std::printf("stopped at the recorded %d steps (the scenario runs %d; the recorded run stopped early)\n",
+                  plan->recorded_steps, scenario_steps);
     }
+    PrintTable(rows);
     if (matches) {
-      std::printf("replay matches: the same alarms at the same %zu steps\n", indices.size());
+      std::printf("replay matches: the same alarms, PCRs, event logs and counters at the same %zu steps\n",
+                  rows.size());
     } else {
-      std::printf("replay differs at %d of %zu steps\n", differences, indices.size());
+      std::printf("replay differs at %ld of %zu steps\n", static_cast<long>(differences), rows.size());
+    }
+    const auto timing = std::count_if(rows.begin(), rows.end(), [](const StepComparison& r) { return !r.timing.empty(); });
+    if (timing > 0) {
+      std::printf("  %ld steps differ in safe / CLOCK_NOT_SAFE after a power loss: when libtpms saved its clock, "
+                  "not counted\n",
+                  static_cast<long>(timing));
     }
     std::printf("  replay run: %s\n", result->run_json.string().c_str());
   }

@@ -91,6 +91,15 @@ Result<json> SaveRunInputs(const Scenario& scenario, const fs::path& out_dir) {
     inputs["files"].push_back(("inputs" / relative).string());
   }
   inputs["scenario"] = inputs["files"].front();
+  // Each model name and the copy it resolved to, so a replay loads these
+  // copies by the same names and nothing from the host it runs on.
+  auto copy_of = [&](const std::string& path) {
+    return ("inputs" / fs::weakly_canonical(fs::absolute(path), ec).lexically_relative(root)).string();
+  };
+  inputs["models"] = json::array();
+  for (const auto& r : scenario.model_references) {
+    inputs["models"].push_back({{"named_in", copy_of(r.named_in)}, {"name", r.name}, {"file", copy_of(r.file)}});
+  }
   // The file says one count; the run used this one (`tpmlab run --cycles`).
   if (scenario.cycles) inputs["cycles"] = *scenario.cycles;
   return inputs;

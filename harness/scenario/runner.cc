@@ -194,7 +194,10 @@ class Run {
     return std::move(result_);
   }
 
-  bool Stopped() const { return ended_ || (options_.stop && options_.stop->load()); }
+  bool Stopped() const {
+    return ended_ || (options_.stop && options_.stop->load()) ||
+           (options_.max_steps && result_.steps.size() >= static_cast<size_t>(std::max(0, *options_.max_steps)));
+  }
   const RunResult& result() const { return result_; }
 
  private:

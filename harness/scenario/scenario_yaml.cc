@@ -53,6 +53,8 @@ class Reader : public YamlReader {
   // Names read so far (firmware_update needs the images, rollback a checkpoint).
   mutable std::set<std::string> images_, checkpoints_;
   mutable std::vector<std::string> sources_;
+  mutable std::vector<ModelReference> references_;
+  ModelResolver resolve_;  // empty: the search path
 
   // Names that become folder names under the run's output (checkpoints/NAME,
   // images/NAME): a bundle from elsewhere must not reach outside it.
@@ -579,15 +581,18 @@ class Reader : public YamlReader {
     return banks;
   }
 
-  // A firmware model named in the scenario, resolved beside the scenario file.
+  // A firmware model named in the scenario: found by the one search path
+  // (ResolveFirmwareModel), or by the resolver a replay gives.
   Result<FirmwareModel> Model(const YAML::Node& n) const {
     TRY_ASSIGN(std::string name, String(n, "a firmware model"));
-    const auto dir = std::filesystem::path(file()).parent_path();
-    auto path = ResolveFirmwareModel(name, dir.empty() ? "." : dir);
+    const std::filesystem::path named_in = file();
+    auto path = resolve_ ? resolve_(name, named_in) : ResolveFirmwareModel(name, named_in.parent_path());
     if (!path.ok()) return Error(n, path.status().message());
-    auto model = LoadFirmwareModel(*path);
+    auto model = LoadFirmwareModel(*path, resolve_);
     if (!model.ok()) return Error(n, model.status().message());
     for (const auto& source : model->sources) sources_.push_back(source);
+    references_.push_back({file(), name, path->string()});
+    references_.insert(references_.end(), model->references.begin(), model->references.end());
     return std::move(*model);
   }
 
@@ -643,6 +648,7 @@ class Reader : public YamlReader {
     if (!root["steps"]) return Error(root, "the scenario needs steps");
     TRY_ASSIGN(s.steps, ReadSteps(root["steps"], 0));
     s.sources = sources_;
+    s.model_references = references_;
     TRY(ValidateScenario(s));
     return s;
   }
@@ -650,8 +656,10 @@ class Reader : public YamlReader {
 
 }  // namespace
 
-Result<Scenario> LoadScenarioText(const std::string& text, const std::string& file_name) {
+Result<Scenario> LoadScenarioText(const std::string& text, const std::string& file_name,
+                                  const ModelResolver& resolve_models) {
   Reader reader(file_name);
+  reader.resolve_ = resolve_models;
   TRY_ASSIGN(YAML::Node root, reader.Parse(text));
   TRY_ASSIGN(Scenario scenario, reader.ReadScenario(root));
   scenario.text = text;

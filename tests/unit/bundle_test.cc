@@ -1,7 +1,8 @@
 // Repro bundles (harness/bundle.h): a run folder packs and unpacks to the same
 // bytes with its database rows beside them; hostile, damaged and truncated
 // archives are refused with the member (and byte) that gave them away, and
-// nothing lands outside the target folder.
+// nothing lands outside the target folder. A replay (harness/bundle_replay.h)
+// loads only the bundle's copies of its inputs and says what differs per step.
 #define BOOST_TEST_MODULE bundle
 #include <archive.h>
 #include <archive_entry.h>
@@ -15,6 +16,9 @@
 #include <vector>
 
 #include "harness/bundle.h"
+#include "harness/bundle_replay.h"
+#include "harness/run_files.h"
+#include "harness/scenario_yaml.h"
 #include "harness/store.h"
 
 namespace tpmlab {
@@ -301,6 +305,182 @@ BOOST_AUTO_TEST_CASE(the_unpacked_size_is_capped) {
   BOOST_TEST(r.status().message().find("'big' would take the bundle past 65536 bytes") != std::string::npos,
              r.status().message());
   BOOST_TEST(fs::is_empty(t.path / "out"));
+}
+
+// --- replay: the bundle's own inputs, and what differs -----------------------
+
+// A model file with one measured string that shows which copy was loaded.
+std::string Model(const std::string& name, const std::string& crtm, const std::string& inherits = "") {
+  return "name: " + name + "\n" + (inherits.empty() ? "" : "inherits: " + inherits + "\n") +
+         "s_crtm_version: " + crtm + "\n";
+}
+
+// A run folder's inputs/ as the runner saves them, for a scenario that names
+// its model by an absolute host path, the model inheriting by another; then
+// unpacked as a bundle would be (bundle.json, run.json, inputs/).
+fs::path BundleNamingHostPaths(const fs::path& root) {
+  const fs::path host = root / "host";
+  WriteFile(host / "base" / "base.yaml", Model("host-base", "base 1.0"));
+  WriteFile(host / "models" / "custom.yaml", Model("custom", "custom 1.0", (host / "base" / "base.yaml").string()));
+  WriteFile(host / "s" / "short.yaml", "name: short\nplatform: {firmware: " + (host / "models" / "custom.yaml").string() +
+                                           "}\nsteps: [boot]\n");
+  auto scenario = LoadScenarioFile(host / "s" / "short.yaml");
+  BOOST_REQUIRE_MESSAGE(scenario.ok(), scenario.status().ToString());
+  const fs::path unpacked = root / "unpacked";
+  auto inputs = SaveRunInputs(*scenario, unpacked);
+  BOOST_REQUIRE_MESSAGE(inputs.ok(), inputs.status().ToString());
+  BOOST_TEST_MESSAGE("inputs: " << inputs->dump());
+  WriteFile(unpacked / "run.json", json({{"seed", 5}, {"inputs", *inputs}, {"steps", json::array()}}).dump());
+  WriteFile(unpacked / "bundle.json", json({{"format", "tpmlab-bundle"},
+                                            {"version", 1},
+                                            {"scenario_file", (*inputs)["scenario"]},
+                                            {"files", json::array()}})
+                                          .dump());
+  return unpacked;
+}
+
+BOOST_AUTO_TEST_CASE(a_replay_loads_the_bundled_models_not_the_hosts) {
+  TempDir t;
+  const fs::path unpacked = BundleNamingHostPaths(t.path);
+  // The host's files change and go: the bundle's copies are what replays.
+  WriteFile(t.path / "host" / "models" / "custom.yaml", Model("custom", "EDITED ON THE HOST"));
+  fs::remove(t.path / "host" / "base" / "base.yaml");
+
+  auto plan = PlanReplay(unpacked);
+  BOOST_REQUIRE_MESSAGE(plan.ok(), plan.status().ToString());
+  BOOST_REQUIRE(plan->scenario.platform.firmware.has_value());
+  const FirmwareModel& model = *plan->scenario.platform.firmware;
+  BOOST_TEST(model.s_crtm_version == "custom 1.0");
+  BOOST_TEST(model.sources.size() == 2u);
+  for (const auto& source : model.sources) {
+    BOOST_TEST(source.starts_with((fs::absolute(unpacked) / "inputs").string()), source << " is not in the bundle");
+  }
+  BOOST_TEST(plan->seed == 5u);
+}
+
+BOOST_AUTO_TEST_CASE(a_replay_never_reads_a_model_the_bundle_does_not_carry) {
+  TempDir t;
+  const fs::path unpacked = BundleNamingHostPaths(t.path);
+  const fs::path elsewhere = t.path / "elsewhere.yaml";
+  WriteFile(elsewhere, Model("elsewhere", "x"));
+  auto inputs = json::parse(ReadFile(unpacked / "run.json"))["inputs"];
+
+  // A name the run did not resolve: refused, even though the file exists here.
+  ModelResolver bundled = BundledModels(unpacked, inputs);
+  auto r = bundled(elsewhere.string(), fs::absolute(unpacked) / inputs["scenario"].get<std::string>());
+  BOOST_REQUIRE(!r.ok());
+  BOOST_TEST(r.status().message().find("the bundle carries no copy") != std::string::npos, r.status().message());
+
+  // A bundle from before references were recorded: only files inside it.
+  inputs.erase("models");
+  bundled = BundledModels(unpacked, inputs);
+  r = bundled(elsewhere.string(), fs::absolute(unpacked) / inputs["scenario"].get<std::string>());
+  BOOST_REQUIRE(!r.ok());
+  BOOST_TEST(r.status().message().find("outside the bundle") != std::string::npos, r.status().message());
+  r = bundled("../../../elsewhere.yaml", fs::absolute(unpacked) / inputs["scenario"].get<std::string>());
+  BOOST_REQUIRE(!r.ok());
+  BOOST_TEST(r.status().message().find("outside the bundle") != std::string::npos, r.status().message());
+}
+
+BOOST_AUTO_TEST_CASE(a_bundle_lists_every_model_reference_its_run_resolved) {
+  TempDir t;
+  const fs::path unpacked = BundleNamingHostPaths(t.path);
+  const json inputs = json::parse(ReadFile(unpacked / "run.json"))["inputs"];
+  BOOST_REQUIRE_EQUAL(inputs["models"].size(), 2u);
+  for (const auto& m : inputs["models"]) {
+    for (const char* key : {"named_in", "file"}) {
+      const std::string name = m[key];
+      BOOST_TEST(name.starts_with("inputs/"), key << " " << name);
+      BOOST_TEST(fs::is_regular_file(unpacked / name), name);
+    }
+    BOOST_TEST(fs::path(m["name"].get<std::string>()).is_absolute(), "the name as the scenario wrote it");
+  }
+}
+
+// Two steps as run.json records them: a boot with a snapshot, then a reset.
+json Steps(const std::string& pcr0, const std::string& log_sha, uint64_t second_reset_count, bool safe,
+           const std::vector<std::string>& alarms) {
+  auto snapshot = [&](uint64_t reset_count) {
+    return json{{"pcrs", {{"sha1", {{"0", "aa"}, {"7", "77"}}}, {"sha256", {{"0", pcr0}, {"7", "77"}}}}},
+                {"clock", {{"reset_count", reset_count}, {"restart_count", 0}, {"safe", safe}}},
+                {"eventlog", {{"sha256", log_sha}, {"events", 20}}}};
+  };
+  json codes = json::array();
+  for (const auto& a : alarms) codes.push_back({{"code", a}});
+  return json::array({{{"index", 0}, {"action", "boot"}, {"status", "passed"}, {"alarms", json::array()},
+                       {"snapshot", snapshot(3)}},
+                      {{"index", 1}, {"action", "power_cycle"}, {"kind", "reset"}, {"status", "passed"},
+                       {"alarms", codes}, {"snapshot", snapshot(second_reset_count)}}});
+}
+
+BOOST_AUTO_TEST_CASE(identical_runs_compare_the_same) {
+  const json steps = Steps("00", "ab", 4, true, {"PCR_POLICY_MISMATCH", "PCR_POLICY_MISMATCH"});
+  const auto rows = CompareRunSteps(steps, steps);
+  BOOST_REQUIRE_EQUAL(rows.size(), 2u);
+  for (const auto& r : rows) BOOST_TEST(r.same(), r.index);
+  BOOST_TEST(rows[1].action == "power_cycle");
+  BOOST_TEST(rows[1].kind == "reset");
+  BOOST_TEST(*rows[1].recorded_alarms == std::vector<std::string>{"PCR_POLICY_MISMATCH"}, "codes once each");
+}
+
+BOOST_AUTO_TEST_CASE(a_replay_whose_pcr0_differs_says_so) {
+  // Same alarms, same counters: only the measurement moved.
+  const auto rows = CompareRunSteps(Steps("00", "ab", 4, true, {}), Steps("01", "ab", 4, true, {}));
+  BOOST_REQUIRE_EQUAL(rows.size(), 2u);
+  for (const auto& r : rows) {
+    BOOST_TEST(!r.same(), r.index);
+    BOOST_TEST(r.differences == std::vector<std::string>{"PCR0 differs (sha256)"}, r.index);
+  }
+  const json j = ComparisonToJson(rows);
+  BOOST_TEST(j[0]["same"] == false);
+  BOOST_TEST(j[0]["differs"][0] == "PCR0 differs (sha256)");
+}
+
+BOOST_AUTO_TEST_CASE(event_logs_counters_safe_and_alarms_are_compared) {
+  const auto rows = CompareRunSteps(Steps("00", "abcdef0123456789", 4, true, {"EK_CHANGED"}),
+                                    Steps("00", "fedcba9876543210", 3, false, {"CLOCK_NOT_SAFE"}));
+  BOOST_REQUIRE_EQUAL(rows.size(), 2u);
+  auto has = [&](int step, const std::string& text) {
+    for (const auto& d : rows[step].differences) {
+      if (d.find(text) != std::string::npos) return true;
+    }
+    BOOST_TEST_MESSAGE("step " << step << ": " << json(rows[step].differences).dump());
+    return false;
+  };
+  BOOST_TEST(has(0, "event log differs (sha256 abcdef01… recorded, fedcba98… replayed"));
+  BOOST_TEST(has(0, "safe: recorded YES, replayed NO"));
+  BOOST_TEST(has(1, "reset_count: recorded up, replayed same"));
+  BOOST_TEST(has(1, "alarms: -EK_CHANGED +CLOCK_NOT_SAFE"));
+  BOOST_TEST(!has(1, "PCR"));
+}
+
+// After a power loss, safe is a matter of when libtpms saved its clock: noted
+// as timing, not counted; any other alarm still differs.
+BOOST_AUTO_TEST_CASE(safe_after_a_power_loss_is_timing_not_a_difference) {
+  json recorded = Steps("00", "ab", 4, true, {"EK_CHANGED"});
+  json replayed = Steps("00", "ab", 4, true, {"CLOCK_NOT_SAFE"});
+  for (json* steps : {&recorded, &replayed}) (*steps)[1]["kind"] = "power-loss";
+  replayed[1]["snapshot"]["clock"]["safe"] = false;
+  auto rows = CompareRunSteps(recorded, replayed);
+  BOOST_REQUIRE_EQUAL(rows.size(), 2u);
+  BOOST_TEST(rows[0].same());
+  BOOST_TEST(rows[1].differences == std::vector<std::string>{"alarms: -EK_CHANGED"});
+  BOOST_TEST((rows[1].timing == std::vector<std::string>{"alarms: +CLOCK_NOT_SAFE", "safe: recorded YES, replayed NO"}));
+
+  recorded[1]["alarms"] = json::array();
+  rows = CompareRunSteps(recorded, replayed);
+  BOOST_TEST(rows[1].same(), json(rows[1].differences).dump());
+  BOOST_TEST(ComparisonToJson(rows)[1]["timing"].size() == 2u);
+}
+
+BOOST_AUTO_TEST_CASE(a_step_only_one_run_has_is_a_difference) {
+  json shorter = Steps("00", "ab", 4, true, {});
+  shorter.erase(1);
+  const auto rows = CompareRunSteps(Steps("00", "ab", 4, true, {}), shorter);
+  BOOST_REQUIRE_EQUAL(rows.size(), 2u);
+  BOOST_TEST(rows[0].same());
+  BOOST_TEST(rows[1].differences == std::vector<std::string>{"only in the recorded run"});
+  BOOST_TEST(!rows[1].replayed_alarms.has_value());
 }
 
 }  // namespace

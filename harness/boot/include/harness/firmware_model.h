@@ -6,6 +6,7 @@
 
 #include <cstdint>
 #include <filesystem>
+#include <functional>
 #include <optional>
 #include <string>
 #include <vector>
@@ -68,11 +69,20 @@ struct OsMeasurement {
   std::string content;
 };
 
+// A model name resolved to a file, as a run recorded it: a bundle replays
+// the same names to its own copies of the same files.
+struct ModelReference {
+  std::string named_in;  // the file that names it (a scenario or a model)
+  std::string name;      // as written: "baseline", "../m.yaml", "/abs/m.yaml"
+  std::string file;      // the file it resolved to
+};
+
 struct FirmwareModel {
   std::string name;
   std::string description;
   std::string file;  // where it was loaded from
   std::vector<std::string> sources;  // every file read for it, inherited ones first
+  std::vector<ModelReference> references;  // every `inherits` resolved for it
   std::string s_crtm_version;
   std::vector<FirmwareBlob> firmware_blobs;
   std::vector<OptionRom> option_roms;
@@ -91,13 +101,35 @@ struct FirmwareModel {
   std::optional<std::string> hcrtm;
 };
 
-/// Loads a model. `inherits: NAME` starts from NAME.yaml in the same folder
-/// and replaces each top-level key the file gives. Errors name file:line:column.
-Result<FirmwareModel> LoadFirmwareModel(const std::filesystem::path& file);
+/// Turns a model name, as written in `named_in`, into the file to load.
+/// Empty: ResolveFirmwareModel (the search path). A replay gives one that
+/// looks only inside its bundle.
+using ModelResolver =
+    std::function<Result<std::filesystem::path>(const std::string& name, const std::filesystem::path& named_in)>;
 
-/// Finds a model by name or path: a path (with '/' or ending in .yaml) is
-/// taken relative to `base_dir`; a bare name is looked up as
-/// `base_dir/firmware/NAME.yaml`, then `base_dir/NAME.yaml`.
+/// Loads a model. `inherits: NAME` starts from the model NAME resolves to
+/// (resolved like a scenario's `firmware`, from this file's folder) and
+/// replaces each top-level key the file gives. Errors name file:line:column.
+Result<FirmwareModel> LoadFirmwareModel(const std::filesystem::path& file, const ModelResolver& resolve = {});
+
+/// Where models installed with tpmlab live, those that exist: `firmware/`
+/// beside the binary that holds this code (the Python package's copy, or one
+/// beside the tpmlab executable), `../share/tpmlab/firmware` from there (an
+/// installed tpmlab), and the scenarios/firmware of the source tree tpmlab
+/// was built from.
+std::vector<std::filesystem::path> InstalledFirmwareDirs();
+
+/// The files a model name may be, in the order they are tried. A name with a
+/// '/' or ending in .yaml is a path, used as is (relative to `base_dir`,
+/// the folder of the file naming it). A bare NAME is
+/// `base_dir/firmware/NAME.yaml`, `base_dir/NAME.yaml`, then `NAME.yaml`
+/// in each of InstalledFirmwareDirs().
+std::vector<std::filesystem::path> FirmwareModelCandidates(const std::string& name_or_path,
+                                                           const std::filesystem::path& base_dir);
+
+/// The first of FirmwareModelCandidates that exists. The one search the CLI,
+/// the runner and Python share. Not found: an error listing every place
+/// looked.
 Result<std::filesystem::path> ResolveFirmwareModel(const std::string& name_or_path,
                                                    const std::filesystem::path& base_dir);
 

@@ -5,7 +5,10 @@
 //   bundle.json       the manifest: format, version, scenario, seed, every file's size and sha256
 //   run.json          the run as recorded (steps, alarms, snapshots)
 //   junit.xml         when the run wrote one
-//   inputs/           the scenario file and the firmware models it loaded
+//   inputs/           the scenario file and the firmware models it loaded, under
+//                     relative names; run.json's inputs.models maps each model
+//                     name the run resolved to its copy here, so a replay
+//                     (harness/bundle_replay.h) reads nothing from its host
 //   initial-state/    the swtpm state folder before the first TPM command
 //   eventlogs/        every distinct event log the snapshots saw
 //   trace.json        the run's database rows: steps, snapshots, the command trace

@@ -46,6 +46,9 @@ struct RunOptions {
   std::function<void(Dut&)> on_dut_ready;
   // Set from a signal handler to stop between steps.
   const std::atomic<bool>* stop = nullptr;
+  // Ends the run, as finished (not interrupted), once this many steps ran:
+  // a replay runs exactly the steps its recorded run did.
+  std::optional<int> max_steps;
 };
 
 // One judged expectation: an `expect` step, or what no expect step covered

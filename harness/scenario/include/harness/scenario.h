@@ -200,6 +200,7 @@ struct Scenario {
   std::string file;                  // empty when built in code
   std::string text;                  // the YAML as loaded (what ran, even if the file changes)
   std::vector<std::string> sources;  // the firmware model files it read
+  std::vector<ModelReference> model_references;  // each model name and the file it resolved to
   std::optional<int> cycles;         // set by OverrideCycles (`--cycles`), kept for replays
 };
 

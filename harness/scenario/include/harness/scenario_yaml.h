@@ -10,6 +10,10 @@
 namespace tpmlab {
 
 Result<Scenario> LoadScenarioFile(const std::filesystem::path& file);
-Result<Scenario> LoadScenarioText(const std::string& text, const std::string& file_name);
+/// `file_name` names the text in errors; firmware models are found from its
+/// folder (ResolveFirmwareModel), or by `resolve_models` when given (a
+/// replay, which must load only its bundle's copies).
+Result<Scenario> LoadScenarioText(const std::string& text, const std::string& file_name,
+                                  const ModelResolver& resolve_models = {});
 
 }  // namespace tpmlab
