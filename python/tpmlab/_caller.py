@@ -2,24 +2,31 @@
 Python name that file:line instead of the YAML text tpmlab wrote for them."""
 from __future__ import annotations
 
+import functools
+import os
 import re
 import sys
-from pathlib import Path
 from typing import Any, Mapping, Optional, Tuple, Union
 
 from . import _core
 
-_PACKAGE_DIR = str(Path(__file__).resolve().parent)
+_PACKAGE_DIR = os.path.realpath(os.path.dirname(__file__))
 # What the harness's loader puts before a message: "FILE:LINE:COLUMN: ".
 _LOCATION = re.compile(r"^(.*?):(\d+):(\d+): ")
 
 
+@functools.lru_cache(maxsize=256)
+def _in_package(file: str) -> bool:
+    return os.path.realpath(os.path.dirname(file)) == _PACKAGE_DIR
+
+
 def caller() -> Tuple[str, int]:
-    """The file and line of the first frame outside the tpmlab package (and outside contextlib)."""
+    """The file and line of the first frame outside tpmlab's modules (and outside contextlib);
+    the examples installed under tpmlab/examples are user code."""
     frame = sys._getframe(1)
     while frame is not None:
         name = frame.f_code.co_filename
-        inside = name.startswith(_PACKAGE_DIR) or name.endswith("contextlib.py")
+        inside = _in_package(name) or name.endswith("contextlib.py")
         if not inside:
             return name, frame.f_lineno
         frame = frame.f_back  # type: ignore[assignment]
