@@ -458,7 +458,8 @@ class RunResult:
     def __repr__(self) -> str:
         failed = sum(1 for e in self.expectations if not e.passed)
         return (f"RunResult({self.status}, {len(self.steps)} steps, {len(self.expectations)} expectations"
-                f"{f' ({failed} failed)' if failed else ''}, run_json={str(self.run_json)!r})")
+                f"{f' ({failed} failed)' if failed else ''}, "
+                f"run_json={str(self.run_json) if self.run_json else None!r})")
 
 
 def _steps_from_core(items: List[Any]) -> List[StepResult]:
