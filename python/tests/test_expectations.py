@@ -64,7 +64,8 @@ def test_a_test_with_an_unmet_expect_fails(pytester):
     result = pytester.runpytest_subprocess("-p", "tpmlab.pytest_plugin", "-rA")
     result.assert_outcomes(passed=3, failed=1, errors=1)
     result.stdout.fnmatch_lines([
-        f"*ExpectationFailed: *test_lab.py:{expect_line}: expect on step * (power_cycle reset) not met: alarm CLOCK_SKEW*",
+        f"*ExpectationFailed: *test_lab.py:{expect_line}: expect on step * (power_cycle reset) not met: "
+        "alarm CLOCK_SKEW*",
     ])
     result.stdout.fnmatch_lines([
         "*ERROR at teardown of test_unmet_expect_run_as_a_step_fails_at_teardown*",

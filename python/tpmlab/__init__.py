@@ -34,7 +34,7 @@ __version__: str = _core.version
 
 __all__ = [
     "Alarm", "Bench", "Cause", "Check", "Clock", "Drift", "Dut", "EmulatorError", "Event", "EventChange",
-    "EventLog", "Expectation", "ExpectationFailed", "MissingDependencyError", "POWER_CYCLE_KINDS", "ParseError", "RunResult",
-    "Scenario", "ScenarioError", "Snapshot", "StepResult", "StoreError", "TpmError", "TpmlabError",
+    "EventLog", "Expectation", "ExpectationFailed", "MissingDependencyError", "POWER_CYCLE_KINDS", "ParseError",
+    "RunResult", "Scenario", "ScenarioError", "Snapshot", "StepResult", "StoreError", "TpmError", "TpmlabError",
     "TransportError", "diff", "emulated", "load_run", "load_scenario", "open_emulated", "run_scenario", "__version__",
 ]

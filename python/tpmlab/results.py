@@ -377,7 +377,7 @@ class RunResult:
         self.error: str = str(summary.get("error") or "")
         #: the run's run.json; None once the folder it was in was removed (``report()`` still has it)
         self.run_json: Optional[Path] = Path(summary["run_json"]) if summary.get("run_json") else None
-        self.expectations: List[Expectation] = [Expectation(**{k: e[k] for k in Expectation.__annotations__})
+        self.expectations: List[Expectation] = [Expectation(**{k: e.get(k) for k in Expectation.__annotations__})
                                                 for e in summary.get("expectations") or []]
         self.steps: List[StepResult] = steps
         self._report: Optional[Dict[str, Any]] = None
