@@ -175,7 +175,8 @@ class Dut:
         return self.step({"fault": {"kind": kind, **options}})
 
     def clock_set(self, ms: int) -> StepResult:
-        """TPM2_ClockSet: sets the TPM clock to ``ms`` (it can only move forward; an earlier value is refused)."""
+        """TPM2_ClockSet (owner auth): sets the TPM clock to ``ms``. It only goes forward: an earlier
+        value is refused (status ``refused``, ``TPM_RC_VALUE``). ``detail`` has ``clock_before_ms``."""
         return self.step({"clock_set": ms})
 
     def clock_skew(self, ms: int) -> StepResult:
@@ -183,7 +184,8 @@ class Dut:
         return self.step({"clock_skew": ms})
 
     def wait(self, ms: int) -> StepResult:
-        """Waits ``ms`` milliseconds of wall time with the TPM powered (its clock runs on)."""
+        """Sleeps ``ms`` milliseconds (0..86400000) with the TPM powered, so its clock runs on
+        (e.g. to let libtpms save the clock to NV, every 4096 ms)."""
         return self.step({"wait": ms})
 
     def checkpoint(self, name: str) -> StepResult:
