@@ -1,6 +1,7 @@
 // What a step hands back, for Python: Snapshot (the C++ one, kept whole so
 // diff() works on it), EventLog (parse, events, replay) and diff().
 #include <pybind11/stl.h>
+#include <pybind11/stl/filesystem.h>
 
 #include <cstdio>
 
@@ -83,7 +84,15 @@ void RegisterResults(py::module_& m) {
       .def_property_readonly("ak_name", [](const Snapshot& s) { return ToHex(s.ak.name); })
       .def_property_readonly("firmware_version", [](const Snapshot& s) { return s.properties.firmware_version; })
       .def_property_readonly("taken_at", [](const Snapshot& s) { return s.taken_at; })
-      .def_property_readonly("quote_verified", [](const Snapshot& s) { return s.quote_check.verified(); });
+      .def_property_readonly("quote_verified", [](const Snapshot& s) { return s.quote_check.verified(); })
+      // A past run's snapshot (run.json's form); its event log is read from base_dir.
+      .def_static("from_json",
+                  [](const std::string& text, const std::filesystem::path& base_dir, const std::string& where) {
+                    const nlohmann::json j = nlohmann::json::parse(text, nullptr, false);
+                    if (j.is_discarded()) throw StatusError(Status::Parse(where + ": the snapshot is not JSON"));
+                    return Unwrap(SnapshotFromJson(j, base_dir, where));
+                  },
+                  py::arg("text"), py::arg("base_dir"), py::arg("where"));
 
   py::class_<EventLog>(m, "EventLog", "A parsed TCG event log (private; tpmlab.EventLog wraps it)")
       .def_static("parse", [](const py::bytes& data) {

@@ -9,6 +9,20 @@
 #include "harness/scenario_yaml.h"
 
 namespace tpmlab::python {
+namespace {
+
+// A step built in Python is named by its Python caller ("test_x.py:42"), not
+// by the line of the YAML text it was written to; nested steps too.
+void Relocate(Step& step, const std::string& label) {
+  step.where = SourceLocation{label, 0, 0};
+  if (auto* repeat = std::get_if<RepeatStep>(&step.action)) {
+    for (auto& s : repeat->steps) Relocate(s, label);
+  } else if (auto* choose = std::get_if<ChooseStep>(&step.action)) {
+    for (auto& s : choose->steps) Relocate(s, label);
+  }
+}
+
+}  // namespace
 
 void RegisterScenario(py::module_& m) {
   py::class_<Scenario>(m, "Scenario", "A loaded scenario (private; tpmlab.Scenario builds one)")
@@ -23,6 +37,12 @@ void RegisterScenario(py::module_& m) {
         if (!s.platform.firmware) return py::none();
         return py::str(s.platform.firmware->name);
       })
+      .def("relocate_step",
+           [](Scenario& s, size_t index, const std::string& label) {
+             if (index >= s.steps.size()) throw StatusError(Status::Error(Layer::kHarness, "no step at that index"));
+             Relocate(s.steps[index], label);
+           },
+           py::arg("index"), py::arg("label"), "Names steps[index] (and its nested steps) by `label` in results")
       .def("override_cycles", [](Scenario& s, int cycles) { ThrowIfError(OverrideCycles(s, cycles)); })
       .def("__repr__", [](const Scenario& s) {
         return "<_core.Scenario " + s.name + ": " + std::to_string(CountSteps(s.steps)) + " steps>";

@@ -119,3 +119,45 @@ def test_bench_files_are_checked_and_real_chips_guarded(source_dir, tmp_path):
     bad.write_text("name: bad\ndut: {transport: carrier-pigeon}\n")
     with pytest.raises(tpmlab.ScenarioError, match=r"bad.yaml:2:\d+: dut.transport must be one of"):
         tpmlab.Bench(bad)
+
+
+def test_alarm_codes_are_unique_in_first_seen_order():
+    step = tpmlab.StepResult({"alarms": [{"code": "PCR_POLICY_MISMATCH", "evidence": {"pcr": "0"}},
+                                         {"code": "CLOCK_NOT_SAFE"},
+                                         {"code": "PCR_POLICY_MISMATCH", "evidence": {"pcr": "2"}}]})
+    assert step.alarm_codes() == ["PCR_POLICY_MISMATCH", "CLOCK_NOT_SAFE"]
+    assert len(step.alarms) == 3  # every alarm, with its own evidence, stays in .alarms
+
+
+def test_a_new_firmware_alarms_once_per_code(tmp_path):
+    with tpmlab.emulated(out_dir=tmp_path / "run") as dut:
+        dut.boot()
+        dut.enroll()
+        dut.firmware_update(platform="firmware-blob")
+        step = dut.power_cycle("reset")
+    codes = step.alarm_codes()
+    assert "PCR_POLICY_MISMATCH" in codes and len(codes) == len(set(codes)), step.alarms
+
+
+PUBLIC_CLASSES = [tpmlab.Dut, tpmlab.Bench, tpmlab.RunResult, tpmlab.StepResult, tpmlab.Snapshot, tpmlab.EventLog,
+                  tpmlab.Drift, tpmlab.Scenario, tpmlab.ExpectationFailed]
+
+
+@pytest.mark.parametrize("cls", PUBLIC_CLASSES, ids=lambda c: c.__name__)
+def test_every_public_method_has_a_docstring(cls):
+    import inspect
+    undocumented = []
+    for name, member in vars(cls).items():
+        if name.startswith("_"):
+            continue
+        target = member.fget if isinstance(member, property) else getattr(member, "__func__", member)
+        if callable(target) and not (inspect.getdoc(target) or "").strip():
+            undocumented.append(name)
+    assert undocumented == [], f"{cls.__name__}: no docstring on {undocumented}"
+
+
+def test_every_public_function_has_a_docstring():
+    import inspect
+    undocumented = [name for name in tpmlab.__all__
+                    if callable(getattr(tpmlab, name)) and not inspect.getdoc(getattr(tpmlab, name))]
+    assert undocumented == []

@@ -1,5 +1,7 @@
 """Errors become exceptions of their layer, carrying their details; a step
 that fails inside a run is a result, not an exception."""
+import inspect
+import json
 import os
 import subprocess
 import sys
@@ -21,22 +23,53 @@ def test_bad_scenario_text_names_line_and_column():
         tpmlab.load_scenario(BAD_SCENARIO, text=True)
     e = info.value
     assert (e.line, e.column) == (4, 25), str(e)  # 1-based: the "s" of sideways
-    assert e.file.endswith("text.yaml")
+    assert e.file == "<scenario text>"  # the caller's text, not a file
+    assert str(e).startswith("<scenario text>:4:25: ") and f"{__file__}:" in str(e), str(e)
     assert e.layer == "scenario"
     assert isinstance(e, tpmlab.TpmlabError)
 
 
-def test_bad_python_scenario_is_a_scenario_error():
+def test_bad_python_scenario_names_the_python_line_that_built_it_and_the_step():
+    line = inspect.currentframe().f_lineno + 1
+    scenario = tpmlab.Scenario("bad", steps=["boot", {"power_cycle": "reset"}, {"no_such_step": 1}])
     with pytest.raises(tpmlab.ScenarioError) as info:
-        tpmlab.Scenario("bad", steps=["boot", {"no_such_step": 1}]).load()
-    assert info.value.line is not None and info.value.column is not None
+        scenario.load()
+    e = info.value
+    assert (e.file, e.line, e.column) == (__file__, line, None)
+    assert str(e).startswith(f"{__file__}:{line}: scenario 'bad', steps[2] (no_such_step): "), str(e)
+    assert ".yaml" not in str(e)
+    with pytest.raises(tpmlab.ScenarioError, match=r"scenario 'bad', platform: unknown bank 'md5'"):
+        tpmlab.Scenario("bad", steps=["boot"], platform={"banks": ["md5"]}).load()
 
 
-def test_bad_step_on_a_dut_is_a_scenario_error():
+def test_bad_step_on_a_dut_names_the_python_caller_and_the_step():
     with tpmlab.emulated(firmware=None) as dut:
-        with pytest.raises(tpmlab.ScenarioError):
+        line = inspect.currentframe().f_lineno + 2
+        with pytest.raises(tpmlab.ScenarioError) as info:
             dut.power_cycle("sideways")
+        e = info.value
+        assert (e.file, e.line, e.layer) == (__file__, line, "scenario")
+        assert str(e).startswith(f"{__file__}:{line}: power_cycle: "), str(e)
+        assert "sideways" in str(e) and ".yaml" not in str(e)
+        with pytest.raises(tpmlab.ScenarioError, match=r"test_errors\.py:\d+: repeat: "):
+            dut.run({"repeat": {"count": 2, "steps": [{"power_cycle": "sideways"}]}})
         assert dut.boot().passed
+        # The run's record names the Python line too, never the YAML text tpmlab wrote.
+        cycled = dut.power_cycle(); expect_line = inspect.currentframe().f_lineno + 1  # noqa: E702
+        dut.expect(absent=["CLOCK_SKEW"])
+        assert cycled.kind == "reset"  # the default kind
+    expectation = dut.result.expectations[-1]
+    assert expectation.where == f"{__file__}:{expect_line}", expectation
+    assert "py-step.yaml" not in json.dumps(dut.result.report()["expectations"])
+
+
+def test_power_cycle_takes_kind_or_mix_not_both():
+    with tpmlab.emulated(firmware=None) as dut:
+        dut.boot()
+        with pytest.raises(tpmlab.ScenarioError, match=r"power_cycle: power_cycle takes kind or mix, not both"):
+            dut.power_cycle(kind="reset", mix={"resume": 1})
+        assert dut.power_cycle(mix={"resume": 1}).kind == "resume"
+        assert dut.power_cycle("restart").kind == "restart"
 
 
 def test_missing_scenario_file(tmp_path):

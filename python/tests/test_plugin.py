@@ -1,6 +1,13 @@
 """The pytest plugin: a booted `tpm`, a `bench` that skips without --tpmlab-bench,
 the destructive marker, provenance as JUnit properties."""
+import os
+import shutil
+import subprocess
+import sys
 import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import tpmlab
 
 TESTS = """
 import pytest
@@ -53,3 +60,32 @@ def test_bench_from_a_file_runs_and_a_missing_part_is_an_error(pytester, source_
     result = pytester.runpytest_subprocess("-p", "tpmlab.pytest_plugin", "--tpmlab-bench", "broken.yaml", *only_bench)
     result.assert_outcomes(errors=1, deselected=2)
     result.stdout.fnmatch_lines(["*broken.yaml:2:*unknown key*speed*"])
+
+
+def run_python(code, pythonpath):
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(str(p) for p in pythonpath))
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, env=env)
+
+
+def test_the_plugin_without_pytest_says_how_to_run_it(tmp_path):
+    # An interpreter without pytest (a pyenv python3 first on PATH), simulated by a pytest that does not import.
+    (tmp_path / "pytest.py").write_text("raise ImportError(\"No module named 'pytest'\")\n")
+    package = Path(tpmlab.__file__).resolve().parent.parent
+    proc = run_python("import tpmlab.pytest_plugin", [tmp_path, package])
+    assert proc.returncode != 0
+    assert "the tpmlab pytest plugin needs pytest" in proc.stderr, proc.stderr
+    assert "/usr/bin/python3 -m pytest -p tpmlab.pytest_plugin" in proc.stderr
+
+
+def test_an_extension_built_for_another_python_says_so(tmp_path):
+    # The pure package without a _core this interpreter can load.
+    copy = tmp_path / "tpmlab"
+    copy.mkdir()
+    for f in Path(tpmlab.__file__).resolve().parent.glob("*.py"):
+        shutil.copy(f, copy / f.name)
+    (copy / "_core.cpython-20-x86_64-linux-gnu.so").write_bytes(b"")
+    proc = run_python("import tpmlab", [tmp_path])
+    assert proc.returncode != 0
+    assert "does not load into " + sys.executable in proc.stderr, proc.stderr
+    assert "Built: _core.cpython-20-x86_64-linux-gnu.so" in proc.stderr
+    assert "-DPython_EXECUTABLE=" in proc.stderr

@@ -13,11 +13,12 @@ import json
 import shutil
 import tempfile
 from pathlib import Path
-from typing import Any, Dict, Iterator, List, Mapping, Optional, Sequence, Tuple, Union
+from typing import Any, Dict, Iterator, List, Mapping, Optional, Sequence, Set, Tuple, Union
 
 from . import _core
-from .errors import TpmlabError
-from .results import RunResult, Snapshot, StepResult, _steps_from_core
+from ._caller import caller, message_without_location, scenario_error, step_name
+from .errors import ExpectationFailed, TpmlabError
+from .results import Expectation, RunResult, Snapshot, StepResult, _steps_from_core
 from .scenario import PACKAGE_DIR, Scenario, StepSpec, _model_ref
 
 __all__ = ["Dut", "emulated", "Bench", "POWER_CYCLE_KINDS"]
@@ -33,7 +34,11 @@ class Dut:
         self._scenario = scenario
         self._checkpoints: List[str] = []
         self._result: Optional[RunResult] = None
-        self.out_dir = out_dir
+        # (judged step, where) of every failed expectation already raised as ExpectationFailed
+        self._raised_expectations: Set[Tuple[int, str]] = set()
+        #: the run's folder (run.json, junit.xml, the chip's state); None once
+        #: :func:`tpmlab.emulated` has removed its temporary folder
+        self.out_dir: Optional[Path] = out_dir
         #: every step result so far, in order
         self.steps: List[StepResult] = []
         #: the latest snapshot taken
@@ -42,13 +47,26 @@ class Dut:
     # -- running steps -----------------------------------------------------
 
     def run(self, step: StepSpec) -> List[StepResult]:
-        """Runs any step of the scenario language (``repeat`` and ``choose`` too); returns every result it made."""
+        """Runs any step of the scenario language (``repeat`` and ``choose`` too); returns every result it made.
+
+        A step that does not load raises :class:`tpmlab.ScenarioError` naming the
+        step and the file:line of the Python code that called it; run.json and
+        expectations name the step by that file:line too."""
+        file, line = caller()
+        where = f"{file}:{line}"
+        # Earlier checkpoints are declared again so a rollback to them loads.
         steps: List[StepSpec] = [{"checkpoint": n} for n in self._checkpoints]
-        if isinstance(step, Mapping) and "checkpoint" in step:
-            self._checkpoints.append(str(step["checkpoint"]))
         steps.append(step)
         text = json.dumps({"name": self._scenario.name, "steps": steps}, indent=1)
-        loaded = _core.load_scenario_text(text, str(PACKAGE_DIR / f"{self._scenario.name}.py-step.yaml"))
+        try:
+            # The file name only places the firmware models a step names (the package's firmware/).
+            loaded = _core.load_scenario_text(text, str(PACKAGE_DIR / f"{self._scenario.name}.py-step.yaml"))
+        except _core.ScenarioError as e:
+            message, _, _ = message_without_location(e)
+            raise scenario_error(f"{where}: {step_name(step)}: {message}", file, line) from None
+        loaded.relocate_step(loaded.top_level_steps - 1, where)
+        if isinstance(step, Mapping) and "checkpoint" in step:
+            self._checkpoints.append(str(step["checkpoint"]))
         results = _steps_from_core(self._session.execute(loaded, loaded.top_level_steps - 1))
         if not results and self._session.ended:
             raise TpmlabError("the run has ended (too many step errors in a row); open a new DUT")
@@ -66,13 +84,17 @@ class Dut:
         """_TPM_Init, Startup(CLEAR), the firmware model's measurements, and a snapshot."""
         return self.step({"boot": {"snapshot": snapshot}})
 
-    def power_cycle(self, kind: str = "reset", snapshot: bool = True,
+    def power_cycle(self, kind: Optional[str] = None, snapshot: bool = True,
                     mix: Optional[Mapping[str, float]] = None) -> StepResult:
-        """A power cycle: ``reset``, ``restart``, ``resume``, ``power-loss`` or ``hard-loss`` (or a seeded ``mix``)."""
+        """A power cycle: ``reset`` (the default), ``restart``, ``resume``, ``power-loss`` or ``hard-loss``,
+        or one drawn with the seed from ``mix`` (``{"resume": 1, "power-loss": 2}``); ``kind`` and
+        ``mix`` together raise :class:`tpmlab.ScenarioError`, as in YAML."""
+        body: Dict[str, Any] = {"snapshot": snapshot}
+        if kind is not None or mix is None:
+            body["kind"] = (kind or "reset").replace("_", "-")
         if mix is not None:
-            return self.step({"power_cycle": {"mix": {k.replace("_", "-"): v for k, v in mix.items()},
-                                              "snapshot": snapshot}})
-        return self.step({"power_cycle": {"kind": kind.replace("_", "-"), "snapshot": snapshot}})
+            body["mix"] = {k.replace("_", "-"): v for k, v in mix.items()}
+        return self.step({"power_cycle": body})
 
     def snapshot(self) -> Snapshot:
         """Takes a snapshot, judges it, and returns it (the step's result is in ``steps[-1]``)."""
@@ -90,8 +112,24 @@ class Dut:
         return self.step("enroll")
 
     def expect(self, **expectation: Any) -> StepResult:
-        """Judges the step before (``alarms=[...]``, ``absent=[...]``, ``rc=...``; scenarios/README.md)."""
-        return self.step({"expect": expectation})
+        """Judges the step before (``alarms=[...]``, ``absent=[...]``, ``rc=...``; scenarios/README.md).
+
+        An expectation that is not met raises :class:`tpmlab.ExpectationFailed`
+        (an ``AssertionError``, so it fails a pytest test) saying what was not
+        met; it is also a failed expectation of the run. To look at a failed
+        expectation without raising, run it as a step: ``dut.step({"expect": {...}})``."""
+        r = self.step({"expect": expectation})
+        if r.status == "passed":
+            return r
+        judged = int(r.detail.get("judged_step", -1))
+        judged_action = next((s.action + (f" {s.kind}" if s.kind else "") for s in self.steps
+                              if s.index == judged and s.action != "expect"), "no step")
+        file, line = caller()
+        where = f"{file}:{line}"
+        self._raised_expectations.add((judged, where))
+        unmet = "; ".join(f"{c.name}: {c.detail}" for c in r.failed_checks) or r.error or r.status
+        raise ExpectationFailed(f"{where}: expect on step {judged} ({judged_action}) not met: {unmet}",
+                                r, judged, where)
 
     def clear(self, auth: str = "lockout") -> StepResult:
         """TPM2_Clear authorised by ``lockout`` or ``platform``."""
@@ -137,6 +175,8 @@ class Dut:
         return self.step({"fault": {"kind": kind, **options}})
 
     def clock_set(self, ms: int) -> StepResult:
+        """TPM2_ClockSet (owner auth): sets the TPM clock to ``ms``. It only goes forward: an earlier
+        value is refused (status ``refused``, ``TPM_RC_VALUE``). ``detail`` has ``clock_before_ms``."""
         return self.step({"clock_set": ms})
 
     def clock_skew(self, ms: int) -> StepResult:
@@ -144,6 +184,8 @@ class Dut:
         return self.step({"clock_skew": ms})
 
     def wait(self, ms: int) -> StepResult:
+        """Sleeps ``ms`` milliseconds (0..86400000) with the TPM powered, so its clock runs on
+        (e.g. to let libtpms save the clock to NV, every 4096 ms)."""
         return self.step({"wait": ms})
 
     def checkpoint(self, name: str) -> StepResult:
@@ -163,6 +205,7 @@ class Dut:
 
     @property
     def ended(self) -> bool:
+        """True once the run has ended (finished, or stopped after too many step errors in a row)."""
         return self._session.ended
 
     def finish(self) -> RunResult:
@@ -174,7 +217,15 @@ class Dut:
 
     @property
     def result(self) -> Optional[RunResult]:
+        """The :class:`RunResult` once :meth:`finish` has run, else None."""
         return self._result
+
+    def _unraised_failures(self) -> List[Expectation]:
+        """The run's failed expectations that no :class:`ExpectationFailed` reported (the pytest fixture's verdict)."""
+        if self._result is None:
+            return []
+        return [e for e in self._result.expectations
+                if not e.passed and (e.step, e.where) not in self._raised_expectations]
 
     def __repr__(self) -> str:
         state = "finished" if self._result is not None else ("ended" if self.ended else "open")
@@ -215,7 +266,9 @@ def emulated(firmware: Optional[str] = "baseline", banks: Optional[Sequence[str]
     ``firmware`` is a firmware model name (``baseline``, ``firmware-blob``, ...)
     or a path, or ``None`` for a bare platform. On exit the run is finished
     (run.json, junit.xml), swtpm is stopped, and the temporary folder removed
-    unless ``out_dir`` was given. ``database`` collects the rows elsewhere
+    unless ``out_dir`` was given: then ``dut.result.run_json`` is None and
+    ``report()`` and ``provenance`` return what run.json held (read before
+    the folder went). ``database`` collects the rows elsewhere
     (the same SQLite store the command line writes). ``bench`` (a
     :class:`Bench`; prefer ``bench.open()``) puts the DUT on that bench's chip::
 
@@ -234,7 +287,11 @@ def emulated(firmware: Optional[str] = "baseline", banks: Optional[Sequence[str]
         try:
             yield dut
         finally:
-            dut.finish()
+            result = dut.finish()
+            if tmp is not None:
+                # The folder goes: what it held stays readable from the result.
+                result._keep_in_memory()
+                dut.out_dir = None
     finally:
         if tmp is not None:
             shutil.rmtree(tmp, ignore_errors=True)
@@ -274,6 +331,7 @@ class Bench:
 
     @property
     def name(self) -> str:
+        """The bench's name (its file's ``name:``)."""
         return str(self.summary["name"])
 
     @property
@@ -283,6 +341,7 @@ class Bench:
 
     @property
     def transport(self) -> str:
+        """How bytes reach the TPM (``emulated``, ``device``, ``tis-spi-sim``, ...)."""
         return str(self.summary["dut"]["transport"])
 
     @property

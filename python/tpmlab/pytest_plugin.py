@@ -8,6 +8,11 @@ Fixtures
 Markers
   ``destructive``  the test clears, re-keys or rewrites the TPM (wears real chips' NV);
              deselect with ``-m "not destructive"``
+Failed expectations
+  ``tpm.expect(...)`` raises :class:`tpmlab.ExpectationFailed` (an AssertionError), which
+  fails the test where it was called. A failed expectation no exception reported (an
+  ``expect`` run with ``tpm.step``/``tpm.run``, a step error or refusal no ``expect``
+  covered, an alarm under ``unexpected_alarms: fail``) fails the test at teardown.
 Provenance
   The tpmlab version, the swtpm version and the platform and TPM firmware versions
   the tests saw are JUnit test-suite properties (``--junitxml``).
@@ -15,9 +20,17 @@ Provenance
 from __future__ import annotations
 
 import re
+import sys
 from typing import Any, Dict, Iterator, Optional, Set
 
-import pytest
+try:
+    import pytest
+except ImportError as _error:  # imported by hand into an interpreter without pytest
+    raise ImportError(
+        f"the tpmlab pytest plugin needs pytest, which {sys.executable} does not have ({_error}). Run the tests "
+        "with an interpreter that has it: `pytest -p tpmlab.pytest_plugin` (Debian's python3-pytest) or "
+        "`/usr/bin/python3 -m pytest -p tpmlab.pytest_plugin`; or `python3 -m pip install pytest` and "
+        "PYTHONPATH=<build>/python for this one (python/README.md)") from _error
 
 import tpmlab
 
@@ -33,7 +46,10 @@ def _note(key: str, value: Any) -> None:
 def _note_run(result: Optional[tpmlab.RunResult]) -> None:
     if result is None:
         return
-    p = result.provenance
+    try:
+        p = result.provenance
+    except (OSError, ValueError):
+        return  # no run.json to read: nothing to record
     dut = str(p.get("dut", ""))
     if "(swtpm " in dut:
         _note("swtpm_version", dut.split("(swtpm ", 1)[1].rstrip(")"))
@@ -42,6 +58,7 @@ def _note_run(result: Optional[tpmlab.RunResult]) -> None:
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
+    """Adds --tpmlab-bench and --tpmlab-firmware."""
     group = parser.getgroup("tpmlab")
     group.addoption("--tpmlab-bench", action="store", default=None, metavar="FILE",
                     help="bench file the `bench` fixture opens (hw/README.md), or 'emulated'")
@@ -50,6 +67,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 
 def pytest_configure(config: pytest.Config) -> None:
+    """Declares the destructive marker."""
     config.addinivalue_line(
         "markers", "destructive: clears, re-keys or rewrites the TPM (wears a real chip's NV); "
         "deselect with -m 'not destructive'")
@@ -66,15 +84,26 @@ def _tpmlab_provenance(record_testsuite_property: Any) -> Iterator[None]:
 
 @pytest.fixture
 def tpm(request: pytest.FixtureRequest, tmp_path: Any) -> Iterator[tpmlab.Dut]:
-    """A fresh emulated TPM for this test, booted (its out_dir is the test's tmp_path)."""
+    """A fresh emulated TPM for this test, booted (its out_dir is the test's tmp_path).
+
+    At teardown the run is finished; failed expectations that no
+    :class:`tpmlab.ExpectationFailed` reported fail the test there."""
     firmware = request.config.getoption("--tpmlab-firmware")
-    with tpmlab.emulated(firmware=firmware, out_dir=tmp_path / "tpmlab", name=re.sub(r"[^A-Za-z0-9_.-]", "_", request.node.name)[:60]) as dut:
+    name = re.sub(r"[^A-Za-z0-9_.-]", "_", request.node.name)[:60]
+    with tpmlab.emulated(firmware=firmware, out_dir=tmp_path / "tpmlab", name=name) as dut:
         boot = dut.boot()
         if boot.status != "passed":
             pytest.fail(f"the emulated TPM did not boot: {boot}")
         yield dut
-        dut.finish()
-        _note_run(dut.result)
+        result = dut.finish()
+        _note_run(result)
+    unreported = dut._unraised_failures()
+    if unreported:
+        lines = [f"{e.name}: {e.detail}" for e in unreported]
+        pytest.fail(f"the run has {len(unreported)} failed expectation(s) (run.json: {result.run_json}):\n  "
+                    + "\n  ".join(lines), pytrace=False)
+    if result.status == "error":
+        pytest.fail(f"the run ended in error: {result.error} (run.json: {result.run_json})", pytrace=False)
 
 
 @pytest.fixture(scope="session")

@@ -10,9 +10,10 @@ import json
 import os
 import time
 from pathlib import Path
-from typing import Any, Dict, List, Mapping, Optional, Sequence, Union
+from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple, Union
 
 from . import _core
+from ._caller import caller, message_without_location, scenario_error, step_name
 from .results import RunResult, _steps_from_core
 
 __all__ = ["Scenario", "StepSpec", "load_scenario", "run_scenario", "PACKAGE_DIR"]
@@ -51,8 +52,11 @@ class Scenario:
         self.seed = seed
         self.description = description
         self.unexpected_alarms = unexpected_alarms
+        # Where the user's code built it: what its errors and results name.
+        self.defined_at: Tuple[str, int] = caller()
 
     def as_dict(self) -> Dict[str, Any]:
+        """The scenario as the YAML keys (firmware model paths made absolute)."""
         platform = dict(self.platform)
         if isinstance(platform.get("firmware"), str):
             platform["firmware"] = _model_ref(platform["firmware"])
@@ -67,8 +71,40 @@ class Scenario:
         return json.dumps(self.as_dict(), indent=1)
 
     def load(self) -> "_core.Scenario":
-        """Checks and loads it; a mistake raises :class:`tpmlab.ScenarioError` with line and column."""
-        return _core.load_scenario_text(self.to_yaml(), str(PACKAGE_DIR / f"{self.name}.py-scenario.yaml"))
+        """Checks and loads it. A mistake raises :class:`tpmlab.ScenarioError` at the file:line
+        that built this Scenario, naming the step (``steps[2] (power_cycle)``) or platform key."""
+        text = self.to_yaml()
+        file, line = self.defined_at
+        try:
+            # The file name only places the firmware models it names (the package's firmware/).
+            loaded = _core.load_scenario_text(text, str(PACKAGE_DIR / f"{self.name}.py-scenario.yaml"))
+        except _core.ScenarioError as e:
+            message, text_line, _ = message_without_location(e)
+            part = self._part_at(text, text_line)
+            raise scenario_error(f"{file}:{line}: scenario {self.name!r}, {part}: {message}", file, line) from None
+        for i in range(loaded.top_level_steps):
+            loaded.relocate_step(i, f"{file}:{line} steps[{i}]")
+        return loaded
+
+    def _part_at(self, text: str, line: Optional[int]) -> str:
+        """What line ``line`` of :meth:`to_yaml`'s text belongs to: ``steps[2] (power_cycle)`` or a top-level key."""
+        if line is None:
+            return "scenario"
+        lines = text.splitlines()
+        step = -1
+        in_steps = False
+        key = "scenario"
+        for number, content in enumerate(lines[:line], start=1):
+            indent = len(content) - len(content.lstrip(" "))
+            if indent == 1 and content.lstrip().startswith('"'):
+                key = content.split('"')[1]
+                in_steps = key == "steps"
+                step = -1
+            elif in_steps and indent == 2 and not content.lstrip().startswith(("}", "]")):
+                step += 1  # json.dumps(indent=1) starts each list item at two spaces
+        if key == "steps" and 0 <= step < len(self.steps):
+            return f"steps[{step}] ({step_name(self.steps[step])})"
+        return key
 
     def __repr__(self) -> str:
         return f"Scenario({self.name!r}, {len(self.steps)} steps, platform={self.platform})"
@@ -79,7 +115,15 @@ def load_scenario(source: Union[str, os.PathLike, Scenario], *, text: bool = Fal
     if isinstance(source, Scenario):
         return source.load()
     if text:
-        return _core.load_scenario_text(str(source), str(PACKAGE_DIR / "text.yaml"))
+        try:
+            # The file name only places the firmware models it names (the package's firmware/).
+            return _core.load_scenario_text(str(source), str(PACKAGE_DIR / "text.yaml"))
+        except _core.ScenarioError as e:
+            message, line, column = message_without_location(e)
+            where = "<scenario text>" + (f":{line}:{column}" if line is not None else "")
+            file, called = caller()
+            raise scenario_error(f"{where}: {message} (the text given at {file}:{called})", "<scenario text>",
+                                 line, column) from None
     return _core.load_scenario_file(Path(source))
 
 
