@@ -159,7 +159,9 @@ BOOST_AUTO_TEST_CASE(swtpm_dying_mid_run_ends_the_run_cleanly) {
 BOOST_AUTO_TEST_CASE(a_hung_tpm_costs_one_timeout) {
   const fs::path out = MakeTempDir("hang");
   Scenario s = Mix(5);
-  s.platform.command_timeout_ms = 300;
+  // Long enough that a healthy swtpm on a loaded 2-core host never misses it
+  // (300 ms did, before the freeze); a frozen one still costs only this.
+  s.platform.command_timeout_ms = 2000;
   s.platform.max_consecutive_errors = 1;
   Dut* dut = nullptr;
   RunOptions o;
@@ -184,7 +186,7 @@ BOOST_AUTO_TEST_CASE(a_hung_tpm_costs_one_timeout) {
 BOOST_AUTO_TEST_CASE(a_tpm_that_stays_hung_ends_the_run_after_three_steps) {
   const fs::path out = MakeTempDir("hang3");
   Scenario s = Mix(10);
-  s.platform.command_timeout_ms = 300;
+  s.platform.command_timeout_ms = 2000;  // see a_hung_tpm_costs_one_timeout
   Dut* dut = nullptr;
   RunOptions o;
   o.out_dir = out;
