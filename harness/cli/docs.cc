@@ -69,7 +69,7 @@ void ManOptions(std::ostringstream& out, const CLI::App& app) {
 
 void ManCommand(std::ostringstream& out, const CLI::App& app, const std::string& path) {
   const auto subcommands = VisibleSubcommands(app);
-  if (subcommands.empty() || !path.empty()) {
+  if (app.get_parent() != nullptr) {  // the top level's options are under OPTIONS
     std::string usage = path;
     for (const CLI::Option* o : VisibleOptions(app)) {
       if (o->get_positional()) usage += " " + o->get_name();
@@ -78,7 +78,7 @@ void ManCommand(std::ostringstream& out, const CLI::App& app, const std::string&
     out << ".SS \"" << Roff(usage) << " [OPTIONS]\"\n" << Roff(app.get_description()) << "\n";
     ManOptions(out, app);
   }
-  for (const CLI::App* sub : subcommands) ManCommand(out, *sub, path + (path.empty() ? "" : " ") + sub->get_name());
+  for (const CLI::App* sub : subcommands) ManCommand(out, *sub, path + " " + sub->get_name());
 }
 
 void CompletionCases(std::ostringstream& walk, std::ostringstream& words, const CLI::App& app,
@@ -109,7 +109,7 @@ std::string ManPage(const CLI::App& app) {
       << ".SH OPTIONS\n";
   ManOptions(out, app);
   out << ".SH COMMANDS\n";
-  ManCommand(out, app, "");
+  ManCommand(out, app, "tpmlab");
   out << ".SH EXIT STATUS\n";
   for (const auto& [code, meaning] : kExitStatus) out << ".TP\n.B " << code << "\n" << Roff(meaning) << "\n";
   out << ".SH SEE ALSO\n.BR swtpm (8),\n.BR tpm2_pcrread (1);\n"

@@ -153,7 +153,7 @@ static CLI::Validator WholeNumber(uint64_t max) {
         if (errno == ERANGE || value > max) return "at most " + std::to_string(max) + ", not " + text;
         return std::string();
       },
-      "N", "");
+      "", "");
 }
 
 Command AddRunCommand(CLI::App& app) {

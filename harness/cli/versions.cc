@@ -4,6 +4,7 @@
 #include <openssl/crypto.h>
 
 #include <cstdint>
+#include <cstring>
 
 #include "docs.h"
 #include "drivers/swtpm.h"
@@ -26,8 +27,10 @@ std::string LibtpmsVersion() {
   void* library = ::dlopen("libtpms.so.0", RTLD_LAZY | RTLD_LOCAL);
   if (library == nullptr) return "not found";
   std::string version = "found (no TPMLIB_GetVersion)";
-  if (auto* get = reinterpret_cast<uint32_t (*)()>(::dlsym(library, "TPMLIB_GetVersion"))) {
-    const uint32_t v = get();
+  uint32_t (*get_version)() = nullptr;
+  if (void* symbol = ::dlsym(library, "TPMLIB_GetVersion")) {
+    std::memcpy(&get_version, &symbol, sizeof(get_version));  // POSIX: a symbol's address as a function
+    const uint32_t v = get_version();
     version = std::to_string((v >> 16) & 0xFF) + "." + std::to_string((v >> 8) & 0xFF) + "." + std::to_string(v & 0xFF);
   }
   ::dlclose(library);
