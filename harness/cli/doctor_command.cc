@@ -1,14 +1,22 @@
 // tpmlab doctor: the troubleshooting checklist (harness/doctor.h) on the
-// embedded default — a freshly manufactured swtpm in a temporary folder,
-// booted as `tpmlab run` boots it, with the baseline firmware model measured
-// so the event log check has a log to replay — or on a bench file's chip
-// (--bench): /dev/tpmrm0 as this machine booted it, with its own event log.
+// embedded default — a freshly manufactured swtpm in a temporary folder, or
+// a run's kept chip (--state RUN/dut0), booted as `tpmlab run` boots it, with
+// a firmware model measured so the event log check has a log to replay: the
+// one the run ended with (its recorded inputs), the one --firmware names, or
+// else the baseline — or on a bench file's chip (--bench): /dev/tpmrm0 as
+// this machine booted it, with its own event log.
 #include <stdlib.h>
 #include <unistd.h>
 
+#include <cerrno>
+#include <cstring>
 #include <fstream>
+#include <functional>
 #include <iostream>
+#include <map>
 #include <memory>
+#include <sstream>
+#include <variant>
 
 #include "exit_codes.h"
 #include "harness/bench_dut.h"
@@ -16,6 +24,7 @@
 #include "harness/doctor.h"
 #include "harness/dut.h"
 #include "harness/eventlog.h"
+#include "harness/scenario_yaml.h"
 #include "commands.h"
 
 namespace tpmlab::cli {
@@ -25,8 +34,16 @@ namespace fs = std::filesystem;
 using nlohmann::json;
 
 struct DoctorArgs {
-  bool json_out = false;
-  std::string state, enrollment, eventlog, bench;
+  bool json_out = false, quiet = false;
+  std::string state, enrollment, eventlog, bench, run, firmware;
+};
+
+// The platform firmware the doctor measures, and where it came from (said in
+// the output, so a PCR mismatch can be read against the right firmware).
+struct MeasuredFirmware {
+  std::optional<FirmwareModel> model;  // none: a bare platform (the run had no firmware)
+  BootOptions boot;
+  std::string source;  // "the run's inputs (RUN/inputs/x.yaml)", "--firmware", "the default"
 };
 
 // The temporary swtpm state, removed on every way out.
@@ -60,6 +77,91 @@ std::optional<fs::path> FindBaselineModel() {
   return std::nullopt;
 }
 
+// The firmware a run ended with: its scenario's model, then each platform
+// firmware_update it ran, read from the run's own copy of its inputs.
+Result<MeasuredFirmware> FirmwareOfRun(const fs::path& run_dir) {
+  const fs::path run_json = run_dir / "run.json";
+  std::ifstream in(run_json);
+  if (!in) return Status::Parse(run_json.string() + ": cannot read: " + std::strerror(errno));
+  const json run = json::parse(in, nullptr, false);
+  if (run.is_discarded() || !run.is_object()) return Status::Parse(run_json.string() + ": not JSON");
+  const json inputs = run.value("inputs", json::object());
+  if (!inputs.is_object() || !inputs.contains("scenario") || !inputs["scenario"].is_string()) {
+    return Status::Parse(run_json.string() + ": records no scenario among its inputs (a run built in code); "
+                         "give the firmware with --firmware");
+  }
+  const fs::path scenario_file = run_dir / inputs["scenario"].get<std::string>();
+  auto scenario = LoadScenarioFile(scenario_file);
+  if (!scenario.ok()) return Status::Parse("the run's scenario: " + scenario.status().message());
+  // Every model the scenario can switch to, by name.
+  std::map<std::string, const FirmwareModel*> models;
+  std::function<void(const std::vector<Step>&)> collect = [&](const std::vector<Step>& steps) {
+    for (const Step& step : steps) {
+      if (const auto* f = std::get_if<FirmwareUpdateStep>(&step.action); f && f->model) models[f->model->name] = &*f->model;
+      if (const auto* r = std::get_if<RepeatStep>(&step.action)) collect(r->steps);
+      if (const auto* c = std::get_if<ChooseStep>(&step.action)) collect(c->steps);
+    }
+  };
+  collect(scenario->steps);
+  MeasuredFirmware out;
+  out.model = scenario->platform.firmware;
+  out.boot = scenario->platform.boot;
+  out.source = "the run's inputs (" + scenario_file.string() + ")";
+  for (const json& step : run.value("steps", json::array())) {
+    if (!step.is_object() || !step.contains("detail") || !step["detail"].is_object()) continue;
+    const json& platform = step["detail"].value("platform", json());
+    if (!platform.is_object() || !platform.contains("to") || !platform["to"].is_string()) continue;
+    const std::string to = platform["to"].get<std::string>();
+    auto it = models.find(to);
+    if (it == models.end()) return Status::Parse(run_json.string() + ": the run updated to firmware '" + to +
+                                                 "', which its scenario does not name");
+    out.model = *it->second;
+    out.source = "the run's inputs (" + scenario_file.string() + ", after firmware_update to " + to + ")";
+  }
+  return out;
+}
+
+// --firmware NAME|PATH: a path, a model beside the current folder
+// (firmware/NAME.yaml, NAME.yaml), or a stock model.
+Result<MeasuredFirmware> FirmwareByName(const std::string& name) {
+  auto path = ResolveFirmwareModel(name, ".");
+  if (!path.ok()) {
+    if (auto baseline = FindBaselineModel()) path = ResolveFirmwareModel(name, baseline->parent_path().parent_path());
+  }
+  if (!path.ok()) return Status::Parse("--firmware " + name + ": " + path.status().message());
+  auto model = LoadFirmwareModel(*path);
+  if (!model.ok()) return Status::Parse("--firmware " + name + ": " + model.status().message());
+  MeasuredFirmware out;
+  // The model's platform options, as a scenario naming it takes them.
+  if (model->startup_locality) out.boot.startup_locality = *model->startup_locality;
+  if (model->hcrtm) out.boot.hcrtm_data = Bytes(model->hcrtm->begin(), model->hcrtm->end());
+  out.model = std::move(*model);
+  out.source = "--firmware";
+  return out;
+}
+
+// What to measure: --firmware, else the run the state belongs to (--run, or
+// the state folder's parent when it holds a run.json), else the baseline.
+Result<std::optional<MeasuredFirmware>> ChooseFirmware(const DoctorArgs& a) {
+  if (!a.firmware.empty()) {
+    TRY_ASSIGN(MeasuredFirmware chosen, FirmwareByName(a.firmware));
+    return std::optional<MeasuredFirmware>(std::move(chosen));
+  }
+  fs::path run_dir = a.run;
+  std::error_code ec;
+  if (run_dir.empty() && !a.state.empty()) {
+    // RUN/dut0 of `tpmlab run --out RUN`.
+    fs::path state = fs::absolute(a.state, ec).lexically_normal();
+    if (!state.has_filename()) state = state.parent_path();  // "RUN/dut0/"
+    if (fs::is_regular_file(state.parent_path() / "run.json", ec)) run_dir = state.parent_path();
+  }
+  if (!run_dir.empty()) {
+    TRY_ASSIGN(MeasuredFirmware ran, FirmwareOfRun(run_dir));
+    return std::optional<MeasuredFirmware>(std::move(ran));
+  }
+  return std::optional<MeasuredFirmware>();
+}
+
 int Usage(const std::string& message) {
   std::cerr << "tpmlab doctor: " << message << "\n";
   return kExitUsage;
@@ -80,43 +182,73 @@ const char* Tag(DoctorStatus status) {
   return "[ ?? ]";
 }
 
-void PrintChecklist(const std::string& tpm, const std::vector<DoctorItem>& items) {
-  std::cout << "tpmlab doctor: " << tpm << "\n";
+// -q: only the items to act on (warn, fail) and the count line.
+void PrintChecklist(const std::string& tpm, const std::string& firmware, const std::vector<DoctorItem>& items,
+                    bool quiet) {
+  if (!quiet) {
+    std::cout << "tpmlab doctor: " << tpm << "\n";
+    if (!firmware.empty()) std::cout << "firmware measured: " << firmware << "\n";
+  }
   std::map<DoctorStatus, int> counts;
   for (const auto& i : items) {
     ++counts[i.status];
+    const bool act = i.status == DoctorStatus::kFail || i.status == DoctorStatus::kWarn;
+    if (quiet && !act) continue;
     std::cout << Tag(i.status) << " " << i.title << ": " << i.detail << "\n";
-    if ((i.status == DoctorStatus::kFail || i.status == DoctorStatus::kWarn) && !i.advice.empty()) {
-      std::cout << "       " << i.advice << "\n";
+    if (act && !i.advice.empty()) {
+      // One advice line per alarm code (the attestation item): each indented.
+      std::istringstream lines(i.advice);
+      for (std::string line; std::getline(lines, line);) std::cout << "       " << line << "\n";
     }
   }
   std::cout << counts[DoctorStatus::kOk] << " ok, " << counts[DoctorStatus::kWarn] << " warn, "
             << counts[DoctorStatus::kFail] << " fail, " << counts[DoctorStatus::kSkipped] << " skipped\n";
 }
 
-// The platform firmware tpmlab plays: the baseline model measured into the
-// TPM, so the event log check has a log to replay (unless --eventlog gave one).
-Status MeasureBaseline(Dut& dut, const BootOptions& boot, DoctorOptions& options) {
-  if (!options.eventlog) {
-    // The platform firmware: the baseline model measured into the TPM.
-    if (auto model_file = FindBaselineModel()) {
-      auto model = LoadFirmwareModel(*model_file);
-      auto banks = dut.tpm().PcrBanks();
-      if (!banks.ok()) return banks.status();
-      if (!model.ok()) {
-        options.eventlog_missing_reason = "the baseline firmware model did not load: " + model.status().message();
-      } else {
-        EmulatedFirmware firmware(*model, boot);
-        if (Status s = firmware.AfterStartup(dut.tpm(), StartupType::kClear, *banks); !s.ok()) return s;
-        options.eventlog = WriteEventLog(firmware.log());
-      }
-    } else {
-      options.eventlog_missing_reason =
-          "no firmware model measured: scenarios/firmware/baseline.yaml not found above the tpmlab executable, "
-          "above the current folder or in the source tree it was built from (give a log with --eventlog)";
+// The platform firmware tpmlab plays, measured into the TPM so the event log
+// check has a log to replay (unless --eventlog gave one): `chosen`, else the
+// baseline model. `measured` says which, for the output (null: none).
+Status MeasureFirmware(Dut& dut, const std::optional<MeasuredFirmware>& chosen, DoctorOptions& options,
+                       json& measured) {
+  if (options.eventlog) return Status::Ok();
+  MeasuredFirmware firmware;
+  if (chosen) {
+    firmware = *chosen;
+  } else if (auto model_file = FindBaselineModel()) {
+    auto model = LoadFirmwareModel(*model_file);
+    if (!model.ok()) {
+      options.eventlog_missing_reason = "the baseline firmware model did not load: " + model.status().message();
+      return Status::Ok();
     }
+    firmware.model = std::move(*model);
+    firmware.source = "the default";
+  } else {
+    options.eventlog_missing_reason =
+        "no firmware model measured: scenarios/firmware/baseline.yaml not found above the tpmlab executable, "
+        "above the current folder or in the source tree it was built from (give one with --firmware, or a "
+        "log with --eventlog)";
+    return Status::Ok();
   }
+  if (!firmware.model) {
+    options.eventlog_missing_reason = "the run's platform measures nothing (its scenario names no firmware)";
+    measured = {{"name", nullptr}, {"file", nullptr}, {"source", firmware.source}};
+    return Status::Ok();
+  }
+  auto banks = dut.tpm().PcrBanks();
+  if (!banks.ok()) return banks.status();
+  EmulatedFirmware emulated(*firmware.model, firmware.boot);
+  if (Status s = emulated.AfterStartup(dut.tpm(), StartupType::kClear, *banks); !s.ok()) return s;
+  options.eventlog = WriteEventLog(emulated.log());
+  measured = {{"name", firmware.model->name}, {"file", firmware.model->file}, {"source", firmware.source}};
   return Status::Ok();
+}
+
+// "baseline (scenarios/firmware/baseline.yaml), from the default"
+std::string FirmwareLine(const json& measured) {
+  if (measured.is_null()) return "";
+  const std::string name = measured["name"].is_string() ? measured["name"].get<std::string>() : "none";
+  const std::string file = measured["file"].is_string() ? " (" + measured["file"].get<std::string>() + ")" : "";
+  return name + file + ", from " + measured["source"].get<std::string>();
 }
 
 int RunDoctorCommand(const DoctorArgs& a) {
@@ -150,7 +282,19 @@ int RunDoctorCommand(const DoctorArgs& a) {
   TempDir temp;
   std::unique_ptr<Dut> dut;
   std::string tpm;
-  const BootOptions boot;
+  // What to measure, before anything starts: a run whose inputs do not load
+  // is bad input (2).
+  std::optional<MeasuredFirmware> chosen;
+  if (!a.eventlog.empty() && (!a.firmware.empty() || !a.run.empty())) {
+    return Usage("--eventlog gives the log; --firmware and --run choose a firmware to measure instead");
+  }
+  if (a.eventlog.empty()) {
+    auto picked = ChooseFirmware(a);
+    if (!picked.ok()) return Usage(picked.status().message());
+    chosen = std::move(*picked);
+  }
+  const BootOptions boot = chosen ? chosen->boot : BootOptions{};
+  json measured;  // null: nothing measured by tpmlab
   if (bench && !bench->emulated()) {
     auto opened = OpenBenchDut(*bench, BenchDutOptions{"doctor", std::chrono::milliseconds(30000), {}, 1});
     if (!opened.ok()) return Unreachable(opened.status());
@@ -179,7 +323,7 @@ int RunDoctorCommand(const DoctorArgs& a) {
         }
       } else if (!started.ok()) {
         return Unreachable(started);
-      } else if (Status s = MeasureBaseline(*dut, boot, options); !s.ok()) {
+      } else if (Status s = MeasureFirmware(*dut, chosen, options, measured); !s.ok()) {
         return Unreachable(s);
       }
     }
@@ -208,7 +352,7 @@ int RunDoctorCommand(const DoctorArgs& a) {
     // Booted as the scenario runner boots: power on, Startup(CLEAR).
     if (Status s = dut->PowerOn(); !s.ok()) return Unreachable(s);
     if (Status s = dut->Startup(boot, StartupType::kClear); !s.ok()) return Unreachable(s);
-    if (Status s = MeasureBaseline(*dut, boot, options); !s.ok()) return Unreachable(s);
+    if (Status s = MeasureFirmware(*dut, chosen, options, measured); !s.ok()) return Unreachable(s);
     tpm = "swtpm " + dut->emulator()->capabilities().version + " (" +
           (a.state.empty() ? std::string("auto-launched, newly manufactured") : "state " + config.state_dir.string()) +
           (bench ? ", bench " + bench->name : "") + ")";
@@ -219,9 +363,10 @@ int RunDoctorCommand(const DoctorArgs& a) {
   if (a.json_out) {
     json out = DoctorToJson(items);
     out["tpm"] = tpm;
+    out["firmware"] = measured;  // {"name", "file", "source"}, or null when the log came from elsewhere
     std::cout << out.dump(2) << "\n";
   } else {
-    PrintChecklist(tpm, items);
+    PrintChecklist(tpm, FirmwareLine(measured), items, a.quiet);
   }
   if (!DoctorReachedTpm(items)) return kExitRunError;
   return DoctorOverall(items) == DoctorStatus::kFail ? kExitFailed : kExitPassed;
@@ -234,9 +379,15 @@ Command AddDoctorCommand(CLI::App& app) {
   auto* doctor = app.add_subcommand(
       "doctor", "Troubleshooting checklist on the embedded default (an auto-launched swtpm) or a bench's TPM; exit 1 if an item fails");
   doctor->add_flag("--json", a->json_out, "JSON output");
+  doctor->add_flag("-q,--quiet", a->quiet, "Only the items that warn or fail, and the count line");
   doctor->add_option("--state", a->state, "swtpm state folder to use and keep (manufactured if empty)");
   doctor->add_option("--enrollment", a->enrollment, "enrollment.json to judge the attestation against");
-  doctor->add_option("--eventlog", a->eventlog, "TCG event log to replay instead of measuring the baseline model");
+  doctor->add_option("--eventlog", a->eventlog, "TCG event log to replay instead of measuring a firmware model");
+  doctor->add_option("--firmware", a->firmware,
+                     "Firmware model to measure (NAME or PATH; default: the run's, else baseline)");
+  doctor->add_option("--run", a->run,
+                     "Run folder whose recorded firmware to measure (default: the --state folder's parent "
+                     "when it holds run.json)");
   doctor->add_option("--bench", a->bench, "Bench file: examine its chip (e.g. hw/benches/host-tpmrm0.yaml)");
   return {doctor, [a] { return RunDoctorCommand(*a); }};
 }

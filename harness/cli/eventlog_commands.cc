@@ -21,8 +21,10 @@ namespace tpmlab::cli {
 namespace {
 
 // --- tpmlab eventlog show | replay | diff ------------------------------------
-// Exit 0 when every log parsed (findings and differences do not change it),
-// 2 when one is malformed (the message names the file and the byte offset).
+// show and replay exit 0 when the log parsed (findings do not change it);
+// diff exits 0 when the logs agree and 1 when they differ, as `tpmlab diff`
+// does; each exits 2 when a log is malformed (the message names the file and
+// the byte offset).
 
 using Json = nlohmann::json;
 
@@ -159,8 +161,8 @@ void PutJsonString(std::string& out, const std::string& s) {
 
 // tpmlab eventlog replay FILE [--json]
 // The output is what Dump writes for {"file", "format", "events", "pcrs",
-// "findings"} (keys sorted, PCR numbers as strings in string order), written
-// straight out rather than built as a JSON tree first.
+// "findings"} (keys sorted, except PCR numbers: 0, 1, 2, ..., 10 as a reader
+// counts), written straight out rather than built as a JSON tree first.
 int EventlogReplay(const std::string& file, bool as_json) {
   auto log = LoadLog(file);
   if (!log.ok()) return kExitUsage;
@@ -184,10 +186,8 @@ int EventlogReplay(const std::string& file, bool as_json) {
   std::sort(banks.begin(), banks.end(), [](const BankValues& a, const BankValues& b) {
     return std::string_view(a.name) < std::string_view(b.name);
   });
-  std::array<int, kPcrCount> pcr_order;
+  std::array<int, kPcrCount> pcr_order;  // numeric: PCR 2 before PCR 11
   for (int i = 0; i < kPcrCount; ++i) pcr_order[i] = i;
-  std::sort(pcr_order.begin(), pcr_order.end(),
-            [](int a, int b) { return std::to_string(a) < std::to_string(b); });
   const std::vector<Finding> findings = checks.Get();
 
   std::string out;  // written out whenever it passes kChunk: a long list of findings is not held whole
@@ -391,6 +391,15 @@ Json DiffPcr(const EventLog& la, const std::vector<size_t>& ia, const EventLog& 
   return out;
 }
 
+// "the digest and the data differ" from ["digest", "data"].
+std::string WhatDiffers(const Json& differs) {
+  std::string parts;
+  for (size_t i = 0; i < differs.size(); ++i) {
+    parts += (i == 0 ? "the " : " and the ") + differs[i].get<std::string>();
+  }
+  return parts + (differs.size() > 1 ? " differ" : " differs");
+}
+
 void PrintDiffEvent(const char* mark, const char* side, const Json& e) {
   std::cout << "  " << mark << " " << side << "#" << e["index"] << " @" << e["offset"] << " "
             << e["type"].get<std::string>() << "  " << e["summary"].get<std::string>() << "\n";
@@ -447,9 +456,14 @@ int EventlogDiff(const std::string& file_a, const std::string& file_b, bool as_j
               {"format", {{"a", LogFormatName(la->format())}, {"b", LogFormatName(lb->format())}}},
               {"events", {{"a", la->size()}, {"b", lb->size()}}}, {"banks", banks},
               {"pcrs", pcrs}, {"pcr_values", values}};
+  const int exit_code = pcrs.empty() && values.empty() ? kExitPassed : kExitFailed;
   if (as_json) {
     std::cout << Dump(out) << "\n";
-    return kExitPassed;
+    return exit_code;
+  }
+  if (exit_code == kExitPassed) {
+    std::cout << file_a << " -> " << file_b << ": the same events and PCR values\n";
+    return exit_code;
   }
   std::cout << file_a << " -> " << file_b << ": " << pcrs.size() << " PCRs with event changes, "
             << (shared.empty() ? "no bank in common" : std::to_string(values.size()) + " banks with PCR values that differ")
@@ -461,7 +475,7 @@ int EventlogDiff(const std::string& file_a, const std::string& file_b, bool as_j
     for (const auto& e : d["removed"]) PrintDiffEvent("-", "a", e);
     for (const auto& e : d["added"]) PrintDiffEvent("+", "b", e);
     for (const auto& c : d["changed"]) {
-      std::cout << "  ~ " << c["differs"].dump() << "\n";
+      std::cout << "  ~ changed: " << WhatDiffers(c["differs"]) << "\n";
       PrintDiffEvent(" ", "a", c["a"]);
       PrintDiffEvent(" ", "b", c["b"]);
     }
@@ -474,7 +488,7 @@ int EventlogDiff(const std::string& file_a, const std::string& file_b, bool as_j
                 << v["b"].get<std::string>() << "\n";
     }
   }
-  return kExitPassed;
+  return exit_code;
 }
 
 struct EventlogArgs {
@@ -494,7 +508,8 @@ std::vector<Command> AddEventlogCommands(CLI::App& app) {
   auto* replay = eventlog->add_subcommand("replay", "Replay a log into PCR values per bank");
   replay->add_option("FILE", a->file, "Event log (binary_bios_measurements)")->required();
   replay->add_flag("--json", a->json, "JSON output");
-  auto* diff = eventlog->add_subcommand("diff", "Compare two logs per PCR: events added, removed, changed; PCR values");
+  auto* diff = eventlog->add_subcommand(
+      "diff", "Compare two logs per PCR: events added, removed, changed; PCR values; exit 1 when they differ");
   diff->add_option("A", a->file, "The log before")->required();
   diff->add_option("B", a->other, "The log after")->required();
   diff->add_flag("--json", a->json, "JSON output");

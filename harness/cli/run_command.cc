@@ -3,7 +3,10 @@
 #include <signal.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
+#include <cerrno>
+#include <cstdlib>
 #include <cstdio>
 #include <ctime>
 #include <iostream>
@@ -163,6 +166,23 @@ int Run(RunArgs a) {
 
 }  // namespace
 
+// A whole number from 0 to `max`, written as plain decimal digits: no sign
+// (a -1 must not wrap to 2^64-1) and a short message instead of CLI11's
+// range of 300 digits.
+static CLI::Validator WholeNumber(uint64_t max) {
+  return CLI::Validator(
+      [max](std::string& text) -> std::string {
+        const bool digits = !text.empty() && text.size() <= 20 &&
+                            std::all_of(text.begin(), text.end(), [](char c) { return c >= '0' && c <= '9'; });
+        if (!digits) return "expected a whole number from 0 to " + std::to_string(max) + ", not '" + text + "'";
+        errno = 0;
+        const unsigned long long value = std::strtoull(text.c_str(), nullptr, 10);
+        if (errno == ERANGE || value > max) return "at most " + std::to_string(max) + ", not " + text;
+        return std::string();
+      },
+      "", "");
+}
+
 Command AddRunCommand(CLI::App& app) {
   auto a = std::make_shared<RunArgs>();
   auto* run = app.add_subcommand("run", "Run a scenario on the embedded default (an auto-launched swtpm) or a bench");
@@ -170,8 +190,10 @@ Command AddRunCommand(CLI::App& app) {
   run->add_option("-o,--out", a->out_dir, "Folder for run.json and the DUT state (default tpmlab-runs/NAME-TIME)");
   run->add_option("--db", a->db, "SQLite results database (default OUT/tpmlab.db)");
   run->add_option("--bench", a->bench, "Bench file: the DUT to run on (hw/README.md); default the embedded swtpm");
-  run->add_option("--seed", a->seed, "Seed for random choices (default: the scenario's)");
-  run->add_option("--cycles", a->cycles, "Count of the scenario's top-level repeat")->check(CLI::NonNegativeNumber);
+  run->add_option("--seed", a->seed, "Seed for random choices (default: the scenario's)")
+      ->check(WholeNumber(UINT64_MAX));
+  run->add_option("--cycles", a->cycles, "Count of the scenario's top-level repeat")
+      ->check(WholeNumber(INT32_MAX));
   run->add_flag("--keep-state", a->keep_state, "Continue from the DUT state in OUT instead of a new chip");
   run->add_flag("--unix-sockets", a->unix_sockets, "Talk to swtpm over unix sockets instead of loopback TCP");
   run->add_flag("-q,--quiet", a->quiet, "No progress lines, only the summary");

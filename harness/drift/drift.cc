@@ -247,6 +247,38 @@ void AddCause(Drift& drift, Cause cause) {
 
 // --- The log diff ----------------------------------------------------------
 
+// The first 12 hex digits of a digest: enough to tell two apart at a glance.
+std::string ShortHex(ByteView bytes) {
+  std::string hex = ToHex(bytes);
+  return hex.size() > 12 ? hex.substr(0, 12) + "..." : hex;
+}
+
+// Two events whose decoded summaries read the same (a firmware volume with
+// new contents at the same address): each side gets what tells it apart, the
+// digest of the bank both logs prefer (SHA-256 first), else where the data
+// first differs.
+void ShowWhatDiffers(const EventLog& a, const Event& x, const EventLog& b, const Event& y, std::string& before,
+                     std::string& after) {
+  for (HashAlg alg : {HashAlg::kSha256, HashAlg::kSha384, HashAlg::kSha512, HashAlg::kSha1}) {
+    const auto dx = a.DigestFor(x, static_cast<uint16_t>(alg));
+    const auto dy = b.DigestFor(y, static_cast<uint16_t>(alg));
+    if (!dx || !dy) continue;
+    if (std::equal(dx->begin(), dx->end(), dy->begin(), dy->end())) break;
+    before += " (" + std::string(HashAlgName(alg)) + " " + ShortHex(*dx) + ")";
+    after += " (" + std::string(HashAlgName(alg)) + " " + ShortHex(*dy) + ")";
+    return;
+  }
+  const ByteView da = a.Data(x), db = b.Data(y);
+  size_t at = 0;
+  while (at < da.size() && at < db.size() && da[at] == db[at]) ++at;
+  auto from = [at](ByteView d) {
+    if (at >= d.size()) return std::string("ends");
+    return "0x" + ShortHex(ByteView(d.data() + at, std::min<size_t>(6, d.size() - at)));
+  };
+  before += " (data at byte " + std::to_string(at) + ": " + from(da) + ")";
+  after += " (data at byte " + std::to_string(at) + ": " + from(db) + ")";
+}
+
 struct LogDiff {
   Drift drift;
   std::set<uint32_t> extended_changes;  // PCRs with a changed event that extends
@@ -298,8 +330,9 @@ LogDiff DiffLogs(const EventLog& a, const EventLog& b) {
         const Event& x = a.events()[ea[i]];
         const Event& y = b.events()[eb[j]];
         if (x.type == y.type) {
-          out.drift.events.push_back({"changed", pcr, x.type, ea[i], eb[j], DecodeEventData(a, x).summary,
-                                      DecodeEventData(b, y).summary});
+          std::string before = DecodeEventData(a, x).summary, after = DecodeEventData(b, y).summary;
+          if (before == after) ShowWhatDiffers(a, x, b, y, before, after);
+          out.drift.events.push_back({"changed", pcr, x.type, ea[i], eb[j], std::move(before), std::move(after)});
         } else {
           removed(i);
           added(j);
@@ -351,8 +384,44 @@ std::optional<EventLog> LogOf(const Snapshot& s) {
   return std::move(parsed).value();
 }
 
+// Why `before` and `after` are two chips rather than one chip at two times,
+// or "" when nothing says so. A new EK alone is TPM2_ChangeEPS on the same
+// chip; a new EK together with another maker, another EK certificate (the
+// one in NV is the vendor's, which ChangeEPS leaves alone) or a new SRK too
+// is another chip.
+std::string OtherChipEvidence(const Snapshot& before, const Snapshot& after) {
+  const bool ek_changed = !before.ek.name.empty() && !after.ek.name.empty() && before.ek.name != after.ek.name;
+  if (!ek_changed) return "";
+  const TpmProperties& pb = before.properties;
+  const TpmProperties& pa = after.properties;
+  std::vector<std::string> evidence;
+  if (!pb.manufacturer.empty() && !pa.manufacturer.empty() && pb.manufacturer != pa.manufacturer) {
+    evidence.push_back("manufacturer '" + pb.manufacturer + "' -> '" + pa.manufacturer + "'");
+  }
+  if (!pb.vendor_string.empty() && !pa.vendor_string.empty() && pb.vendor_string != pa.vendor_string) {
+    evidence.push_back("vendor '" + pb.vendor_string + "' -> '" + pa.vendor_string + "'");
+  }
+  if (before.ek_certificate && after.ek_certificate && *before.ek_certificate != *after.ek_certificate) {
+    evidence.push_back("another EK certificate");
+  }
+  const bool srk_changed = !before.srk.name.empty() && !after.srk.name.empty() && before.srk.name != after.srk.name;
+  if (evidence.empty() && !srk_changed) return "";  // ChangeEPS: EK_CHANGE
+  std::string detail = "EK name " + ToHex(before.ek.name) + " -> " + ToHex(after.ek.name);
+  for (const auto& e : evidence) detail += ", " + e;
+  if (evidence.empty()) detail += " and a new SRK (another chip, or ChangeEPS and Clear together)";
+  return detail;
+}
+
 void TpmCauses(const Snapshot& before, const Snapshot& after, Drift& drift) {
   using namespace drift;
+  if (const std::string other = OtherChipEvidence(before, after); !other.empty()) {
+    // Counters, keys, clock and firmware version of two chips are no history:
+    // a fresh chip's low counters are not a clear, its clock not a power loss.
+    const uint64_t fb = before.properties.firmware_version, fa = after.properties.firmware_version;
+    AddCause(drift, {kDifferentTpm, -1,
+                     other + (fb != fa && fb != 0 && fa != 0 ? ", firmware " + Hex64(fb) + " -> " + Hex64(fa) : "")});
+    return;
+  }
   const bool srk_known = !before.srk.name.empty() && !after.srk.name.empty();
   const bool srk_changed = srk_known && before.srk.name != after.srk.name;
   const bool clocks = before.quote_check.parsed && after.quote_check.parsed;

@@ -1,5 +1,7 @@
 #include "harness/rules.h"
 
+#include <cstdio>
+
 namespace tpmlab {
 namespace {
 
@@ -109,9 +111,15 @@ std::vector<Check> CheckIdentity(const Snapshot& reference, const Snapshot& now)
   same("ek_name", reference.ek.name, now.ek.name);
   same("srk_name", reference.srk.name, now.srk.name);
   same("ak_name", reference.ak.name, now.ak.name);
-  checks.push_back(Expect("firmware_version",
-                          reference.properties.firmware_version == now.properties.firmware_version,
-                          Was(reference.properties.firmware_version, now.properties.firmware_version)));
+  // In hex, as run.json, drift, the verifier and the doctor print it.
+  auto version = [](uint64_t v) {
+    char buf[24];
+    std::snprintf(buf, sizeof(buf), "0x%016llx", static_cast<unsigned long long>(v));
+    return std::string(buf);
+  };
+  const uint64_t expected = reference.properties.firmware_version, seen = now.properties.firmware_version;
+  checks.push_back(Expect("firmware_version", expected == seen,
+                          "expected " + version(expected) + ", saw " + version(seen)));
   return checks;
 }
 

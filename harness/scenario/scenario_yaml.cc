@@ -4,6 +4,9 @@
 
 #include <algorithm>
 #include <cctype>
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
 #include <map>
 #include <set>
 
@@ -666,10 +669,90 @@ Result<Scenario> LoadScenarioText(const std::string& text, const std::string& fi
   return scenario;
 }
 
+namespace {
+
+// The first byte that cannot be in YAML text (a NUL or other control
+// character, or bytes that are not UTF-8), as "line:column (byte N)".
+std::optional<std::string> FirstNonTextByte(const std::string& text) {
+  int line = 1, column = 1;
+  for (size_t i = 0; i < text.size();) {
+    const auto c = static_cast<unsigned char>(text[i]);
+    size_t length = 1;
+    bool bad = false;
+    if (c < 0x20) {
+      bad = c != '\t' && c != '\n' && c != '\r';
+    } else if (c == 0x7F) {
+      bad = true;
+    } else if (c >= 0x80) {
+      length = c >= 0xF0 && c <= 0xF4 ? 4 : c >= 0xE0 && c <= 0xEF ? 3 : c >= 0xC2 && c <= 0xDF ? 2 : 0;
+      bad = length == 0 || i + length > text.size();
+      for (size_t k = 1; !bad && k < length; ++k) bad = (static_cast<unsigned char>(text[i + k]) & 0xC0) != 0x80;
+    }
+    if (bad) {
+      char byte[8];
+      std::snprintf(byte, sizeof(byte), "0x%02x", c);
+      return std::to_string(line) + ":" + std::to_string(column) + " (byte " + std::to_string(i) + ", " + byte + ")";
+    }
+    if (c == '\n') {
+      ++line;
+      column = 1;
+    } else {
+      ++column;
+    }
+    i += length;
+  }
+  return std::nullopt;
+}
+
+// The first tab in a line's indentation, as "line:column": YAML indents with
+// spaces only, and yaml-cpp's own message for it does not say so.
+std::optional<std::string> FirstIndentTab(const std::string& text) {
+  int line = 1;
+  for (size_t start = 0; start < text.size(); ++line) {
+    size_t end = text.find('\n', start);
+    if (end == std::string::npos) end = text.size();
+    for (size_t i = start; i < end && (text[i] == ' ' || text[i] == '\t'); ++i) {
+      if (text[i] == '\t') return std::to_string(line) + ":" + std::to_string(i - start + 1);
+    }
+    start = end + 1;
+  }
+  return std::nullopt;
+}
+
+}  // namespace
+
 Result<Scenario> LoadScenarioFile(const std::filesystem::path& file) {
-  auto text = YamlReader::ReadText(file, Layer::kScenario);
-  if (!text.ok()) return Status::Error(Layer::kScenario, file.string() + ": cannot read the scenario file");
-  return LoadScenarioText(*text, file.string());
+  const std::string name = file.string();
+  std::error_code ec;
+  if (std::filesystem::is_directory(file, ec)) {
+    return Status::Error(Layer::kScenario, name + ": is a folder, not a scenario file (give the .yaml file in it)");
+  }
+  std::FILE* in = std::fopen(name.c_str(), "rb");
+  if (in == nullptr) {
+    return Status::Error(Layer::kScenario, name + ": cannot read the scenario file: " + std::strerror(errno));
+  }
+  std::string text;
+  char buffer[65536];
+  size_t got;
+  while ((got = std::fread(buffer, 1, sizeof(buffer), in)) > 0) text.append(buffer, got);
+  const bool read_error = std::ferror(in) != 0;
+  const int read_errno = errno;
+  std::fclose(in);
+  if (read_error) {
+    return Status::Error(Layer::kScenario, name + ": cannot read the scenario file: " + std::strerror(read_errno));
+  }
+  if (auto where = FirstNonTextByte(text)) {
+    return Status::Error(Layer::kScenario, name + ":" + *where + ": not YAML text (a binary file, or not UTF-8)");
+  }
+  auto scenario = LoadScenarioText(text, name);
+  if (!scenario.ok()) {
+    // yaml-cpp reports a tab in the indentation as some other syntax error.
+    if (auto tab = FirstIndentTab(text)) {
+      return Status::Error(Layer::kScenario,
+                           name + ":" + *tab + ": not YAML text: a tab in the indentation (YAML indents with spaces)");
+    }
+  }
+  return scenario;
 }
 
 }  // namespace tpmlab

@@ -5,6 +5,9 @@
 
 #include <algorithm>
 #include <cstdio>
+#include <cstdlib>
+#include <map>
+#include <set>
 #include <string_view>
 #include <utility>
 
@@ -62,6 +65,14 @@ std::string Hex32(uint32_t v) {
   return buf;
 }
 
+// TPM_PT_FIRMWARE_VERSION_1 and _2 as one number, as run.json, drift and
+// the verifier print it.
+std::string FirmwareVersion(uint64_t v) {
+  char buf[24];
+  std::snprintf(buf, sizeof(buf), "0x%016llx", static_cast<unsigned long long>(v));
+  return buf;
+}
+
 std::string BankList(const std::vector<HashAlg>& banks) {
   std::string s;
   for (HashAlg b : banks) s += std::string(s.empty() ? "" : ", ") + HashAlgName(b);
@@ -76,9 +87,7 @@ DoctorItem TpmVersion(const TpmProperties& p) {
   std::snprintf(spec, sizeof(spec), "library spec level %u, revision %u.%02u (%u, day %u)", p.spec_level,
                 p.spec_revision / 100, p.spec_revision % 100, p.spec_year, p.spec_day);
   std::string vendor = p.manufacturer + (p.vendor_string.empty() ? "" : " " + p.vendor_string);
-  const std::string found = std::string(spec) + "; " + vendor + ", firmware " +
-                            Hex32(static_cast<uint32_t>(p.firmware_version >> 32)) + "." +
-                            Hex32(static_cast<uint32_t>(p.firmware_version));
+  const std::string found = std::string(spec) + "; " + vendor + ", firmware " + FirmwareVersion(p.firmware_version);
   if (p.spec_revision == 0) {
     return Bad(item, DoctorStatus::kFail, "no specification revision reported: " + found,
                "The device does not describe itself as a TPM 2.0 (TPM_PT_REVISION is 0); check that the "
@@ -260,13 +269,38 @@ DoctorItem Attestation(Tpm& tpm, const DoctorOptions& options) {
     return Ok(item, "quote verifies, no alarm (" + against + "; " + std::to_string(verdict.not_run.size()) +
                         " checks not run)");
   }
-  std::string codes;
-  std::string advice;
+  // One line per alarm code, not one per PCR per bank: a log of another boot
+  // raises PCR_REPLAY_MISMATCH for every PCR in every bank.
+  struct Group {
+    std::vector<const Alarm*> alarms;
+    std::set<int> pcrs;
+    std::set<std::string> banks;
+  };
+  std::vector<std::string> order;
+  std::map<std::string, Group> groups;
   bool error = false;
   for (const Alarm& a : verdict.alarms) {
-    codes += std::string(codes.empty() ? "" : ", ") + a.code;
-    advice += std::string(advice.empty() ? "" : " ") + a.code + ": " + a.message + ".";
+    if (!groups.count(a.code)) order.push_back(a.code);
+    Group& g = groups[a.code];
+    g.alarms.push_back(&a);
+    if (auto pcr = a.evidence.find("pcr"); pcr != a.evidence.end()) g.pcrs.insert(std::atoi(pcr->second.c_str()));
+    if (auto bank = a.evidence.find("bank"); bank != a.evidence.end()) g.banks.insert(bank->second);
     error |= a.severity == Severity::kError;
+  }
+  std::string codes, advice;
+  for (const std::string& code : order) {
+    const Group& g = groups[code];
+    std::string where;
+    if (!g.pcrs.empty()) {
+      where = g.pcrs.size() == 1 ? "PCR" : "PCRs";
+      for (int p : g.pcrs) where += " " + std::to_string(p);
+      std::string banks;
+      for (const auto& b : g.banks) banks += (banks.empty() ? "" : ", ") + b;
+      if (!banks.empty()) where += " in " + banks;
+    }
+    codes += (codes.empty() ? "" : ", ") + code + (where.empty() ? "" : " (" + where + ")");
+    advice += (advice.empty() ? "" : "\n") + code + ": " + g.alarms.front()->message +
+              (g.alarms.size() > 1 ? " (and " + std::to_string(g.alarms.size() - 1) + " more like it)" : "") + ".";
   }
   return Bad(item, error ? DoctorStatus::kFail : DoctorStatus::kWarn, "alarms " + codes + " (" + against + ")",
              advice);

@@ -80,6 +80,9 @@ import json, sys
 d = json.load(open(sys.argv[1]))
 assert d["pcrs"] == {"sha1": [7], "sha256": [7]}, d["pcrs"]
 assert {"code": "SECURE_BOOT_VARIABLE", "pcr": 7, "detail": "SecureBoot"} in d["causes"], d["causes"]
+# Two runs are two chips (each its own EK and certificate): not a clear of one.
+codes = {c["code"] for c in d["causes"]}
+assert "DIFFERENT_TPM" in codes and "OWNERSHIP_CLEAR" not in codes, d["causes"]
 PY
 expect_exit 2 "verify a step that does not exist" "$tpmlab" verify "$tmp/o/run.json:999"
 expect_stderr "no step 999" "missing step message"
@@ -105,10 +108,70 @@ expect_exit 2 "--cycles without a repeat" "$tpmlab" run "$tmp/norepeat.yaml" --c
 expect_stderr "needs a top-level repeat" "--cycles message"
 
 expect_exit 2 "missing scenario file" "$tpmlab" run "$tmp/nope.yaml"
-expect_stderr "nope.yaml: cannot read" "missing file message"
+expect_stderr "nope.yaml: cannot read the scenario file: No such file or directory" "missing file: the reason"
+mkdir "$tmp/a-folder"
+expect_exit 2 "a folder as the scenario" "$tpmlab" run "$tmp/a-folder"
+expect_stderr "a-folder: is a folder, not a scenario file" "folder message"
+printf 'name: tabs\nsteps:\n\t- boot\n' >"$tmp/tabs.yaml"
+expect_exit 2 "a scenario indented with a tab" "$tpmlab" run "$tmp/tabs.yaml" --out "$tmp/tabs"
+expect_stderr "tabs.yaml:3:1: not YAML text: a tab in the indentation" "tab message with line:column"
+printf 'name: bin\nsteps: [boot]\n\x00\x01\x02' >"$tmp/binary.yaml"
+expect_exit 2 "a binary file as the scenario" "$tpmlab" run "$tmp/binary.yaml" --out "$tmp/binary"
+expect_stderr "binary.yaml:3:1 \(byte 24, 0x00\): not YAML text" "binary message with line:column and offset"
+printf 'name: latin1\ndescription: caf\xe9\nsteps: [boot]\n' >"$tmp/latin1.yaml"
+expect_exit 2 "a scenario that is not UTF-8" "$tpmlab" run "$tmp/latin1.yaml" --out "$tmp/latin1"
+expect_stderr "latin1.yaml:2:17 \(byte 29, 0xe9\): not YAML text" "not UTF-8 message"
+
 expect_exit 2 "no subcommand" "$tpmlab"
 expect_exit 2 "unknown option" "$tpmlab" run "$src/scenarios/power-cycle.yaml" --cycels 3
+expect_exit 2 "a mistyped subcommand" "$tpmlab" runn "$src/scenarios/power-cycle.yaml"
+expect_stderr "unknown command 'runn'; did you mean 'run'\?" "unknown command and the nearest"
+expect_exit 2 "a mistyped sub-subcommand" "$tpmlab" eventlog shwo x.bin
+expect_stderr "tpmlab eventlog: unknown command 'shwo'; did you mean 'show'\?" "nested unknown command"
+for bad in -3 abc 1e3 99999999999; do
+  expect_exit 2 "--cycles $bad" "$tpmlab" run "$src/scenarios/power-cycle.yaml" --cycles "$bad" --out "$tmp/c"
+  expect_stderr "--cycles: .*(whole number from 0 to 2147483647, not '$bad'|at most 2147483647)" "--cycles $bad message"
+  grep -qE '[0-9]{30}' "$tmp/stderr" && fail "--cycles $bad: a range of many digits: $(cat "$tmp/stderr")"
+done
+expect_exit 2 "--seed -1" "$tpmlab" run "$src/scenarios/power-cycle.yaml" --seed -1 --out "$tmp/s"
+expect_stderr "--seed: .*not '-1'" "--seed -1 refused"
+[[ ! -e "$tmp/s" && ! -e "$tmp/c" ]] || fail "a refused option still ran"
+
+# --version: tpmlab's and what it found of the software it drives.
 expect_exit 0 "--version" "$tpmlab" --version
+grep -qE '^tpmlab [0-9]+\.[0-9]+\.[0-9]+$' "$tmp/stdout" || fail "--version: no tpmlab line"
+for part in swtpm libtpms tpm2-tss OpenSSL; do
+  grep -qE "^  $part +[0-9]" "$tmp/stdout" || fail "--version: no $part version: $(cat "$tmp/stdout")"
+done
+expect_exit 0 "--version without swtpm on PATH" env PATH=/nonexistent "$tpmlab" --version
+grep -qE '^  swtpm +not found$' "$tmp/stdout" || fail "--version: a missing swtpm is not 'not found'"
+
+# The man page and bash completion the build wrote from the command tree:
+# present beside the binary, naming every subcommand, and working.
+build_dir=$(dirname "$tpmlab")
+man_page="$build_dir/tpmlab.1" completion="$build_dir/tpmlab.bash-completion"
+[[ -s $man_page && -s $completion ]] || fail "no man page or completion beside $tpmlab"
+commands=$("$tpmlab" --help | sed -n '/^Subcommands:/,$s/^  \([a-z-]*\) .*/\1/p')
+[[ $commands == *run* && $commands == *doctor* ]] || fail "could not list the subcommands from --help: $commands"
+for c in $commands; do
+  grep -q "^\.SS \"tpmlab $c" "$man_page" || fail "man page lacks a section for '$c'"
+  grep -q "\"tpmlab $c\")" "$completion" || fail "completion lacks '$c'"
+  for sub in $("$tpmlab" "$c" --help | sed -n '/^Subcommands:/,$s/^  \([a-z-]*\) .*/\1/p'); do
+    grep -q "^\.SS \"tpmlab $c $sub" "$man_page" || fail "man page lacks '$c $sub'"
+    grep -q "\"tpmlab/$c/$sub\")" "$completion" || fail "completion lacks '$c $sub'"
+  done
+done
+if command -v groff >/dev/null; then
+  groff -man -Tutf8 -z -ww "$man_page" 2>"$tmp/groff.err"
+  [[ ! -s "$tmp/groff.err" ]] || fail "the man page has roff errors: $(head -3 "$tmp/groff.err")"
+fi
+complete_words() {  # the words typed after `tpmlab`; prints what completion offers
+  bash -c 'source "$1"; shift; COMP_WORDS=(tpmlab "$@"); COMP_CWORD=$#; _tpmlab; printf "%s\n" "${COMPREPLY[@]}"' \
+    _ "$completion" "$@"
+}
+[[ $(complete_words ev) == eventlog ]] || fail "completion of 'ev': $(complete_words ev)"
+[[ $(complete_words eventlog d) == diff ]] || fail "completion of 'eventlog d': $(complete_words eventlog d)"
+[[ $(complete_words run x.yaml --cy) == --cycles ]] || fail "completion of 'run --cy': $(complete_words run x.yaml --cy)"
 
 # 3. swtpm not installed: exit 4 and the package to install.
 expect_exit 4 "swtpm not on PATH" env PATH=/nonexistent "$tpmlab" run "$src/scenarios/power-cycle.yaml" --cycles 1 --out "$tmp/nopath"

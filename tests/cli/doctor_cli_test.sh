@@ -66,7 +66,60 @@ PY
 expect_exit 1 "doctor --eventlog of another boot" "$tpmlab" doctor --eventlog "$tmp/other.bin"
 expect_stdout '^\[FAIL\] Event log replays to the PCRs: .*sha256 PCRs 8' "the replay names PCR 8"
 
-# 5. Bad input runs nothing (2); no emulator installed (4).
+# The attestation names each alarm code once, with the PCRs it concerns,
+# not PCR_REPLAY_MISMATCH once per PCR per bank.
+line=$(grep '^\[FAIL\] Attestation:' "$tmp/stdout")
+[[ $(grep -o 'PCR_REPLAY_MISMATCH' <<<"$line" | wc -l) -eq 1 ]] || fail "attestation repeats PCR_REPLAY_MISMATCH: $line"
+[[ $line == *"PCR_REPLAY_MISMATCH (PCR 8 in sha1, sha256)"* ]] || fail "attestation does not list the PCR and banks: $line"
+[[ $(grep -c '^       PCR_REPLAY_MISMATCH: ' "$tmp/stdout") -eq 1 ]] || { fail "not one advice line for PCR_REPLAY_MISMATCH"; cat "$tmp/stdout"; }
+grep -q '^firmware measured' "$tmp/stdout" && fail "a firmware is said to be measured with --eventlog"
+# -q: only what to act on.
+expect_exit 1 "doctor -q --eventlog of another boot" "$tpmlab" doctor -q --eventlog "$tmp/other.bin"
+grep -q '^\[ OK \]' "$tmp/stdout" && fail "-q prints ok items"
+expect_stdout '^\[FAIL\] Event log replays' "-q keeps the failing items"
+expect_stdout ' fail, [0-9]+ skipped$' "-q keeps the count line"
+
+# 5. A run on a firmware other than the baseline (a firmware_update before
+# its enroll): the doctor on its kept chip measures the firmware the run
+# ended with, read from the run's inputs, and agrees with its enrollment
+# (measuring the baseline gave a false PCR_POLICY_MISMATCH); it says which.
+mkdir -p "$tmp/own"
+cp -r "$src/scenarios/firmware" "$tmp/own/firmware"
+cat >"$tmp/own/updated.yaml" <<'YAML'
+name: updated-firmware
+firmware: firmware-blob
+steps:
+  - boot
+  - firmware_update: {platform: boot-order}
+  - power_cycle: reset
+  - enroll
+YAML
+expect_exit 0 "a run that ends on boot-order firmware" "$tpmlab" run "$tmp/own/updated.yaml" --out "$tmp/updated" -q
+rm -rf "$tmp/own"  # the doctor reads the run's own copy of its inputs
+expect_exit 0 "doctor on that run's chip and enrollment" \
+  "$tpmlab" doctor --state "$tmp/updated/dut0" --enrollment "$tmp/updated/enrollment.json"
+expect_stdout '^firmware measured: boot-order .*from the run.s inputs' "names the run's firmware"
+expect_stdout '^\[ OK \] Attestation: .*no alarm' "no false PCR_POLICY_MISMATCH"
+expect_exit 0 "doctor --json on that run's chip" \
+  "$tpmlab" doctor --json --state "$tmp/updated/dut0" --enrollment "$tmp/updated/enrollment.json"
+/usr/bin/python3 - "$tmp/stdout" <<'PY' || fail "doctor --json does not name the measured firmware"
+import json, sys
+out = json.load(open(sys.argv[1]))
+assert out["firmware"]["name"] == "boot-order", out["firmware"]
+assert "run" in out["firmware"]["source"], out["firmware"]
+assert out["status"] == "ok", [i for i in out["items"] if i["status"] != "ok"]
+PY
+# --firmware chooses, and a wrong one is judged as such.
+expect_exit 1 "doctor --firmware baseline on that chip" \
+  "$tpmlab" doctor --firmware baseline --state "$tmp/updated/dut0" --enrollment "$tmp/updated/enrollment.json"
+expect_stdout '^firmware measured: baseline .*from --firmware' "names --firmware's model"
+expect_stdout '^\[FAIL\] Attestation: alarms PCR_POLICY_MISMATCH \(PCRs? ' "the baseline is not what was enrolled"
+expect_exit 2 "doctor --firmware of no model" "$tpmlab" doctor --firmware no-such-model
+expect_stderr 'no-such-model' "the unknown model is named"
+expect_exit 2 "doctor --run of no run" "$tpmlab" doctor --run "$tmp/nothing-here"
+expect_stderr 'nothing-here/run.json' "the missing run.json is named"
+
+# 6. Bad input runs nothing (2); no emulator installed (4).
 printf 'not a log' >"$tmp/garbage.bin"
 expect_exit 2 "doctor --eventlog garbage" "$tpmlab" doctor --eventlog "$tmp/garbage.bin"
 expect_stderr 'garbage.bin' "the bad log is named"
@@ -76,7 +129,7 @@ expect_exit 2 "doctor --enrollment not JSON" "$tpmlab" doctor --enrollment "$tmp
 expect_exit 4 "doctor without swtpm" env PATH=/nonexistent "$tpmlab" doctor
 expect_stderr "swtpm" "the missing package is named"
 
-# 6. --bench: the simulated SPI TPM's checklist; an absent /dev/tpmrm0 is
+# 7. --bench: the simulated SPI TPM's checklist; an absent /dev/tpmrm0 is
 # "no TPM to examine" (3) naming the device; a broken bench file is 2.
 expect_exit 0 "doctor on the simulated SPI TPM" "$tpmlab" doctor --bench "$src/hw/benches/simulated-spi.yaml"
 expect_stdout 'bench simulated-spi' "the checklist names the bench"

@@ -59,6 +59,8 @@ def boot(kernel=b"kernel v1", extra_ipl=False, ebs=True, bad_separator=False):
 open(f"{out}/a.bin", "wb").write(boot())
 open(f"{out}/b.bin", "wb").write(boot(kernel=b"kernel v2", extra_ipl=True, ebs=False))
 open(f"{out}/bad.bin", "wb").write(boot(bad_separator=True))
+# OS measurements on PCR 11 and 13 (as ESXi logs its boot modules).
+open(f"{out}/high.bin", "wb").write(boot() + event(11, EV_IPL, b"module a\0") + event(13, EV_IPL, b"module b\0"))
 a = boot()
 open(f"{out}/truncated.bin", "wb").write(a[:len(a) - 10])
 PY
@@ -113,6 +115,17 @@ assert "sha1, sha256" in f["message"] and isinstance(f["offset"], int), f
 expect_exit 0 "text replay" "$tpmlab" eventlog replay "$tmp/bad.bin"
 grep -q "EVENT_DIGEST_MISMATCH" "$tmp/stdout" || fail "text replay does not list the finding"
 
+# PCRs in the order a reader counts them: 0 1 2 ... 8 11 13, not 0 1 11 13 2.
+expect_exit 0 "text replay of a log with PCRs 11 and 13" "$tpmlab" eventlog replay "$tmp/high.bin"
+order=$(sed -n 's/^  sha256:\([0-9]*\) .*/\1/p' "$tmp/stdout" | tr '\n' ' ')
+[[ $order == "0 1 2 3 4 5 6 7 8 11 13 " ]] || fail "text replay PCR order: '$order'"
+expect_exit 0 "JSON replay of a log with PCRs 11 and 13" "$tpmlab" eventlog replay --json "$tmp/high.bin"
+check_py "JSON replay lists PCRs in numeric order" '
+import json, sys
+pcrs = json.load(open(sys.argv[1]))["pcrs"]["sha256"]
+assert list(pcrs) == ["0", "1", "2", "3", "4", "5", "6", "7", "8", "11", "13"], list(pcrs)
+' "$tmp/stdout"
+
 expect_exit 0 "show of a written log" "$tpmlab" eventlog show "$tmp/a.bin"
 grep -q "^#0 @[0-9]* PCR0 EV_S_CRTM_VERSION" "$tmp/stdout" || fail "show: no line for event 0"
 grep -q "Calling EFI Application from Boot Option" "$tmp/stdout" || fail "show: action text not decoded"
@@ -134,7 +147,8 @@ assert ev[10]["type"] == "EV_EFI_BOOT_SERVICES_APPLICATION" and ev[10]["data"]["
 assert out["findings"] == []
 ' "$tmp/stdout"
 
-expect_exit 0 "diff of two written logs" "$tpmlab" eventlog diff --json "$tmp/a.bin" "$tmp/b.bin"
+# Logs that differ exit 1, as `tpmlab diff` does; the same log twice exits 0.
+expect_exit 1 "diff of two written logs" "$tpmlab" eventlog diff --json "$tmp/a.bin" "$tmp/b.bin"
 check_py "diff: PCR4 changed, PCR8 added, PCR5 removed, values of 4, 5, 8 differ" '
 import json, sys
 out = json.load(open(sys.argv[1]))
@@ -148,8 +162,13 @@ for bank in ("sha1", "sha256"):
     assert sorted(out["pcr_values"][bank]) == ["4", "5", "8"], out["pcr_values"]
 assert out["events"] == {"a": 14, "b": 14} and out["banks"]["a"] == ["sha1", "sha256"]
 ' "$tmp/stdout"
-expect_exit 0 "text diff" "$tpmlab" eventlog diff "$tmp/a.bin" "$tmp/b.bin"
+expect_exit 1 "text diff" "$tpmlab" eventlog diff "$tmp/a.bin" "$tmp/b.bin"
 grep -q "^PCR8: 1 added, 0 removed, 0 changed" "$tmp/stdout" || fail "text diff: no PCR8 summary"
+# What changed in words, not JSON fragments.
+grep -q '^  ~ changed: the digest differs$' "$tmp/stdout" || { fail "text diff: no plain 'changed' line"; cat "$tmp/stdout"; }
+grep -q '\["' "$tmp/stdout" && fail "text diff prints raw JSON: $(grep '\["' "$tmp/stdout")"
+expect_exit 0 "text diff of a log with itself" "$tpmlab" eventlog diff "$tmp/a.bin" "$tmp/a.bin"
+grep -q "the same events and PCR values" "$tmp/stdout" || fail "text diff of the same log: no 'the same' line"
 expect_exit 0 "diff of a log with itself" "$tpmlab" eventlog diff --json "$tmp/a.bin" "$tmp/a.bin"
 check_py "a log does not differ from itself" '
 import json, sys
@@ -196,7 +215,7 @@ for name, want in expected.items():
         else:
             assert len(out["events"]) == want["events"], name
 ' "$tpmlab" "$fixtures"
-  expect_exit 0 "diff of the two arch-linux copies" "$tpmlab" eventlog diff --json \
+  expect_exit 1 "diff of the two arch-linux copies" "$tpmlab" eventlog diff --json \
     "$fixtures/arch-linux-workstation.bin" "$fixtures/tpm2tools-event-arch-linux.bin"
   check_py "the arch-linux copies differ in two PCR4 events only" '
 import json, sys

@@ -184,6 +184,11 @@ BOOST_AUTO_TEST_CASE(variant_events_and_details) {
     BOOST_TEST(*e.before == *e.after);  // same place in both logs
     BOOST_TEST(e.before_summary.find("DXE firmware volume") != std::string::npos);
     BOOST_TEST(Details(d, drift::kFirmwareBlob).begin()->find("DXE firmware volume") != std::string::npos);
+    // Same address and length, new contents: each side shows its digest, so
+    // the two lines do not read the same.
+    BOOST_TEST(e.before_summary != e.after_summary);
+    BOOST_TEST(e.before_summary.find("(sha256 ") != std::string::npos, e.before_summary);
+    BOOST_TEST(e.after_summary.find("(sha256 ") != std::string::npos, e.after_summary);
   }
   {
     const Drift d = DiffEventLogs(baseline, Log("option-rom"));
@@ -289,6 +294,46 @@ BOOST_AUTO_TEST_CASE(ek_change) {
   // An EK that could not be read is not a change.
   after.ek.name.clear();
   BOOST_TEST(DiffSnapshots(before, after).empty());
+}
+
+// Two chips compared (a run on one, a run on another): the new EK comes with
+// another certificate, maker or SRK, and its low counters are not a clear.
+BOOST_AUTO_TEST_CASE(another_chip_is_different_tpm_not_a_clear) {
+  Snapshot before = SnapshotOf(Log("baseline"));
+  before.ek_certificate = Bytes{0x30, 0x82, 0x01};
+  before.properties.manufacturer = "IBM";
+  Snapshot other = SnapshotOf(Log("baseline"));
+  other.quote_check.attest.clock = {.clock_ms = 900, .reset_count = 0, .restart_count = 0, .safe = true};
+  other.ek.name = Name(40);
+  other.srk.name = Name(41);
+  other.ek_certificate = Bytes{0x30, 0x82, 0x02};
+  other.properties.manufacturer = "IBM";
+  Drift d = DiffSnapshots(before, other);
+  BOOST_TEST((Causes(d) == std::set<CodePcr>{{drift::kDifferentTpm, -1}}), Describe(d));
+  BOOST_TEST(Details(d, drift::kDifferentTpm).begin()->find("another EK certificate") != std::string::npos, Describe(d));
+
+  // Another maker, same SRK name by chance: still another chip.
+  other = Rebooted(before);
+  other.ek.name = Name(40);
+  other.properties.manufacturer = "INTC";
+  d = DiffSnapshots(before, other);
+  BOOST_TEST((Causes(d) == std::set<CodePcr>{{drift::kDifferentTpm, -1}}), Describe(d));
+  BOOST_TEST(Details(d, drift::kDifferentTpm).begin()->find("manufacturer 'IBM' -> 'INTC'") != std::string::npos);
+
+  // No certificates: a new EK and a new SRK together.
+  before.ek_certificate.reset();
+  other = SnapshotOf(Log("baseline"));
+  other.ek.name = Name(40);
+  other.srk.name = Name(41);
+  d = DiffSnapshots(before, other);
+  BOOST_TEST((Causes(d) == std::set<CodePcr>{{drift::kDifferentTpm, -1}}), Describe(d));
+
+  // ChangeEPS on the same chip (same certificate in NV, same SRK): EK_CHANGE.
+  before.ek_certificate = Bytes{0x30, 0x82, 0x01};
+  other = Rebooted(before);
+  other.ek.name = Name(40);
+  d = DiffSnapshots(before, other);
+  BOOST_TEST((Causes(d) == std::set<CodePcr>{{drift::kEkChange, -1}}), Describe(d));
 }
 
 BOOST_AUTO_TEST_CASE(tpm_firmware_version) {

@@ -343,6 +343,9 @@ BOOST_AUTO_TEST_CASE(firmware_upgrade_is_flagged) {
   auto checks = CheckIdentity(Identity(0x11), now);
   BOOST_TEST(!Passed(checks, "firmware_version"));
   BOOST_TEST(Passed(checks, "ek_name"));
+  // In hex, as every other place prints a firmware version.
+  BOOST_TEST(Find(checks, "firmware_version")->detail ==
+             "expected 0x2024012500120000, saw 0x2024012500120001");
 }
 
 BOOST_AUTO_TEST_CASE(check_quote_reports_the_verifier_failure) {

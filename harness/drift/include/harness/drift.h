@@ -4,7 +4,8 @@
 // each change is given a cause. A PCR that moved with no logged event to
 // account for it is UNEXPLAINED_PCR_CHANGE (a firmware that extends without
 // logging). The TPM's own state gives the causes no log shows: an ownership
-// clear, a new EK, a TPM firmware update, a power loss, a bank allocation.
+// clear, a new EK, another chip, a TPM firmware update, a power loss, a bank
+// allocation.
 #pragma once
 
 #include <cstddef>
@@ -39,7 +40,11 @@ inline constexpr char kEventChange[] = "EVENT_CHANGE";          // an event of n
 // From the TPM.
 inline constexpr char kBankAllocation[] = "BANK_ALLOCATION";    // a PCR bank allocated in one snapshot only
 inline constexpr char kOwnershipClear[] = "OWNERSHIP_CLEAR";    // TPM2_Clear: counters back to 0, new SRK
-inline constexpr char kEkChange[] = "EK_CHANGE";                // another EK name (ChangeEPS, another TPM)
+inline constexpr char kEkChange[] = "EK_CHANGE";                // another EK name, same SRK and maker (TPM2_ChangeEPS)
+// Another chip: a new EK with another manufacturer, vendor string or EK
+// certificate, or with a new SRK too. It replaces the TPM causes below, which
+// compare one chip's history (a new chip's low counters are not a clear).
+inline constexpr char kDifferentTpm[] = "DIFFERENT_TPM";
 inline constexpr char kTpmFirmwareVersion[] = "TPM_FIRMWARE_VERSION";
 inline constexpr char kPowerLoss[] = "POWER_LOSS";              // resetCount up, safe NO
 inline constexpr char kUnexplainedPcrChange[] = "UNEXPLAINED_PCR_CHANGE";
@@ -81,8 +86,8 @@ Drift DiffEventLogs(const EventLog& before, const EventLog& after);
 /// Everything: PCR values in the banks both snapshots have (a bank in one
 /// only is BANK_ALLOCATION); the event logs when both snapshots carry one
 /// that parses, and then every moved PCR tied to its events or reported as
-/// UNEXPLAINED_PCR_CHANGE; and the causes the TPM's state shows (counters,
-/// safe, clock, EK/SRK names, firmware version). Without both logs the PCRs
+/// UNEXPLAINED_PCR_CHANGE; and the causes the TPM's state shows (counters, safe, clock,
+/// EK/SRK names, firmware version), or DIFFERENT_TPM alone for two chips. Without both logs the PCRs
 /// are listed but not explained. Counter causes need both quotes parsed.
 Drift DiffSnapshots(const Snapshot& before, const Snapshot& after);
 
