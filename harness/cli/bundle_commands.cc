@@ -156,7 +156,7 @@ int Replay(const ReplayArgs& args) {
   options.stop = &g_stop;
   if (!args.quiet && !args.json && ::isatty(STDERR_FILENO)) {
     options.on_step = [](const StepResult& r, int total) {
-      std::fprintf(stderr, "[%4d/%d] %-12s %-11s %-6s %s\n", r.index + 1, total, r.action.c_str(), r.kind.c_str(),
+      std::fprintf(stderr, "%s %-12s %-11s %-6s %s\n", StepProgressPrefix(r.index, total).c_str(), r.action.c_str(), r.kind.c_str(),
                    r.status.c_str(), Join(AlarmsOf(std::vector<StepResult>{r})[r.index].codes).c_str());
     };
   }
