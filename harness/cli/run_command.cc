@@ -172,13 +172,13 @@ int Run(RunArgs a) {
 std::string StepProgressPrefix(int index, int total) {
   // The number is the step's index, as run.json, the database and
   // RUN.json:STEP give it; done/total counts, so it never reads as the index.
-  char buf[64];
   const int done = index + 1;
-  if (total >= done) {
-    std::snprintf(buf, sizeof(buf), "[step %4d | %d/%d]", index, done, total);
-  } else {
-    std::snprintf(buf, sizeof(buf), "[step %4d | %d done]", index, done);
-  }
+  std::string count = std::to_string(done) + (total >= done ? "/" + std::to_string(total) : " done");
+  // Padded to the widest count, so the columns after it stay put.
+  const size_t width = total >= done ? 2 * std::to_string(total).size() + 1 : count.size();
+  if (count.size() < width) count.insert(0, width - count.size(), ' ');
+  char buf[64];
+  std::snprintf(buf, sizeof(buf), "[step %4d | %s]", index, count.c_str());
   return buf;
 }
 

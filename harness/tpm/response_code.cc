@@ -95,6 +95,7 @@ std::string TpmResponseText(uint32_t rc) {
   std::string decoded = Tss2_RC_Decode(rc);
   const size_t colon = decoded.rfind(':');
   if (colon != std::string::npos) decoded = decoded.substr(colon + 1);
+  decoded.erase(0, decoded.find_first_not_of(' '));
   return TpmResponseName(rc) + ": " + decoded;
 }
 

@@ -43,7 +43,7 @@ assert len(lines) == len(steps), (lines, len(steps))
 db = {idx: action for idx, action in sqlite3.connect(sys.argv[3]).execute(
     "SELECT idx, action FROM steps WHERE run_id = ?", (run["run_id"],))}
 for line, step in zip(lines, steps):
-    m = re.match(r"\[step +(\d+) \| (\d+)/(\d+)\] (\S+)", line)
+    m = re.match(r"\[step +(\d+) \| +(\d+)/(\d+)\] (\S+)", line)
     assert m, line
     number, done, total, action = int(m[1]), int(m[2]), int(m[3]), m[4]
     assert number == step["index"] and action == step["action"], (line, step["index"], step["action"])
