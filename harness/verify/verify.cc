@@ -365,6 +365,8 @@ std::string DescribeAlarm(const std::string& code, const std::vector<Alarm>& ala
     } else if (counters.empty() && get("expected").rfind("reset ", 0) == 0) {
       // The counter alarms' evidence: "reset R restart S clock C" before and now.
       counters = get("expected") + " -> " + get("actual");
+    } else if (counters.empty() && !get("reset_count").empty()) {
+      counters = "reset " + get("reset_count") + " clock " + get("clock_ms");  // CLOCK_NOT_SAFE
     }
   }
   std::string out = code;

@@ -1270,10 +1270,11 @@ BOOST_AUTO_TEST_CASE(four_pcrs_in_two_banks_are_one_alarm_naming_them) {
   for (const char* bank : {"sha1", "sha256"}) {
     for (int pcr : {7, 0, 4, 2}) findings.push_back(PcrFinding(bank, pcr));
   }
-  findings.push_back({alarm::kClockNotSafe, Severity::kWarning, "not safe", {{"clock_ms", "5"}}});
+  findings.push_back({alarm::kClockNotSafe, Severity::kWarning, "not safe", {{"clock_ms", "5"}, {"reset_count", "2"}}});
   BOOST_TEST((DistinctAlarmCodes(findings) ==
               std::vector<std::string>{alarm::kPcrPolicyMismatch, alarm::kClockNotSafe}));
-  BOOST_TEST(DescribeAlarms(findings) == "PCR_POLICY_MISMATCH: PCR 0,2,4,7 (sha1, sha256); CLOCK_NOT_SAFE");
+  BOOST_TEST(DescribeAlarms(findings) ==
+             "PCR_POLICY_MISMATCH: PCR 0,2,4,7 (sha1, sha256); CLOCK_NOT_SAFE: reset 2 clock 5");
   BOOST_TEST(DescribeAlarms({}) == "none");
 }
 

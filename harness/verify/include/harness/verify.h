@@ -90,8 +90,9 @@ Alarm TpmUnreachable(const Status& error);
 std::vector<std::string> DistinctAlarmCodes(const std::vector<Alarm>& alarms);
 
 /// One alarm's code with what its findings name, compactly:
-/// "PCR_POLICY_MISMATCH: PCR 0,2,4,7 (sha1, sha256)", "COUNTER_ROLLBACK: reset
-/// 3 restart 0 -> reset 0 restart 0"; `alarms` may hold several findings of it.
+/// "PCR_POLICY_MISMATCH: PCR 0,2,4,7 (sha1, sha256)", "CLOCK_NOT_SAFE: reset 4
+/// clock 81234", "COUNTER_ROLLBACK: reset 3 restart 0 clock 900 -> reset 0
+/// restart 0 clock 950"; `alarms` may hold several findings of it.
 std::string DescribeAlarm(const std::string& code, const std::vector<Alarm>& alarms);
 
 /// Every code raised, each described once, joined by "; "; "none" when none.
