@@ -38,7 +38,7 @@ CREATE TABLE IF NOT EXISTS steps (
   drift_json TEXT,
   detail_json TEXT,                -- what the step did: faults, firmware records, refusals
   rc INTEGER,                      -- a refusal's TPM response code (a number, for programs)
-  rc_name TEXT,                    -- and as people read it: "TPM_RC_VALUE (0x1c4, parameter 1)"
+  rc_name TEXT,                    -- and its name, as run.json gives it: "TPM_RC_VALUE"
   UNIQUE (run_id, idx)
 );
 CREATE TABLE IF NOT EXISTS enrollments (
@@ -247,7 +247,7 @@ Status Store::RecordStep(int64_t run_id, const StepResult& step) {
         .Text(12, nlohmann::json{{"previous", step.drift}, {"golden", step.golden_drift}}.dump());
     step.detail.is_null() ? st.Null(13) : st.Text(13, step.detail.dump());
     if (step.rc) {
-      st.Int(14, *step.rc).Text(15, TpmResponseName(*step.rc));
+      st.Int(14, *step.rc).Text(15, TpmResponseCodeName(*step.rc));
     } else {
       st.Null(14).Null(15);
     }

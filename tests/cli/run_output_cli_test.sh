@@ -92,6 +92,19 @@ PY
 expect_exit 0 "run without --progress" "$tpmlab" run "$tmp/bios.yaml" --out "$tmp/quiet"
 ! grep -q '^\[step' "$tmp/stderr" || fail "progress lines without a terminal or --progress"
 
+# 3. A refusal: named with its hex code on the terminal, in run.json and in the database.
+printf 'name: refused\nsteps:\n  - boot\n  - clock_set: 0\n' >"$tmp/refused.yaml"
+expect_exit 1 "a refused step no expect names" "$tpmlab" run "$tmp/refused.yaml" --out "$tmp/r"
+expect_stderr "expectation not met: step 1 \(clock_set\) is not refused: tpm: TPM2_ClockSet: TPM_RC_VALUE \(0x1c4, parameter 1\): " \
+  "the refusal is named, with its hex code"
+/usr/bin/python3 - "$tmp/r/run.json" "$tmp/r/tpmlab.db" <<'PY' || fail "the refusal's rc in run.json and the database"
+import json, sqlite3, sys
+step = json.load(open(sys.argv[1]))["steps"][1]
+assert (step["rc"], step["rc_hex"], step["rc_name"]) == (0x1c4, "0x1c4", "TPM_RC_VALUE"), step
+row = sqlite3.connect(sys.argv[2]).execute("SELECT rc, rc_name FROM steps WHERE idx = 1").fetchone()
+assert row == (0x1c4, "TPM_RC_VALUE"), row
+PY
+
 if [[ $failures -ne 0 ]]; then
   echo "run_output_cli_test: $failures failure(s)"
   exit 1
