@@ -142,7 +142,7 @@ int Replay(const ReplayArgs& args) {
     options.on_step = [total](const StepResult& r, int) {
       std::set<std::string> codes;
       for (const auto& a : r.alarms) codes.insert(a.code);
-      std::fprintf(stderr, "step %4d of %d recorded: %-12s %-11s %-6s %s\n", r.index, total, r.action.c_str(),
+      std::fprintf(stderr, "%s %-12s %-11s %-6s %s\n", StepProgressPrefix(r.index, total).c_str(), r.action.c_str(),
                    r.kind.c_str(), r.status.c_str(),
                    codes.empty() ? "-" : Join(std::vector<std::string>(codes.begin(), codes.end())).c_str());
     };

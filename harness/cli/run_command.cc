@@ -10,12 +10,14 @@
 #include <cstdio>
 #include <ctime>
 #include <iostream>
+#include <map>
 #include <memory>
 
 #include "exit_codes.h"
 #include "harness/run_folder.h"
 #include "harness/runner.h"
 #include "harness/scenario_yaml.h"
+#include "harness/verify.h"
 #include "commands.h"
 
 namespace tpmlab::cli {
@@ -35,7 +37,8 @@ std::string DefaultOutDir(const std::string& scenario) {
   return "tpmlab-runs/" + scenario + "-" + stamp;
 }
 
-// One line per step on a terminal; nothing in CI or when piped.
+// One line per step on a terminal (or with --progress), then a line for each
+// failed check, error and alarm.
 void ShowProgress(const StepResult& r, int total) {
   std::string what = r.action;
   if (r.cycle) what += " #" + std::to_string(*r.cycle) + " " + r.kind;
@@ -45,19 +48,47 @@ void ShowProgress(const StepResult& r, int total) {
     extra = "reset=" + std::to_string(c.reset_count) + " restart=" + std::to_string(c.restart_count) +
             " safe=" + (c.safe ? "1" : "0");
   }
-  std::fprintf(stderr, "[%4d/%d] %-28s %-6s %7.1f ms  %s\n", r.index + 1, total, what.c_str(),
+  std::fprintf(stderr, "%s %-28s %-8s %7.1f ms  %s\n", StepProgressPrefix(r.index, total).c_str(), what.c_str(),
                r.status.c_str(), r.duration_ms, extra.c_str());
   for (const auto& c : r.checks) {
-    if (!c.passed) std::fprintf(stderr, "         check %s failed: %s\n", c.name.c_str(), c.detail.c_str());
+    if (!c.passed) std::fprintf(stderr, "    check %s failed: %s\n", c.name.c_str(), c.detail.c_str());
   }
-  if (!r.error.empty()) std::fprintf(stderr, "         error: %s\n", r.error.c_str());
+  if (!r.error.empty()) std::fprintf(stderr, "    error: %s\n", r.error.c_str());
+  // One line per alarm, however many PCRs or banks its findings cover.
+  for (const auto& code : DistinctAlarmCodes(r.alarms)) {
+    std::fprintf(stderr, "    alarm %s\n", DescribeAlarm(code, r.alarms).c_str());
+  }
+}
+
+// "PCR_POLICY_MISMATCH x2 (steps 5, 9); CLOCK_NOT_SAFE x1 (step 9)": each
+// code with the steps that raised it, by index.
+std::string AlarmSummary(const std::vector<StepResult>& steps) {
+  std::vector<std::string> order;
+  std::map<std::string, std::vector<int>> at;
+  for (const auto& s : steps) {
+    for (const auto& code : DistinctAlarmCodes(s.alarms)) {
+      if (!at.count(code)) order.push_back(code);
+      at[code].push_back(s.index);
+    }
+  }
+  std::string out;
+  for (const auto& code : order) {
+    const auto& indices = at[code];
+    out += (out.empty() ? "" : "; ") + code + " x" + std::to_string(indices.size()) +
+           (indices.size() == 1 ? " (step " : " (steps ");
+    constexpr size_t kShown = 8;
+    for (size_t i = 0; i < indices.size() && i < kShown; ++i) out += (i ? ", " : "") + std::to_string(indices[i]);
+    if (indices.size() > kShown) out += ", ...";
+    out += ")";
+  }
+  return out.empty() ? "none" : out;
 }
 
 struct RunArgs {
   std::string scenario, out_dir, db, bench;
   std::optional<uint64_t> seed;
   std::optional<int> cycles;
-  bool keep_state = false, unix_sockets = false, quiet = false;
+  bool keep_state = false, unix_sockets = false, quiet = false, progress = false, fail_on_alarm = false;
 };
 
 int Run(RunArgs a) {
@@ -118,8 +149,9 @@ int Run(RunArgs a) {
   options.seed = a.seed;
   options.keep_state = a.keep_state;
   options.unix_sockets = a.unix_sockets;
+  options.fail_on_alarm = a.fail_on_alarm;
   options.stop = &g_stop;
-  if (!a.quiet && ::isatty(STDERR_FILENO)) options.on_step = ShowProgress;
+  if (a.progress || (!a.quiet && ::isatty(STDERR_FILENO))) options.on_step = ShowProgress;
 
   struct sigaction sa {};
   sa.sa_handler = OnSignal;
@@ -152,6 +184,7 @@ int Run(RunArgs a) {
             << " power cycles, " << failed << " failed checks"
             << (expected > 0 ? ", " + std::to_string(met) + "/" + std::to_string(expected) + " expectations met" : "")
             << "\n"
+            << "  alarms: " << AlarmSummary(result->steps) << "\n"
             << "  results: " << result->run_json.string() << "\n"
             << "  database: " << db << " (run " << result->run_id << ")\n";
   if (!result->error.empty()) std::cerr << "tpmlab: " << result->error << "\n";
@@ -183,6 +216,19 @@ static CLI::Validator WholeNumber(uint64_t max) {
       "", "");
 }
 
+std::string StepProgressPrefix(int index, int total) {
+  // The number is the step's index, as run.json, the database and
+  // RUN.json:STEP give it; done/total counts, so it never reads as the index.
+  const int done = index + 1;
+  std::string count = std::to_string(done) + (total >= done ? "/" + std::to_string(total) : " done");
+  // Padded to the widest count, so the columns after it stay put.
+  const size_t width = total >= done ? 2 * std::to_string(total).size() + 1 : count.size();
+  if (count.size() < width) count.insert(0, width - count.size(), ' ');
+  char buf[64];
+  std::snprintf(buf, sizeof(buf), "[step %4d | %s]", index, count.c_str());
+  return buf;
+}
+
 Command AddRunCommand(CLI::App& app) {
   auto a = std::make_shared<RunArgs>();
   auto* run = app.add_subcommand("run", "Run a scenario on the embedded default (an auto-launched swtpm) or a bench");
@@ -197,6 +243,9 @@ Command AddRunCommand(CLI::App& app) {
   run->add_flag("--keep-state", a->keep_state, "Continue from the DUT state in OUT instead of a new chip");
   run->add_flag("--unix-sockets", a->unix_sockets, "Talk to swtpm over unix sockets instead of loopback TCP");
   run->add_flag("-q,--quiet", a->quiet, "No progress lines, only the summary");
+  run->add_flag("--progress", a->progress, "Progress lines even when stderr is not a terminal (CI logs)");
+  run->add_flag("--fail-on-alarm", a->fail_on_alarm,
+                "Fail the run on any alarm no expect step names (as unexpected_alarms: fail)");
   return {run, [a] { return Run(*a); }};
 }
 

@@ -138,7 +138,7 @@ std::string JunitXml(const Scenario& scenario, const RunResult& result, const js
     for (const auto& c : s.checks) {
       if (!c.passed) failed += std::string(failed.empty() ? "" : "\n") + c.name + ": " + c.detail;
     }
-    cases.push_back({"step " + std::to_string(s.index) + " " + s.action, s.duration_ms, failed, s.status == "error"});
+    cases.push_back({"step " + std::to_string(s.index) + " (" + s.action + ")", s.duration_ms, failed, s.status == "error"});
   }
   int failures = 0, errors = 0;
   for (const auto& c : cases) {

@@ -83,10 +83,20 @@ bool SameResponseCode(uint32_t actual, uint32_t expected) {
   return (actual & 0x80) != 0 && (actual & 0xBF) == expected;
 }
 
+// The codes raised, each once (findings of one code on several PCRs are one alarm).
 std::string Codes(const std::vector<Alarm>& alarms) {
   std::string out;
-  for (const auto& a : alarms) out += std::string(out.empty() ? "" : ", ") + a.code;
+  for (const auto& code : DistinctAlarmCodes(alarms)) out += std::string(out.empty() ? "" : ", ") + code;
   return out.empty() ? "none" : out;
+}
+
+// Why the check that raises `code` did not run at a step ("" when it ran):
+// its not_run entry is "CODE: why".
+std::string WhyNotRun(const StepResult& s, const std::string& code) {
+  for (const auto& entry : s.not_run) {
+    if (entry.rfind(code + ": ", 0) == 0) return entry.substr(code.size() + 2);
+  }
+  return "";
 }
 
 std::string Movement(uint64_t before, uint64_t after) {
@@ -375,10 +385,11 @@ class Run {
       ++failed_checks_;
       result_.expectations.push_back({s.index, judged_where_, what + " is not refused", false, s.error});
     }
-    if (scenario_.unexpected_alarms_fail && !s.alarms.empty() && !covered_alarms_) {
+    if ((scenario_.unexpected_alarms_fail || options_.fail_on_alarm) && !s.alarms.empty() && !covered_alarms_) {
       ++failed_checks_;
-      result_.expectations.push_back(
-          {s.index, judged_where_, what + " raises no alarm no expect step names", false, "raised " + Codes(s.alarms)});
+      const char* why = scenario_.unexpected_alarms_fail ? "" : " (--fail-on-alarm)";
+      result_.expectations.push_back({s.index, judged_where_, what + " raises no alarm no expect step names", false,
+                                      "raised " + DescribeAlarms(s.alarms) + why});
     }
   }
 
@@ -574,8 +585,15 @@ class Run {
     std::vector<Check> checks;
     std::set<std::string> raised;
     for (const auto& a : s.alarms) raised.insert(a.code);
+    // A code not raised because its check could not run says so: "not
+    // raised" would read as the verifier having looked and found nothing.
+    auto not_raised = [&](const std::string& code) {
+      const std::string why = WhyNotRun(s, code);
+      return why.empty() ? code + " was not raised" : code + " was not raised: its check did not run (why: " + why + ")";
+    };
     for (const auto& code : e.alarms) {
-      checks.push_back({"alarm " + code, raised.count(code) > 0, raised.count(code) ? "raised" : "not raised (raised: " + Codes(s.alarms) + ")"});
+      checks.push_back({"alarm " + code, raised.count(code) > 0,
+                        raised.count(code) ? "raised" : not_raised(code) + " (raised: " + Codes(s.alarms) + ")"});
     }
     if (!e.one_of.empty()) {
       std::string named;
@@ -584,7 +602,12 @@ class Run {
         any = any || raised.count(code) > 0;
         named += std::string(named.empty() ? "" : ", ") + code;
       }
-      checks.push_back({"one of " + named, any, any ? "raised: " + Codes(s.alarms) : "none raised (raised: " + Codes(s.alarms) + ")"});
+      std::string not_run;
+      for (const auto& code : e.one_of) {
+        if (!WhyNotRun(s, code).empty()) not_run += "; " + not_raised(code);
+      }
+      checks.push_back({"one of " + named, any,
+                        any ? "raised: " + Codes(s.alarms) : "none raised (raised: " + Codes(s.alarms) + ")" + not_run});
     }
     for (const auto& code : e.absent) {
       checks.push_back({"no alarm " + code, raised.count(code) == 0, raised.count(code) ? "raised" : "not raised"});
@@ -607,7 +630,7 @@ class Run {
     ExpectCounters(e, s, checks);
     if (e.rc) {
       const bool ok = s.rc && SameResponseCode(*s.rc, *e.rc);
-      checks.push_back({"refused with " + TpmResponseName(*e.rc), ok,
+      checks.push_back({"refused with " + TpmResponseCodeName(*e.rc), ok,
                         s.rc ? "the TPM answered " + TpmResponseName(*s.rc) : "the step was not refused (" + s.status + ")"});
     }
     if (e.error) {
@@ -1046,11 +1069,13 @@ json StepJsonBody(const StepResult& s, bool with_snapshot) {
             {"checks", ChecksToJson(s.checks)}};
   if (s.cycle) j["cycle"] = *s.cycle;
   if (s.rc) {
+    // rc for machines (a number), the rest for people.
     char hex[16];
     std::snprintf(hex, sizeof(hex), "0x%03x", *s.rc);
     j["rc"] = *s.rc;
     j["rc_hex"] = hex;
-    j["rc_text"] = TpmResponseName(*s.rc);
+    j["rc_name"] = TpmResponseCodeName(*s.rc);
+    j["rc_text"] = TpmResponseText(*s.rc);
   }
   if (!s.detail.is_null()) j["detail"] = s.detail;
   if (!s.kind.empty()) j["kind"] = s.kind;
@@ -1110,7 +1135,9 @@ Status WriteRunJson(const fs::path& file, const Scenario& scenario, const RunRes
   std::map<std::string, int> alarm_counts;
   int failed = 0;
   for (const auto& s : result.steps) {
-    for (const auto& a : s.alarms) alarm_counts[a.code]++;
+    // One alarm per code raised at a step; each finding (per PCR, per bank)
+    // stays in the step's alarms with its evidence.
+    for (const auto& code : DistinctAlarmCodes(s.alarms)) alarm_counts[code]++;
     steps.push_back(StepJsonBody(s, /*with_snapshot=*/true));
     if (result.expected_failures.count(s.index)) steps.back()["expected_failure"] = true;
     if (s.snapshot && s.snapshot->eventlog) {

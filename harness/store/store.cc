@@ -3,6 +3,7 @@
 #include <sqlite3.h>
 
 #include "harness/snapshot_json.h"
+#include "harness/tpm_types.h"
 
 namespace tpmlab {
 namespace {
@@ -36,6 +37,8 @@ CREATE TABLE IF NOT EXISTS steps (
   alarms_json TEXT,
   drift_json TEXT,
   detail_json TEXT,                -- what the step did: faults, firmware records, refusals
+  rc INTEGER,                      -- a refusal's TPM response code (a number, for programs)
+  rc_name TEXT,                    -- and its name, as run.json gives it: "TPM_RC_VALUE"
   UNIQUE (run_id, idx)
 );
 CREATE TABLE IF NOT EXISTS enrollments (
@@ -100,6 +103,8 @@ constexpr const char* kMigrations[] = {
                  "ALTER TABLE steps ADD COLUMN drift_json TEXT;",
     /* 3 -> 4 */ "ALTER TABLE snapshots ADD COLUMN snapshot_json TEXT;",
     /* 4 -> 5 */ "ALTER TABLE steps ADD COLUMN detail_json TEXT;",
+    /* 5 -> 6 */ "ALTER TABLE steps ADD COLUMN rc INTEGER;"
+                 "ALTER TABLE steps ADD COLUMN rc_name TEXT;",
 };
 
 // A prepared statement that finalises itself.
@@ -230,8 +235,8 @@ Status Store::RecordStep(int64_t run_id, const StepResult& step) {
   };
   {
     Statement st(db_, "INSERT INTO steps (run_id, idx, action, cycle, kind, status, started_at, "
-                      "duration_ms, error, checks_json, alarms_json, drift_json, detail_json) "
-                      "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)");
+                      "duration_ms, error, checks_json, alarms_json, drift_json, detail_json, rc, rc_name) "
+                      "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)");
     if (!st.ok()) return fail("prepare step");
     st.Int(1, run_id).Int(2, step.index).Text(3, step.action);
     step.cycle ? st.Int(4, *step.cycle) : st.Null(4);
@@ -242,6 +247,11 @@ Status Store::RecordStep(int64_t run_id, const StepResult& step) {
     st.Text(11, nlohmann::json{{"alarms", alarms}, {"not_run", step.not_run}}.dump())
         .Text(12, nlohmann::json{{"previous", step.drift}, {"golden", step.golden_drift}}.dump());
     step.detail.is_null() ? st.Null(13) : st.Text(13, step.detail.dump());
+    if (step.rc) {
+      st.Int(14, *step.rc).Text(15, TpmResponseCodeName(*step.rc));
+    } else {
+      st.Null(14).Null(15);
+    }
     if (!st.Run()) return fail("insert step");
   }
   const int64_t step_id = sqlite3_last_insert_rowid(db_);

@@ -201,7 +201,7 @@ Status Tpm::Check(uint32_t rc, const char* what) {
   if (rc == TSS2_RC_SUCCESS) return Status::Ok();
   const uint32_t layer = rc & TSS2_RC_LAYER_MASK;
   if (layer == TSS2_TPM_RC_LAYER) {
-    return Status::Tpm(rc, std::string(what) + ": " + Tss2_RC_Decode(rc));
+    return Status::Tpm(rc, std::string(what) + ": " + TpmResponseText(rc));
   }
   Status error = Status::Error(Layer::kHarness, std::string(what) + ": " + Tss2_RC_Decode(rc));
   if (layer == TSS2_TCTI_RC_LAYER && !tcti_->last_error().ok()) error = tcti_->last_error().Wrap(what);

@@ -1,7 +1,6 @@
 #include "harness/tpm_types.h"
 
 #include <openssl/evp.h>
-#include <tss2/tss2_rc.h>
 
 namespace tpmlab {
 
@@ -167,11 +166,6 @@ std::string TpmCommandName(uint32_t cc) {
   char buf[32];
   std::snprintf(buf, sizeof(buf), "TPM_CC_0x%X", cc);
   return buf;
-}
-
-std::string TpmResponseName(uint32_t rc) {
-  // Tss2_RC_Decode knows every TPM format-zero and format-one code.
-  return Tss2_RC_Decode(rc);
 }
 
 }  // namespace tpmlab

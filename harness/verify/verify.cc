@@ -1,6 +1,8 @@
 #include "harness/verify.h"
 
 #include <algorithm>
+#include <cstdlib>
+#include <set>
 
 #include "harness/attest.h"
 #include "harness/event_data.h"
@@ -336,6 +338,60 @@ Alarm TpmUnreachable(const Status& error) {
   return {alarm::kTpmUnreachable, Severity::kError,
           "TPM 2.0 device detected but a connection cannot be established",
           {{"layer", LayerName(error.layer())}, {"detail", error.message()}}};
+}
+
+std::vector<std::string> DistinctAlarmCodes(const std::vector<Alarm>& alarms) {
+  std::vector<std::string> codes;
+  for (const auto& a : alarms) {
+    if (std::find(codes.begin(), codes.end(), a.code) == codes.end()) codes.push_back(a.code);
+  }
+  return codes;
+}
+
+std::string DescribeAlarm(const std::string& code, const std::vector<Alarm>& alarms) {
+  std::set<int> pcrs;
+  std::vector<std::string> banks;
+  std::string counters;
+  for (const auto& a : alarms) {
+    if (a.code != code) continue;
+    const auto get = [&](const char* key) {
+      auto it = a.evidence.find(key);
+      return it == a.evidence.end() ? std::string() : it->second;
+    };
+    if (const std::string pcr = get("pcr"); !pcr.empty()) {
+      pcrs.insert(std::atoi(pcr.c_str()));
+      const std::string bank = get("bank");
+      if (!bank.empty() && std::find(banks.begin(), banks.end(), bank) == banks.end()) banks.push_back(bank);
+    } else if (counters.empty() && get("expected").rfind("reset ", 0) == 0) {
+      // The counter alarms' evidence: "reset R restart S clock C" before and now.
+      counters = get("expected") + " -> " + get("actual");
+    } else if (counters.empty() && !get("reset_count").empty()) {
+      counters = "reset " + get("reset_count") + " clock " + get("clock_ms");  // CLOCK_NOT_SAFE
+    }
+  }
+  std::string out = code;
+  if (!pcrs.empty()) {
+    out += ": PCR ";
+    bool first = true;
+    for (int p : pcrs) {
+      out += (first ? "" : ",") + std::to_string(p);
+      first = false;
+    }
+    if (!banks.empty()) {
+      out += " (";
+      for (size_t i = 0; i < banks.size(); ++i) out += (i ? ", " : "") + banks[i];
+      out += ")";
+    }
+  } else if (!counters.empty()) {
+    out += ": " + counters;
+  }
+  return out;
+}
+
+std::string DescribeAlarms(const std::vector<Alarm>& alarms) {
+  std::string out;
+  for (const auto& code : DistinctAlarmCodes(alarms)) out += (out.empty() ? "" : "; ") + DescribeAlarm(code, alarms);
+  return out.empty() ? "none" : out;
 }
 
 json AlarmToJson(const Alarm& a) {

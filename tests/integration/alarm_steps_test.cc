@@ -24,7 +24,8 @@ struct Ran {
 };
 
 // Loads `yaml` as if it sat in scenarios/ (so firmware models resolve) and runs it.
-Ran RunText(const std::string& tag, const std::string& yaml, std::optional<uint64_t> seed = std::nullopt) {
+Ran RunText(const std::string& tag, const std::string& yaml, std::optional<uint64_t> seed = std::nullopt,
+            bool fail_on_alarm = false) {
   const fs::path file = fs::path(TPMLAB_SOURCE_DIR) / "scenarios" / (tag + ".yaml");
   Scenario s = Require(LoadScenarioText(yaml, file.string()));
   Ran r;
@@ -33,6 +34,7 @@ Ran RunText(const std::string& tag, const std::string& yaml, std::optional<uint6
   o.out_dir = r.out;
   o.database = r.out / "results.db";
   o.seed = seed;
+  o.fail_on_alarm = fail_on_alarm;
   r.result = Require(RunScenario(s, o));
   std::ifstream in(r.out / "run.json");
   r.run = json::parse(in);
@@ -135,6 +137,12 @@ steps:
   BOOST_REQUIRE(clear.rc.has_value());
   BOOST_TEST((*clear.rc & 0xFFF) == 0x120u);
   BOOST_TEST(expected.run["steps"][2]["rc_hex"] == "0x120");
+  // Named for people, a number for machines.
+  BOOST_TEST(expected.run["steps"][2]["rc"] == 0x120);
+  BOOST_TEST(expected.run["steps"][2]["rc_name"] == "TPM_RC_DISABLED");
+  BOOST_TEST(expected.run["steps"][2]["rc_text"].get<std::string>().rfind("TPM_RC_DISABLED (0x120): ", 0) == 0u,
+             expected.run["steps"][2]["rc_text"]);
+  BOOST_TEST(clear.error.find("TPM_RC_DISABLED (0x120)") != std::string::npos, clear.error);
   BOOST_TEST(StepAt(expected, 4).status == "passed");  // the run went on
 
   Ran unexpected = RunText("refused-bare", "name: refused-bare" + body + "  - verify\n");
@@ -222,6 +230,78 @@ steps:
   BOOST_TEST(actions(a).find("snapshot") != std::string::npos);
   BOOST_TEST(actions(a).find("power_cycle") != std::string::npos);
   for (const Ran* r : {&a, &b, &c}) fs::remove_all(r->out);
+}
+
+// A clock set back is refused with a format-one code: its name says which
+// parameter was wrong, not the bare number (452).
+BOOST_AUTO_TEST_CASE(a_format_one_refusal_is_named_with_its_parameter) {
+  Ran r = RunText("clock-back", R"(name: clock-back
+steps:
+  - boot
+  - clock_set: 0
+  - expect: {rc: TPM_RC_VALUE}
+)");
+  BOOST_TEST(RunStatusName(r.result.status) == "passed", r.result.error);
+  const json& step = r.run["steps"][1];
+  BOOST_TEST(step["status"] == "refused");
+  BOOST_TEST(step["rc"] == 0x1c4);
+  BOOST_TEST(step["rc_name"] == "TPM_RC_VALUE");
+  BOOST_TEST(step["rc_text"].get<std::string>().rfind("TPM_RC_VALUE (0x1c4, parameter 1): ", 0) == 0u, step["rc_text"]);
+  fs::remove_all(r.out);
+}
+
+// CLOCK_SKEW compares two quotes of one power session: with a reset between
+// them its check cannot run, and a failed expect says that rather than
+// "not raised". The same skew then a snapshot (no reset) raises it.
+BOOST_AUTO_TEST_CASE(an_expected_alarm_whose_check_did_not_run_says_so) {
+  Ran r = RunText("skew-reset", R"(name: skew-reset
+firmware: baseline
+steps:
+  - boot
+  - clock_skew: 3600000
+  - power_cycle: reset
+  - expect: {alarms: [CLOCK_SKEW]}
+  - clock_skew: 3600000
+  - snapshot
+  - expect: {alarms: [CLOCK_SKEW]}
+)");
+  BOOST_TEST(RunStatusName(r.result.status) == "failed");
+  BOOST_REQUIRE_EQUAL(r.result.expectations.size(), 2u);
+  const Expectation& across_reset = r.result.expectations[0];
+  BOOST_TEST(across_reset.step == 2);
+  BOOST_TEST(!across_reset.passed);
+  BOOST_TEST(across_reset.detail.find("CLOCK_SKEW was not raised: its check did not run (why: the TPM was reset or "
+                                      "restarted between the two quotes)") != std::string::npos,
+             across_reset.detail);
+  const Expectation& same_session = r.result.expectations[1];
+  BOOST_TEST(same_session.step == 5);
+  BOOST_TEST(same_session.passed, same_session.detail);
+  fs::remove_all(r.out);
+}
+
+// --fail-on-alarm (RunOptions::fail_on_alarm) fails a run on an alarm no
+// expect step names, without `unexpected_alarms: fail` in the scenario; an
+// expect step naming it still covers it.
+BOOST_AUTO_TEST_CASE(fail_on_alarm_fails_a_run_on_an_alarm_no_expect_names) {
+  const std::string body = R"(
+firmware: baseline
+steps:
+  - boot
+  - clock_skew: 3600000
+  - snapshot
+)";
+  Ran loose = RunText("alarm-loose", "name: alarm-loose" + body);
+  BOOST_TEST(RunStatusName(loose.result.status) == "passed", loose.result.error);
+  Ran strict = RunText("alarm-strict", "name: alarm-strict" + body, std::nullopt, /*fail_on_alarm=*/true);
+  BOOST_TEST(RunStatusName(strict.result.status) == "failed");
+  BOOST_REQUIRE_EQUAL(strict.result.expectations.size(), 1u);
+  BOOST_TEST(strict.result.expectations[0].step == 2);
+  BOOST_TEST(strict.result.expectations[0].detail.find("CLOCK_SKEW") != std::string::npos,
+             strict.result.expectations[0].detail);
+  Ran covered = RunText("alarm-covered", "name: alarm-covered" + body + "  - expect: {alarms: [CLOCK_SKEW]}\n",
+                        std::nullopt, /*fail_on_alarm=*/true);
+  BOOST_TEST(RunStatusName(covered.result.status) == "passed", covered.result.error);
+  for (const Ran* r : {&loose, &strict, &covered}) fs::remove_all(r->out);
 }
 
 }  // namespace

@@ -33,6 +33,7 @@
 #include "harness/attest.h"
 #include "harness/enrollment.h"
 #include "harness/eventlog.h"
+#include "harness/tpm_types.h"
 #include "harness/verify.h"
 
 namespace tpmlab {
@@ -1252,6 +1253,47 @@ BOOST_AUTO_TEST_CASE(windows_gcp_shielded_vm_quote) {
                         alarm::kSecureBootDisabled}) {
     BOOST_TEST(!NotRun(lv, c), c << ": " << Describe(lv));
   }
+}
+
+BOOST_AUTO_TEST_SUITE_END()
+
+// A finding per PCR per bank, shown and counted as one alarm per code.
+BOOST_AUTO_TEST_SUITE(alarms_as_shown)
+
+Alarm PcrFinding(const std::string& bank, int pcr) {
+  return {alarm::kPcrPolicyMismatch, Severity::kError, "differs",
+          {{"bank", bank}, {"pcr", std::to_string(pcr)}, {"expected", "00"}, {"actual", "11"}}};
+}
+
+BOOST_AUTO_TEST_CASE(four_pcrs_in_two_banks_are_one_alarm_naming_them) {
+  std::vector<Alarm> findings;
+  for (const char* bank : {"sha1", "sha256"}) {
+    for (int pcr : {7, 0, 4, 2}) findings.push_back(PcrFinding(bank, pcr));
+  }
+  findings.push_back({alarm::kClockNotSafe, Severity::kWarning, "not safe", {{"clock_ms", "5"}, {"reset_count", "2"}}});
+  BOOST_TEST((DistinctAlarmCodes(findings) ==
+              std::vector<std::string>{alarm::kPcrPolicyMismatch, alarm::kClockNotSafe}));
+  BOOST_TEST(DescribeAlarms(findings) ==
+             "PCR_POLICY_MISMATCH: PCR 0,2,4,7 (sha1, sha256); CLOCK_NOT_SAFE: reset 2 clock 5");
+  BOOST_TEST(DescribeAlarms({}) == "none");
+}
+
+BOOST_AUTO_TEST_CASE(a_counter_alarm_shows_the_counters_before_and_now) {
+  const Alarm rollback{alarm::kCounterRollback, Severity::kError, "went down",
+                       {{"expected", "reset 3 restart 0 clock 900"}, {"actual", "reset 0 restart 0 clock 950"}}};
+  BOOST_TEST(DescribeAlarm(alarm::kCounterRollback, {rollback}) ==
+             "COUNTER_ROLLBACK: reset 3 restart 0 clock 900 -> reset 0 restart 0 clock 950");
+}
+
+BOOST_AUTO_TEST_CASE(response_codes_are_named_with_hex_and_what_they_point_at) {
+  BOOST_TEST(TpmResponseName(0x1c4) == "TPM_RC_VALUE (0x1c4, parameter 1)");
+  BOOST_TEST(TpmResponseName(0x185) == "TPM_RC_HIERARCHY (0x185, handle 1)");
+  BOOST_TEST(TpmResponseName(0x98e) == "TPM_RC_AUTH_FAIL (0x98e, session 1)");
+  BOOST_TEST(TpmResponseName(0x120) == "TPM_RC_DISABLED (0x120)");
+  BOOST_TEST(TpmResponseName(0x921) == "TPM_RC_LOCKOUT (0x921)");
+  BOOST_TEST(TpmResponseCodeName(0x1c4) == "TPM_RC_VALUE");
+  BOOST_TEST(TpmResponseCodeName(0x101) == "TPM_RC_FAILURE");
+  BOOST_TEST(TpmResponseText(0x120).rfind("TPM_RC_DISABLED (0x120): ", 0) == 0u, TpmResponseText(0x120));
 }
 
 BOOST_AUTO_TEST_SUITE_END()

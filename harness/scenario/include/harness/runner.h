@@ -35,6 +35,9 @@ struct RunOptions {
   // a newly manufactured chip.
   std::filesystem::path initial_state;
   bool unix_sockets = false;
+  // Any alarm no expect step names fails the run, as `unexpected_alarms:
+  // fail` does, without editing the scenario (tpmlab run --fail-on-alarm).
+  bool fail_on_alarm = false;
   // The bench to run on (hw/README.md): a real chip, or the simulated SPI
   // TPM. None: the embedded default (one emulated DUT).
   std::optional<Bench> bench;

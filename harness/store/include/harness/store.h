@@ -55,7 +55,7 @@ struct RunInfo {
   std::string config_json;     // the scenario as run, and the DUT's setup
 };
 
-inline constexpr int kStoreSchemaVersion = 5;
+inline constexpr int kStoreSchemaVersion = 6;
 
 class Store {
  public:

@@ -71,7 +71,14 @@ inline constexpr uint32_t kEkCertRsaIndex = 0x01C00002;
 std::string TpmCommandName(uint32_t command_code);
 // 0x158 for "TPM2_Quote" or "Quote"; none for names not in the table.
 std::optional<uint32_t> TpmCommandCodeFromName(std::string_view name);
-// Decoded response code text ("TPM_RC_INITIALIZE", "TPM_RC_LOCKOUT", ...).
+// A response code's TPM_RC_ name: "TPM_RC_HIERARCHY" for 0x185 (a format-one
+// code without its handle/parameter number); "TPM_RC_0x..." when unknown.
+std::string TpmResponseCodeName(uint32_t response_code);
+// The name with the code in hex and what a format-one code points at:
+// "TPM_RC_HIERARCHY (0x185, handle 1)", "TPM_RC_DISABLED (0x120)".
 std::string TpmResponseName(uint32_t response_code);
+// TpmResponseName and what the code means: "TPM_RC_DISABLED (0x120): the
+// command is disabled".
+std::string TpmResponseText(uint32_t response_code);
 
 }  // namespace tpmlab

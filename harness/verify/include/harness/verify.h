@@ -81,6 +81,23 @@ Verdict Verify(const Snapshot& now, const Snapshot* previous, const Enrollment* 
 /// error, failure mode): vSphere's "connection cannot be established".
 Alarm TpmUnreachable(const Status& error);
 
+// A verifier finding is one per PCR per bank (Keylime's invalid_pcr_N), each
+// with that PCR's expected and actual values as evidence; an *alarm* as a
+// user counts and reads them is one code raised at one step (vCenter raises
+// one attestation alarm however many PCRs differ). These two give that view.
+
+/// Each code once, in the order first raised.
+std::vector<std::string> DistinctAlarmCodes(const std::vector<Alarm>& alarms);
+
+/// One alarm's code with what its findings name, compactly:
+/// "PCR_POLICY_MISMATCH: PCR 0,2,4,7 (sha1, sha256)", "CLOCK_NOT_SAFE: reset 4
+/// clock 81234", "COUNTER_ROLLBACK: reset 3 restart 0 clock 900 -> reset 0
+/// restart 0 clock 950"; `alarms` may hold several findings of it.
+std::string DescribeAlarm(const std::string& code, const std::vector<Alarm>& alarms);
+
+/// Every code raised, each described once, joined by "; "; "none" when none.
+std::string DescribeAlarms(const std::vector<Alarm>& alarms);
+
 nlohmann::json AlarmToJson(const Alarm& alarm);
 nlohmann::json VerdictToJson(const Verdict& verdict);
 
