@@ -13,7 +13,9 @@ set -uo pipefail
 tpmlab=$1
 src=$2
 tmp=$(mktemp -d /tmp/tpmlab-bundle-cli-XXXXXX)
-trap 'rm -rf "$tmp"' EXIT
+soak=""
+# A run this test started in the background never outlives it (tpmlab stops its swtpm on SIGTERM).
+trap '[[ -n "$soak" ]] && kill "$soak" 2>/dev/null && wait "$soak" 2>/dev/null; rm -rf "$tmp"' EXIT
 failures=0
 
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
@@ -239,6 +241,7 @@ PY
 kill -INT "$soak"
 wait "$soak"
 rc=$?
+soak=""
 [[ $rc -eq 130 ]] || { fail "the interrupted run exited $rc, expected 130"; cat "$tmp/soak.out"; }
 recorded=$(/usr/bin/python3 -c 'import json,sys; r=json.load(open(sys.argv[1])); print(len(r["steps"]), r["status"])' "$tmp/soak/run.json")
 echo "interrupted run: $recorded"
