@@ -511,10 +511,10 @@ class Run {
     TRY(dut_.PowerCycle(kind, scenario_.platform.boot));
     // Where the clock restarted after a loss: a quote that says safe = YES
     // is right when the clock was saved to NV since (a slow, loaded step).
-    std::optional<uint64_t> clock_at_startup;
+    std::optional<ClockInfo> clock_at_startup;
     if (!IsOrderly(kind)) {
       TRY_ASSIGN(TimeInfo started, dut_.tpm().ReadClock());
-      clock_at_startup = started.clock.clock_ms;
+      clock_at_startup = started.clock;
     }
     TRY(AfterStartup(StartupAfter(kind), before_pcrs, p.snapshot, r));
     if (r.snapshot) {

@@ -29,10 +29,12 @@ struct BeforeCycle {
 inline constexpr uint64_t kClockSaveIntervalMs = 4096;
 
 /// Counters, safe and clock after `kind`, compared with before it.
-/// `clock_at_startup_ms`, read right after the Startup, lets a quote say
-/// safe = YES after a power loss when the clock crossed a save since then.
+/// `at_startup`, the clock read right after the Startup, lets a quote say
+/// safe = YES after a power loss when the clock was saved to NV since: it
+/// crossed a save between that read and the quote, or that read already said
+/// YES just past a save (a loaded host delays the read after the Startup).
 std::vector<Check> CheckCounters(PowerCycleKind kind, const ClockInfo& before, const ClockInfo& after,
-                                 std::optional<uint64_t> clock_at_startup_ms = std::nullopt);
+                                 std::optional<ClockInfo> at_startup = std::nullopt);
 
 /// PCRs right after Startup and before any measurement: reset to their
 /// initial values (PCR0 per locality or H-CRTM) after Startup(CLEAR); after
