@@ -271,36 +271,20 @@ DoctorItem Attestation(Tpm& tpm, const DoctorOptions& options) {
   }
   // One line per alarm code, not one per PCR per bank: a log of another boot
   // raises PCR_REPLAY_MISMATCH for every PCR in every bank.
-  struct Group {
-    std::vector<const Alarm*> alarms;
-    std::set<int> pcrs;
-    std::set<std::string> banks;
-  };
-  std::vector<std::string> order;
-  std::map<std::string, Group> groups;
   bool error = false;
-  for (const Alarm& a : verdict.alarms) {
-    if (!groups.count(a.code)) order.push_back(a.code);
-    Group& g = groups[a.code];
-    g.alarms.push_back(&a);
-    if (auto pcr = a.evidence.find("pcr"); pcr != a.evidence.end()) g.pcrs.insert(std::atoi(pcr->second.c_str()));
-    if (auto bank = a.evidence.find("bank"); bank != a.evidence.end()) g.banks.insert(bank->second);
-    error |= a.severity == Severity::kError;
-  }
+  for (const Alarm& a : verdict.alarms) error |= a.severity == Severity::kError;
   std::string codes, advice;
-  for (const std::string& code : order) {
-    const Group& g = groups[code];
-    std::string where;
-    if (!g.pcrs.empty()) {
-      where = g.pcrs.size() == 1 ? "PCR" : "PCRs";
-      for (int p : g.pcrs) where += " " + std::to_string(p);
-      std::string banks;
-      for (const auto& b : g.banks) banks += (banks.empty() ? "" : ", ") + b;
-      if (!banks.empty()) where += " in " + banks;
+  for (const std::string& code : DistinctAlarmCodes(verdict.alarms)) {
+    codes += (codes.empty() ? "" : "; ") + DescribeAlarm(code, verdict.alarms);
+    size_t like_it = 0;
+    const Alarm* first = nullptr;
+    for (const Alarm& a : verdict.alarms) {
+      if (a.code != code) continue;
+      if (!first) first = &a;
+      ++like_it;
     }
-    codes += (codes.empty() ? "" : ", ") + code + (where.empty() ? "" : " (" + where + ")");
-    advice += (advice.empty() ? "" : "\n") + code + ": " + g.alarms.front()->message +
-              (g.alarms.size() > 1 ? " (and " + std::to_string(g.alarms.size() - 1) + " more like it)" : "") + ".";
+    advice += (advice.empty() ? "" : "\n") + code + ": " + first->message +
+              (like_it > 1 ? " (and " + std::to_string(like_it - 1) + " more like it)" : "") + ".";
   }
   return Bad(item, error ? DoctorStatus::kFail : DoctorStatus::kWarn, "alarms " + codes + " (" + against + ")",
              advice);
