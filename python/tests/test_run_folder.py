@@ -18,6 +18,12 @@ def test_a_folder_in_use_is_refused_at_once(tmp_path):
         assert first.power_cycle("reset").status == "passed"
     finally:
         first.finish()
-    # Finished: the folder is free again.
-    with tpmlab.emulated(out_dir=tmp_path / "run") as again:
+    # Finished: its run is never overwritten ...
+    with pytest.raises(FileExistsError, match="already holds a run"):
+        tpmlab.open_emulated(out_dir=out)
+    with pytest.raises(FileExistsError, match="already holds a run"):
+        tpmlab.run_scenario(tpmlab.Scenario("again", steps=["boot"]), out_dir=out)
+    # ... and, once that run is moved away, the folder is free again.
+    (out / "run.json").unlink()
+    with tpmlab.emulated(out_dir=out) as again:
         again.boot()

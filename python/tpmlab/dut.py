@@ -19,7 +19,7 @@ from . import _core
 from ._caller import caller, message_without_location, scenario_error, step_name
 from .errors import ExpectationFailed, TpmlabError
 from .results import Expectation, RunResult, Snapshot, StepResult, _steps_from_core
-from .scenario import PACKAGE_DIR, Scenario, StepSpec, _model_ref
+from .scenario import PACKAGE_DIR, Scenario, StepSpec, _model_ref, refuse_earlier_run
 
 __all__ = ["Dut", "emulated", "Bench", "POWER_CYCLE_KINDS"]
 
@@ -250,6 +250,7 @@ def open_emulated(*, firmware: Optional[str] = "baseline", banks: Optional[Seque
         p["images"] = dict(images)
     scenario = Scenario(name, steps=["snapshot"], platform=p, seed=seed, unexpected_alarms=unexpected_alarms)
     out = Path(out_dir).resolve()
+    refuse_earlier_run(out)
     session = _core.Session.open(scenario.load(), out, str(Path(database).resolve()) if database else "",
                                  bench=bench.file if bench is not None and bench.file else "")
     return Dut(session, scenario, out)

@@ -127,6 +127,15 @@ def load_scenario(source: Union[str, os.PathLike, Scenario], *, text: bool = Fal
     return _core.load_scenario_file(Path(source))
 
 
+def refuse_earlier_run(out: Path, keep_state: bool = False) -> None:
+    """Raises FileExistsError when ``out`` already holds a finished run, as
+    ``tpmlab run`` refuses one: a run never silently replaces another's
+    run.json. ``keep_state`` continues that chip, so it is let through."""
+    if not keep_state and (out / "run.json").exists():
+        raise FileExistsError(f"{out} already holds a run ({out / 'run.json'}); tpmlab does not overwrite it: "
+                              "choose another out_dir, or remove that run")
+
+
 def default_out_dir(name: str) -> Path:
     """``tpmlab-runs/NAME-TIME``, as the command line picks it."""
     return Path("tpmlab-runs") / f"{name}-{time.strftime('%Y%m%d-%H%M%S')}"
@@ -147,6 +156,7 @@ def run_scenario(source: Union[str, os.PathLike, Scenario], *, out_dir: Union[st
     if cycles is not None:
         scenario.override_cycles(cycles)
     out = Path(out_dir) if out_dir is not None else default_out_dir(scenario.name)
+    refuse_earlier_run(out.resolve(), keep_state)
     summary, steps = _core.run_scenario(scenario, out.resolve(), str(Path(database).resolve()) if database else "",
                                         seed, keep_state,
                                         bench=bench.file if bench is not None and bench.file else "")
