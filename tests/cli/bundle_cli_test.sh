@@ -20,6 +20,22 @@ failures=0
 
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
+# repack DIR MEMBER OUT: an unpacked bundle whose MEMBER was edited, with its
+# manifest entry re-hashed so only the content differs, packed into OUT.
+repack() {
+  /usr/bin/python3 - "$1" "$2" <<'PY' || fail "could not re-hash $2 in the manifest"
+import hashlib, json, os, sys
+d, member = sys.argv[1], sys.argv[2]
+data = open(os.path.join(d, member), "rb").read()
+manifest = json.load(open(os.path.join(d, "bundle.json")))
+for f in manifest["files"]:
+    if f["path"] == member:
+        f["size"], f["sha256"] = len(data), hashlib.sha256(data).hexdigest()
+json.dump(manifest, open(os.path.join(d, "bundle.json"), "w"), indent=2)
+PY
+  tar czf "$3" -C "$1" .
+}
+
 # A scenario outside the source tree, with its firmware model beside it, so
 # the bundle must carry both.
 mkdir -p "$tmp/s/firmware"
@@ -85,15 +101,9 @@ d = sys.argv[1]
 run = json.load(open(os.path.join(d, "run.json")))
 run["steps"][2]["alarms"] = []                                     # CLOCK_NOT_SAFE gone
 run["steps"][3]["alarms"].append({"code": "EK_CHANGED", "severity": "error", "message": "edited"})
-data = (json.dumps(run, indent=2) + "\n").encode()
-open(os.path.join(d, "run.json"), "wb").write(data)
-manifest = json.load(open(os.path.join(d, "bundle.json")))
-for f in manifest["files"]:
-    if f["path"] == "run.json":
-        f["size"], f["sha256"] = len(data), hashlib.sha256(data).hexdigest()
-json.dump(manifest, open(os.path.join(d, "bundle.json"), "w"), indent=2)
+open(os.path.join(d, "run.json"), "w").write(json.dumps(run, indent=2) + "\n")
 PY
-tar czf "$tmp/edited.tar.gz" -C "$tmp/t" .
+repack "$tmp/t" run.json "$tmp/edited.tar.gz"
 expect_exit 1 "replay of a bundle whose alarms were edited" "$tpmlab" replay "$tmp/edited.tar.gz" -o "$tmp/r3"
 # CLOCK_NOT_SAFE after a power loss is a matter of timing: said, not counted.
 grep -qE "^ +2 +power_cycle power-loss +- +CLOCK_NOT_SAFE +same \(timing: alarms: \+CLOCK_NOT_SAFE\)$" "$tmp/stdout" ||
@@ -180,7 +190,7 @@ grep -q "replay matches" "$tmp/stdout" || { fail "a removed host model changed t
 # every boot, the alarms do not; the replay says which PCR differs.
 mkdir -p "$tmp/ta"
 tar xzf "$tmp/abs.tar.gz" -C "$tmp/ta"
-/usr/bin/python3 - "$tmp/ta" <<'PY' || fail "could not edit the bundled model"
+edited_model=$(/usr/bin/python3 - "$tmp/ta" <<'PY' || fail "could not edit the bundled model"
 import hashlib, json, os, sys
 d = sys.argv[1]
 run = json.load(open(os.path.join(d, "run.json")))
@@ -188,13 +198,10 @@ model = next(m["file"] for m in run["inputs"]["models"] if m["name"].endswith("/
 path = os.path.join(d, model)
 data = open(path).read().replace("custom 1.0", "custom 1.1").encode()
 open(path, "wb").write(data)
-manifest = json.load(open(os.path.join(d, "bundle.json")))
-for f in manifest["files"]:
-    if f["path"] == model:
-        f["size"], f["sha256"] = len(data), hashlib.sha256(data).hexdigest()
-json.dump(manifest, open(os.path.join(d, "bundle.json"), "w"), indent=2)
+print(model)
 PY
-tar czf "$tmp/abs-edited.tar.gz" -C "$tmp/ta" .
+)
+repack "$tmp/ta" "$edited_model" "$tmp/abs-edited.tar.gz"
 expect_exit 1 "replay of a bundle whose model was changed" "$tpmlab" replay "$tmp/abs-edited.tar.gz" -o "$tmp/ra3"
 grep -qE "^ +0 +boot .*DIFFERENT: PCR0 differs \(sha1, sha256\); event log differs" "$tmp/stdout" ||
   { fail "the table does not say PCR0 differs"; cat "$tmp/stdout"; }
