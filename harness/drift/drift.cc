@@ -509,10 +509,16 @@ Drift DiffSnapshots(const Snapshot& before, const Snapshot& after) {
     bool pcr0_start_changed = false;
     auto rb = ReplayEventLog(*log_b);
     auto ra = ReplayEventLog(*log_a);
+    // Only a PCR in the replay scope (harness/replay.h) is the firmware log's
+    // to explain: IMA's PCR 10 moves on every boot with no firmware event.
+    uint32_t scope = kMeasuredBootPcrs;
     if (rb.ok() && ra.ok()) {
       pcr0_start_changed = rb->startup_locality != ra->startup_locality || rb->hcrtm != ra->hcrtm;
+      for (const auto& [bank, values] : ra->pcrs) scope |= ReplayScope(*ra, bank);
+      for (const auto& [bank, values] : rb->pcrs) scope |= ReplayScope(*rb, bank);
     }
     for (const auto& [pcr, banks] : moved) {
+      if ((scope & (1u << pcr)) == 0) continue;
       if (diff.extended_changes.count(static_cast<uint32_t>(pcr)) != 0) continue;
       if (pcr == 0 && pcr0_start_changed) continue;
       std::string names;

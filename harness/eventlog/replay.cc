@@ -122,6 +122,7 @@ Result<Replay> ReplayEventLog(const EventLog& log) {
   for (const Event& e : log.events()) {
     if (auto loc = StartupLocalityOf(log, e)) replay.startup_locality = *loc;
     if (e.type == ev::kEfiHcrtmEvent && e.pcr == 0) replay.hcrtm = true;
+    if (e.type != ev::kNoAction && e.pcr < kPcrCount && (kDrtmPcrs & (1u << e.pcr)) != 0) replay.drtm = true;
   }
   const uint8_t pcr0_start = replay.hcrtm ? 4 : replay.startup_locality;
 
@@ -137,7 +138,11 @@ Result<Replay> ReplayEventLog(const EventLog& log) {
       return Status::Error(Layer::kHarness, std::string("OpenSSL cannot compute ") + HashAlgName(*alg));
     }
     PcrBank& values = replay.pcrs[*alg];
-    for (int i = 0; i < kPcrCount; ++i) values[i] = PcrResetValue(*alg, i, pcr0_start);
+    for (int i = 0; i < kPcrCount; ++i) {
+      values[i] = PcrResetValue(*alg, i, pcr0_start);
+      // A dynamic launch reset the DRTM PCRs to zero before measuring.
+      if (replay.drtm && (kDrtmPcrs & (1u << i)) != 0) std::fill(values[i].begin(), values[i].end(), 0);
+    }
     replay.extended[*alg] = 0;
     Bank& b = banks.list.emplace_back();
     b.alg = *alg;
@@ -180,13 +185,20 @@ Result<Replay> ReplayEventLog(const EventLog& log) {
   return replay;
 }
 
+uint32_t ReplayScope(const Replay& replay, HashAlg bank) {
+  auto extended = replay.extended.find(bank);
+  const uint32_t drtm = extended == replay.extended.end() ? 0 : extended->second & kDrtmPcrs;
+  return kMeasuredBootPcrs | drtm;
+}
+
 std::map<HashAlg, std::vector<int>> CompareReplay(const Replay& replay, const PcrValues& tpm) {
   std::map<HashAlg, std::vector<int>> differ;
   for (const auto& [alg, values] : replay.pcrs) {
     auto it = tpm.find(alg);
     if (it == tpm.end()) continue;
+    const uint32_t scope = ReplayScope(replay, alg);
     for (int i = 0; i < kPcrCount; ++i) {
-      if (values[i] != it->second[i]) differ[alg].push_back(i);
+      if ((scope & (1u << i)) != 0 && values[i] != it->second[i]) differ[alg].push_back(i);
     }
   }
   return differ;

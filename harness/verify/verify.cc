@@ -14,6 +14,11 @@ namespace tpmlab {
 
 using nlohmann::json;
 
+namespace {
+// EFI_GLOBAL_VARIABLE, the vendor GUID of SecureBoot (UEFI spec, 3.3).
+constexpr char kEfiGlobalVariable[] = "8be4df61-93ca-11d2-aa0d-00e098032b8c";
+}  // namespace
+
 const char* SeverityName(Severity severity) {
   switch (severity) {
     case Severity::kInfo: return "info";
@@ -185,22 +190,27 @@ class Judge {
   }
 
   // Keylime's invalid_pcr_N: the log must replay to the PCRs the quote covers.
-  // Compared: every PCR the log extends, and PCRs 0-7 always (firmware may
-  // not extend them without logging); higher PCRs the log never touches
-  // belong to other logs (IMA) and are left alone.
+  // Compared: the replay scope (ReplayScope in harness/replay.h: Keylime's
+  // measured-boot PCRs 0-9 and 11-15, a PCR without events at its reset
+  // value; DRTM PCRs 17-22 the log extends; never IMA's PCR 10).
+  // Records whether the log replayed, for the checks that trust its events.
   void Replay(const EventLog& log) {
     auto replay = ReplayEventLog(log);
     if (!replay.ok()) {
       NotRun(alarm::kPcrReplayMismatch, replay.status().message());
+      unreplayed_ = "the log could not be replayed: " + replay.status().message();
       return;
     }
+    const size_t mismatches_before = v_.Count(alarm::kPcrReplayMismatch);
+    bool pcr7_compared = false;
     for (const auto& [bank, values] : now_.pcrs) {
       if (!replay->pcrs.count(bank)) NotRun(alarm::kPcrReplayMismatch, std::string("the log has no ") + HashAlgName(bank) + " digests");
     }
     for (const auto& [bank, values] : replay->pcrs) {
       auto read = now_.pcrs.find(bank);
       if (read == now_.pcrs.end()) continue;
-      const uint32_t compared = replay->extended.at(bank) | 0xFFu;
+      const uint32_t compared = ReplayScope(*replay, bank);
+      pcr7_compared |= (compared & (1u << 7)) != 0;
       for (int i = 0; i < kPcrCount; ++i) {
         if (!(compared & (1u << i)) || values[i] == read->second[i]) continue;
         Raise(alarm::kPcrReplayMismatch, Severity::kError,
@@ -210,22 +220,88 @@ class Judge {
                {"actual", ToHex(read->second[i])}});
       }
     }
+    if (!pcr7_compared) {
+      unreplayed_ = "PCR 7 was not compared with the log's replay (no bank in common), so its events are not verified";
+    } else if (v_.Count(alarm::kPcrReplayMismatch) != mismatches_before) {
+      unreplayed_ = "the log does not replay to the PCRs (PCR_REPLAY_MISMATCH), so none of its events is verified";
+    } else {
+      unreplayed_.clear();
+    }
   }
 
-  // vCenter requires UEFI Secure Boot; the log's PCR7 SecureBoot variable says.
+  // vCenter requires UEFI Secure Boot; the log's PCR7 SecureBoot variable
+  // says, read as go-attestation's ParseSecurebootState reads it, and only
+  // from a log that replays to the PCRs (go-attestation's EventLog.Verify
+  // yields no events of a log that does not):
+  //   the event's digests must be of its data; the variable exactly one
+  //   byte, enabled only when it is 1; no second SecureBoot event; none after
+  //   PCR7's separator. go-attestation errors on each of these (the state
+  //   cannot be established): tpmlab raises SECURE_BOOT_DISABLED saying so.
+  //   No SecureBoot variable at all is "not enabled".
+  // The variable is EFI_GLOBAL_VARIABLE's (UEFI spec, Globally Defined
+  // Variables); go-attestation matches the name only, tpmlab the GUID too.
   void SecureBoot(const EventLog& log) {
-    for (size_t i = 0; i < log.events().size(); ++i) {
-      const Event& e = log.events()[i];
-      if (e.pcr != 7 || e.type != ev::kEfiVariableDriverConfig) continue;
-      auto var = ParseUefiVariable(log.Data(e));
-      if (!var.ok() || var->name != "SecureBoot") continue;
-      if (var->data.empty() || var->data[0] == 0) {
-        Raise(alarm::kSecureBootDisabled, Severity::kError, "Host Secure Boot was disabled",
-              {{"event", Num(i)}, {"pcr", "7"}, {"actual", ToHex(var->data)}});
-      }
+    if (!unreplayed_.empty()) {
+      NotRun(alarm::kSecureBootDisabled, unreplayed_);
       return;
     }
-    NotRun(alarm::kSecureBootDisabled, "the log has no SecureBoot variable event");
+    std::optional<size_t> found, separator;
+    std::string unestablished;  // why the state cannot be established
+    Bytes value;
+    for (size_t i = 0; i < log.events().size() && unestablished.empty(); ++i) {
+      const Event& e = log.events()[i];
+      if (e.pcr != 7) continue;
+      if (e.type == ev::kSeparator) {
+        if (!separator) separator = i;
+        continue;
+      }
+      if (e.type != ev::kEfiVariableDriverConfig) continue;
+      auto var = ParseUefiVariable(log.Data(e));
+      if (!var.ok() || var->name != "SecureBoot" || var->guid != kEfiGlobalVariable) continue;
+      const std::string where = "event " + Num(i);
+      if (found) {
+        unestablished = "a second SecureBoot variable (" + where + "; the first is event " + Num(*found) + ")";
+      } else if (separator) {
+        unestablished = "the SecureBoot variable (" + where + ") follows PCR 7's separator (event " +
+                        Num(*separator) + ")";
+      } else if (auto bank = DigestNotOfData(log, e)) {
+        unestablished = "the " + *bank + " digest of the SecureBoot variable (" + where + ") is not of its data";
+      } else if (var->data.size() != 1) {
+        unestablished = "the SecureBoot variable (" + where + ") holds " + Num(var->data.size()) + " bytes, not 1";
+      }
+      found = i;
+      value.assign(var->data.begin(), var->data.end());
+    }
+    if (!unestablished.empty()) {
+      Raise(alarm::kSecureBootDisabled, Severity::kError,
+            "Host Secure Boot cannot be established from the event log: " + unestablished,
+            {{"event", Num(*found)}, {"pcr", "7"}, {"detail", unestablished}});
+      return;
+    }
+    if (!found) {
+      Raise(alarm::kSecureBootDisabled, Severity::kError, "Host Secure Boot was disabled",
+            {{"pcr", "7"}, {"detail", "the log has no SecureBoot variable event (go-attestation: not enabled)"}});
+      return;
+    }
+    if (value[0] != 1) {
+      Raise(alarm::kSecureBootDisabled, Severity::kError, "Host Secure Boot was disabled",
+            {{"event", Num(*found)}, {"pcr", "7"}, {"actual", ToHex(value)}});
+    }
+  }
+
+  // The first bank whose digest of `e` is not the hash of its data; none
+  // when every digest OpenSSL can compute matches.
+  static std::optional<std::string> DigestNotOfData(const EventLog& log, const Event& e) {
+    for (uint32_t k = 0; k < e.digest_count; ++k) {
+      const auto& d = log.DigestAt(e, k);
+      auto alg = HashAlgFromId(d.alg);
+      if (!alg) continue;
+      auto hashed = Hash(*alg, log.Data(e));
+      if (!hashed.ok()) continue;  // an algorithm OpenSSL cannot compute: not checked
+      const ByteView logged = log.DigestBytes(d);
+      if (!std::equal(hashed->begin(), hashed->end(), logged.begin(), logged.end())) return HashAlgName(*alg);
+    }
+    return std::nullopt;
   }
 
   void Counters() {
@@ -325,6 +401,8 @@ class Judge {
   const Enrollment* enrollment_;
   const VerifyOptions& options_;
   Verdict v_;
+  // Why the log's events are not verified by its replay; empty once it replayed.
+  std::string unreplayed_ = "the log was not replayed";
 };
 
 }  // namespace

@@ -86,7 +86,9 @@ Drift DiffEventLogs(const EventLog& before, const EventLog& after);
 /// Everything: PCR values in the banks both snapshots have (a bank in one
 /// only is BANK_ALLOCATION); the event logs when both snapshots carry one
 /// that parses, and then every moved PCR tied to its events or reported as
-/// UNEXPLAINED_PCR_CHANGE; and the causes the TPM's state shows (counters, safe, clock,
+/// UNEXPLAINED_PCR_CHANGE (only a PCR in the replay scope, ReplayScope in
+/// harness/replay.h: PCR 10, 16, 23 and DRTM PCRs no log extends are listed
+/// in `pcrs` but never unexplained); and the causes the TPM's state shows (counters, safe, clock,
 /// EK/SRK names, firmware version), or DIFFERENT_TPM alone for two chips. Without both logs the PCRs
 /// are listed but not explained. Counter causes need both quotes parsed.
 Drift DiffSnapshots(const Snapshot& before, const Snapshot& after);
