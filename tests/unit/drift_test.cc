@@ -453,6 +453,28 @@ BOOST_AUTO_TEST_CASE(unexplained_pcr_change) {
   BOOST_TEST((Causes(d) == std::set<CodePcr>{{drift::kUnexplainedPcrChange, 0}}), Describe(d));
 }
 
+// The replay scope (harness/replay.h) decides which moved PCRs the firmware
+// log must explain: IMA's PCR 10 (moved on every boot by the kernel), 16 and
+// 23 are listed but never unexplained; PCR 11 (systemd) is in the scope.
+BOOST_AUTO_TEST_CASE(pcrs_outside_the_replay_scope_are_listed_never_unexplained) {
+  const Snapshot before = SnapshotOf(Log("baseline"));
+  Snapshot after = Rebooted(before);
+  for (HashAlg bank : kBanks) {
+    for (int pcr : {10, 16, 23}) {
+      Bytes& value = after.pcrs[bank][pcr];
+      value = ExtendPcr(bank, value, Require(Hash(bank, AsBytes("ima: boot_aggregate"))));
+    }
+  }
+  Drift d = DiffSnapshots(before, after);
+  BOOST_TEST(MovedPcrs(d) == (std::set<int>{10, 16, 23}), Describe(d));
+  BOOST_TEST(Causes(d).empty(), Describe(d));
+
+  Bytes& pcr11 = after.pcrs[HashAlg::kSha256][11];
+  pcr11 = ExtendPcr(HashAlg::kSha256, pcr11, Require(Hash(HashAlg::kSha256, AsBytes("systemd: enter-initrd"))));
+  d = DiffSnapshots(before, after);
+  BOOST_TEST((Causes(d) == std::set<CodePcr>{{drift::kUnexplainedPcrChange, 11}}), Describe(d));
+}
+
 BOOST_AUTO_TEST_CASE(without_logs_pcrs_are_listed_not_explained) {
   Snapshot before = SnapshotOf(Log("baseline"));
   Snapshot after = Rebooted(SnapshotOf(Log("firmware-blob")));

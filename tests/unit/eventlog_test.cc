@@ -235,6 +235,81 @@ BOOST_AUTO_TEST_CASE(events_without_digests_and_a_huge_pcr_index_round_trip) {
   BOOST_CHECK(ReplayEventLog(*parsed).ok());
 }
 
+// --- the replay scope and DRTM -------------------------------------------------
+
+Bytes Measured(HashAlg alg, std::string_view what) {
+  auto h = Hash(alg, AsBytes(what));
+  BOOST_REQUIRE(h.ok());
+  return *h;
+}
+
+// PCR values a TPM reached: each PCR's reset value (DRTM PCRs at zero when
+// `drtm_launch`), then `extends` in order.
+PcrValues TpmAfter(HashAlg alg, const std::vector<std::pair<int, std::string>>& extends, bool drtm_launch) {
+  PcrValues tpm;
+  for (int i = 0; i < kPcrCount; ++i) tpm[alg][i] = PcrResetValue(alg, i);
+  if (drtm_launch) {
+    for (int i = 17; i <= 22; ++i) tpm[alg][i] = Bytes(HashSize(alg), 0);
+  }
+  for (const auto& [pcr, what] : extends) tpm[alg][pcr] = ExtendPcr(alg, tpm[alg][pcr], Measured(alg, what));
+  return tpm;
+}
+
+EventLog LogOf(HashAlg alg, const std::vector<std::pair<int, std::string>>& events) {
+  EventLog log = EventLog::CryptoAgile({alg});
+  for (const auto& [pcr, what] : events) {
+    log.Append(static_cast<uint32_t>(pcr), ev::kEventTag, {{Id(alg), Measured(alg, what)}}, AsBytes(what));
+  }
+  return log;
+}
+
+BOOST_AUTO_TEST_CASE(replay_scope_is_keylimes_measured_boot_pcrs) {
+  constexpr HashAlg kAlg = HashAlg::kSha256;
+  const std::vector<std::pair<int, std::string>> boot = {{0, "firmware"}, {7, "SecureBoot"}, {4, "shim"}};
+  const Replay replay = *ReplayEventLog(LogOf(kAlg, boot));
+  uint32_t expected = 0;
+  for (int pcr : {0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 11, 12, 13, 14, 15}) expected |= 1u << pcr;
+  BOOST_TEST(ReplayScope(replay, kAlg) == expected);
+
+  // IMA's PCR 10, debug 16, application 23 and unlaunched DRTM PCRs: not
+  // the firmware log's to account for.
+  std::vector<std::pair<int, std::string>> extends = boot;
+  for (int pcr : {10, 16, 17, 23}) extends.emplace_back(pcr, "not in the firmware log");
+  BOOST_TEST(CompareReplay(replay, TpmAfter(kAlg, extends, false)).empty());
+
+  // An unlogged extend of PCR 11 (in scope, no events: expected at reset).
+  extends.emplace_back(11, "systemd-pcrphase: sysinit");
+  const auto differ = CompareReplay(replay, TpmAfter(kAlg, extends, false));
+  BOOST_TEST((differ == std::map<HashAlg, std::vector<int>>{{kAlg, {11}}}));
+}
+
+// A dynamic launch resets PCRs 17-22 to zero before measuring into them, so
+// a log with DRTM events replays them from zero (not from all ones, their
+// value after _TPM_Init), and compares the ones it extends.
+BOOST_AUTO_TEST_CASE(a_drtm_log_replays_pcrs_17_to_22_from_zero) {
+  for (HashAlg alg : {HashAlg::kSha1, HashAlg::kSha256}) {
+    BOOST_TEST_CONTEXT(HashAlgName(alg)) {
+      const std::vector<std::pair<int, std::string>> events = {
+          {0, "firmware"}, {17, "SINIT ACM"}, {17, "policy control"}, {18, "MLE"}, {7, "SecureBoot"}};
+      const Replay replay = *ReplayEventLog(LogOf(alg, events));
+      BOOST_TEST(replay.drtm);
+      const PcrValues tpm = TpmAfter(alg, events, true);
+      for (int pcr = 17; pcr <= 22; ++pcr) BOOST_TEST(replay.pcrs.at(alg)[pcr] == tpm.at(alg)[pcr], "PCR " << pcr);
+      BOOST_TEST((ReplayScope(replay, alg) & kDrtmPcrs) == ((1u << 17) | (1u << 18)));
+      BOOST_TEST(CompareReplay(replay, tpm).empty());
+      // An extend of PCR 18 the log does not show is a mismatch there.
+      PcrValues more = tpm;
+      more[alg][18] = ExtendPcr(alg, more[alg][18], Measured(alg, "unlogged"));
+      BOOST_TEST((CompareReplay(replay, more) == std::map<HashAlg, std::vector<int>>{{alg, {18}}}));
+    }
+  }
+  // Without DRTM events they stay at all ones and are not compared.
+  const Replay plain = *ReplayEventLog(LogOf(HashAlg::kSha256, {{0, "firmware"}}));
+  BOOST_TEST(!plain.drtm);
+  BOOST_TEST(plain.pcrs.at(HashAlg::kSha256)[17] == Bytes(32, 0xFF));
+  BOOST_TEST((ReplayScope(plain, HashAlg::kSha256) & kDrtmPcrs) == 0u);
+}
+
 // --- (c) damaged logs ---------------------------------------------------------
 
 // The logs to damage: small fixtures of each format, and a written one.
