@@ -596,14 +596,23 @@ BOOST_AUTO_TEST_CASE(clock_drift_within_the_tolerance_is_no_skew) {
   RequireOnly(v, alarm::kClockSkew);
 }
 
-BOOST_AUTO_TEST_CASE(pcrs_above_7_outside_the_log_are_not_replayed) {
-  // An unlogged extend of PCR 10 (IMA's) or 14 is not the firmware log's
-  // business; enrolled from this boot, so the golden check agrees.
+BOOST_AUTO_TEST_CASE(pcrs_outside_the_replay_scope_are_not_replayed) {
+  // An unlogged extend of PCR 10 (IMA's, in every Board), 16 or 23 is not
+  // the firmware log's business; enrolled from this boot, so the golden
+  // check agrees.
   Board b;
-  b.unlogged.push_back({14, "shim: MokList"});
-  const Snapshot s = Take(b);
-  const Verdict v = Judge(s, EnrollFromSnapshot(s, "constructed"));
+  b.unlogged.push_back({16, "debug"});
+  b.unlogged.push_back({23, "application"});
+  Snapshot s = Take(b);
+  Verdict v = Judge(s, EnrollFromSnapshot(s, "constructed"));
   BOOST_TEST(v.alarms.empty(), Describe(v));
+  // PCR 14 is one of Keylime's measured-boot PCRs (shim's MOK lists): with
+  // no event in the log it must be at its reset value.
+  b.unlogged.push_back({14, "shim: MokList"});
+  s = Take(b);
+  v = Judge(s, EnrollFromSnapshot(s, "constructed"));
+  RequireOnly(v, alarm::kPcrReplayMismatch, 2);
+  BOOST_TEST((Pcrs(v, alarm::kPcrReplayMismatch) == std::set<std::string>{"sha1:14", "sha256:14"}), Describe(v));
 }
 
 BOOST_AUTO_TEST_SUITE_END()
