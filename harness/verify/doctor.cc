@@ -251,7 +251,11 @@ DoctorItem EventlogReplay(Tpm& tpm, const DoctorOptions& options, const std::vec
                "Something extended those PCRs without logging it, or the log is from another boot. "
                "`tpmlab eventlog replay LOG` shows what the log adds up to.");
   }
-  return Ok(item, std::to_string(log->size()) + " events replay to the PCRs in " + BankList(compared));
+  // The replay scope (harness/replay.h), as verify and runs compare it.
+  std::string scope = "PCR 0-9, 11-15";
+  if (replay->drtm) scope += " and the DRTM PCRs the log extends";
+  return Ok(item, std::to_string(log->size()) + " events replay to the PCRs in " + BankList(compared) + " (" + scope +
+                      "; PCR 10 is IMA's)");
 }
 
 DoctorItem Attestation(Tpm& tpm, const DoctorOptions& options) {

@@ -401,7 +401,8 @@ class BareHash {
   }
 
   // Same rules as ReplayEventLog: no EV_NO_ACTION, PCRs < 24, the first
-  // digest per bank the log lists, of the bank's size.
+  // digest per bank the log lists, of the bank's size, DRTM PCRs from zero
+  // in a log with DRTM events.
   Status Prepare(const EventLog& log, const Replay& replay) {
     for (const auto& [alg, values] : replay.pcrs) {
       EVP_MD* md = EVP_MD_fetch(nullptr, OpenSslDigestName(alg), nullptr);
@@ -413,7 +414,10 @@ class BareHash {
     }
     const uint8_t pcr0 = replay.hcrtm ? 4 : replay.startup_locality;
     for (size_t b = 0; b < algs_.size(); ++b) {
-      for (int i = 0; i < kPcrCount; ++i) start_[b][i] = PcrResetValue(algs_[b], i, pcr0);
+      for (int i = 0; i < kPcrCount; ++i) {
+        start_[b][i] = PcrResetValue(algs_[b], i, pcr0);
+        if (replay.drtm && (kDrtmPcrs & (1u << i)) != 0) start_[b][i].assign(sizes_[b], 0);  // a dynamic launch
+      }
     }
     for (const Event& e : log.events()) {
       if (e.type == ev::kNoAction || e.pcr >= kPcrCount) continue;
