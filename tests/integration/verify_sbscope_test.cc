@@ -331,10 +331,15 @@ BOOST_AUTO_TEST_CASE(an_ima_extended_pcr10_raises_nothing) {
 }
 
 // PCR 11 is a measured-boot PCR (Keylime's MEASUREDBOOT_PCRS): with no event
-// in the log it must be at its reset value.
+// in the log it must be at its reset value. (The baseline model logs ESXi
+// boot modules on PCR 11; this boot leaves them out, so the log never
+// extends PCR 11.)
 BOOST_AUTO_TEST_CASE(an_unlogged_extend_of_pcr11_is_a_replay_mismatch) {
   Lab lab;
-  const Snapshot booted = lab.Boot(BaselineWith({SecureBootRecord(1)}));
+  std::vector<Record> records = BaselineWith({SecureBootRecord(1)});
+  std::erase_if(records, [](const Record& r) { return r.pcr == 11; });
+  const Snapshot booted = lab.Boot(records);
+  BOOST_TEST(Lab::Judge(booted).alarms.empty(), Describe(Lab::Judge(booted)));
   lab.ExtendUnlogged(11, "systemd-pcrphase: enter-initrd");
   const Snapshot after = lab.Snap();
 
