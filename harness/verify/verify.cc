@@ -14,11 +14,6 @@ namespace tpmlab {
 
 using nlohmann::json;
 
-namespace {
-// EFI_GLOBAL_VARIABLE, the vendor GUID of SecureBoot (UEFI spec, 3.3).
-constexpr char kEfiGlobalVariable[] = "8be4df61-93ca-11d2-aa0d-00e098032b8c";
-}  // namespace
-
 const char* SeverityName(Severity severity) {
   switch (severity) {
     case Severity::kInfo: return "info";
@@ -172,7 +167,7 @@ class Judge {
       for (const char* c : kLogChecks) NotRun(c, "the event log is malformed");
       return;
     }
-    Replay(*log);
+    const std::string unreplayed = Replay(*log);
     for (const Finding& f : CheckEventLog(*log)) {
       const std::map<std::string, std::string> evidence = {
           {"event", Num(f.event_index)}, {"pcr", Num(f.pcr)}, {"type", EventTypeName(f.type)},
@@ -186,20 +181,20 @@ class Judge {
               "Event " + Num(f.event_index) + " has an unknown event type " + EventTypeName(f.type), evidence);
       }
     }
-    SecureBoot(*log);
+    SecureBoot(*log, unreplayed);
   }
 
   // Keylime's invalid_pcr_N: the log must replay to the PCRs the quote covers.
   // Compared: the replay scope (ReplayScope in harness/replay.h: Keylime's
   // measured-boot PCRs 0-9 and 11-15, a PCR without events at its reset
   // value; DRTM PCRs 17-22 the log extends; never IMA's PCR 10).
-  // Records whether the log replayed, for the checks that trust its events.
-  void Replay(const EventLog& log) {
+  // Returns why the log's events are not verified by its replay ("" when
+  // they are), for the checks that trust its events.
+  std::string Replay(const EventLog& log) {
     auto replay = ReplayEventLog(log);
     if (!replay.ok()) {
       NotRun(alarm::kPcrReplayMismatch, replay.status().message());
-      unreplayed_ = "the log could not be replayed: " + replay.status().message();
-      return;
+      return "the log could not be replayed: " + replay.status().message();
     }
     const size_t mismatches_before = v_.Count(alarm::kPcrReplayMismatch);
     bool pcr7_compared = false;
@@ -221,12 +216,12 @@ class Judge {
       }
     }
     if (!pcr7_compared) {
-      unreplayed_ = "PCR 7 was not compared with the log's replay (no bank in common), so its events are not verified";
-    } else if (v_.Count(alarm::kPcrReplayMismatch) != mismatches_before) {
-      unreplayed_ = "the log does not replay to the PCRs (PCR_REPLAY_MISMATCH), so none of its events is verified";
-    } else {
-      unreplayed_.clear();
+      return "PCR 7 was not compared with the log's replay (no bank in common), so its events are not verified";
     }
+    if (v_.Count(alarm::kPcrReplayMismatch) != mismatches_before) {
+      return "the log does not replay to the PCRs (PCR_REPLAY_MISMATCH), so none of its events is verified";
+    }
+    return "";
   }
 
   // vCenter requires UEFI Secure Boot; the log's PCR7 SecureBoot variable
@@ -240,9 +235,10 @@ class Judge {
   //   No SecureBoot variable at all is "not enabled".
   // The variable is EFI_GLOBAL_VARIABLE's (UEFI spec, Globally Defined
   // Variables); go-attestation matches the name only, tpmlab the GUID too.
-  void SecureBoot(const EventLog& log) {
-    if (!unreplayed_.empty()) {
-      NotRun(alarm::kSecureBootDisabled, unreplayed_);
+  void SecureBoot(const EventLog& log, const std::string& unreplayed) {
+    static constexpr char kEfiGlobalVariable[] = "8be4df61-93ca-11d2-aa0d-00e098032b8c";
+    if (!unreplayed.empty()) {
+      NotRun(alarm::kSecureBootDisabled, unreplayed);
       return;
     }
     std::optional<size_t> found, separator;
@@ -401,8 +397,6 @@ class Judge {
   const Enrollment* enrollment_;
   const VerifyOptions& options_;
   Verdict v_;
-  // Why the log's events are not verified by its replay; empty once it replayed.
-  std::string unreplayed_ = "the log was not replayed";
 };
 
 }  // namespace
