@@ -39,7 +39,8 @@ Bytes ToDer(X509* cert) {
 }
 
 // Every certificate in one file: PEM blocks, or else one DER certificate.
-Status ReadCertificates(const fs::path& file, std::vector<Bytes>& out) {
+// In a folder, a PEM file with no certificate in it (a key) is passed over.
+Status ReadCertificates(const fs::path& file, std::vector<Bytes>& out, bool in_folder) {
   std::ifstream in(file, std::ios::binary);
   if (!in) return Status::Parse(file.string() + ": cannot read");
   const Bytes bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
@@ -57,6 +58,7 @@ Status ReadCertificates(const fs::path& file, std::vector<Bytes>& out) {
     if (found == 0) return Status::Parse(file.string() + ": a PEM certificate block that does not parse");
     return Status::Ok();
   }
+  if (in_folder && text.find("-----BEGIN ") != std::string::npos) return Status::Ok();
   if (!ParseDer(bytes)) return Status::Parse(file.string() + ": neither a PEM nor a DER X.509 certificate");
   out.push_back(bytes);
   return Status::Ok();
@@ -91,12 +93,16 @@ Result<std::vector<Bytes>> LoadEkRoots(const fs::path& path) {
   if (fs::is_directory(path, ec)) {
     std::vector<fs::path> files;
     for (const auto& entry : fs::directory_iterator(path, ec)) {
-      if (entry.is_regular_file()) files.push_back(entry.path());
+      // A folder of certificates may hold other things (a README, keys): only certificate files count.
+      const std::string ext = entry.path().extension().string();
+      if (entry.is_regular_file() && (ext == ".pem" || ext == ".crt" || ext == ".cer" || ext == ".der")) {
+        files.push_back(entry.path());
+      }
     }
     std::sort(files.begin(), files.end());
-    for (const auto& f : files) TRY(ReadCertificates(f, certs));
+    for (const auto& f : files) TRY(ReadCertificates(f, certs, true));
   } else if (fs::is_regular_file(path, ec)) {
-    TRY(ReadCertificates(path, certs));
+    TRY(ReadCertificates(path, certs, false));
   } else {
     return Status::Parse(path.string() + ": no such file or folder of EK root certificates");
   }

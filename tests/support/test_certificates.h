@@ -4,6 +4,7 @@
 
 #include <boost/test/unit_test.hpp>
 #include <openssl/evp.h>
+#include <openssl/rsa.h>
 #include <openssl/x509.h>
 #include <openssl/x509v3.h>
 
@@ -75,10 +76,11 @@ inline Bytes PublicKeyDer(EVP_PKEY* key) {
   return der;
 }
 
-// A fresh root CA with its own EC P-256 key.
-inline TestCa MakeTestCa(const std::string& name) {
+// A fresh root CA with its own key (EC P-256, or RSA 2048 for tools that
+// only sign with RSA, as swtpm_localca's).
+inline TestCa MakeTestCa(const std::string& name, bool rsa = false) {
   TestCa ca;
-  ca.key = EVP_EC_gen("P-256");
+  ca.key = rsa ? EVP_RSA_gen(2048) : EVP_EC_gen("P-256");
   BOOST_REQUIRE(ca.key != nullptr);
   ca.name = name;
   ca.der = IssueCertificate(PublicKeyDer(ca.key), name, ca.key, name, true);

@@ -20,9 +20,9 @@ Result<Bytes> CertificatePublicKey(ByteView der);
 std::string PublicKeyKind(ByteView spki_der);
 
 /// The manufacturer roots and intermediates a verifier trusts, as DER
-/// certificates, from a file or a folder of files (PEM, possibly several
-/// per file, or DER). An unreadable path, or one holding no certificate,
-/// is an error naming it.
+/// certificates, from a file or a folder of them (*.pem, *.crt, *.cer,
+/// *.der: PEM, possibly several per file, or DER). An unreadable path, a
+/// file that is no certificate, or a folder holding none is an error naming it.
 Result<std::vector<Bytes>> LoadEkRoots(const std::filesystem::path& path);
 
 /// Whether `certificate` (DER) chains to one of `trusted` (DER): the
