@@ -11,6 +11,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <fstream>
+#include <iterator>
 #include <set>
 #include <string>
 
@@ -89,6 +90,8 @@ BOOST_AUTO_TEST_CASE(an_extend_before_every_quote_ends_with_the_mismatch_alarm) 
 BOOST_AUTO_TEST_CASE(a_reverted_clock_after_an_orderly_reboot_is_not_monotonic) {
   StartedDut d;
   REQUIRE_OK(d->PowerCycle(PowerCycleKind::kReset, {}));
+  // The keys exist before the checkpoint, so the reverted chip still has them.
+  BOOST_REQUIRE(Require(TakeSnapshot(d.tpm(), SnapshotOptions{})).quote_check.verified());
   const fs::path checkpoint = d.root / "checkpoint";
   REQUIRE_OK(d->SaveState(checkpoint));
   TimeInfo t = Require(d.tpm().ReadClock());
@@ -178,11 +181,17 @@ struct ChipWithOwnCa {
     std::ofstream(root / "setup.conf") << "create_certs_tool = swtpm_localca\ncreate_certs_tool_config = "
                                        << (root / "localca.conf").string()
                                        << "\ncreate_certs_tool_options = /dev/null\n";
+    // swtpm_setup runs swtpm by its full path only.
     const std::string command = "swtpm_setup --tpm2 --tpmstate " + state.string() +
                                 " --createek --create-ek-cert --pcr-banks sha1,sha256 --overwrite --config " +
-                                (root / "setup.conf").string() + " --tpm 'swtpm socket' > " +
+                                (root / "setup.conf").string() + " --tpm \"$(command -v swtpm) socket\" > " +
                                 (root / "setup.log").string() + " 2>&1";
-    BOOST_REQUIRE_MESSAGE(std::system(command.c_str()) == 0, "swtpm_setup failed; see " << (root / "setup.log"));
+    if (std::system(command.c_str()) != 0) {
+      std::ifstream log(root / "setup.log");
+      const std::string text((std::istreambuf_iterator<char>(log)), std::istreambuf_iterator<char>());
+      fs::remove_all(root);
+      BOOST_FAIL("swtpm_setup failed: " << text);
+    }
     EmulatedDutConfig config;
     config.state_dir = state;
     config.command_timeout = std::chrono::milliseconds(20000);

@@ -56,6 +56,11 @@ inline Bytes IssueCertificate(ByteView subject_key, const std::string& subject, 
   X509_add_ext(cert, bc, -1);
   X509_EXTENSION_free(bc);
   if (ca) {
+    // Certificate tools (GnuTLS's, which swtpm_localca uses) want the
+    // issuer's subject key identifier to name it in what they sign.
+    X509_EXTENSION* ski = X509V3_EXT_conf_nid(nullptr, &ctx, NID_subject_key_identifier, "hash");
+    X509_add_ext(cert, ski, -1);
+    X509_EXTENSION_free(ski);
     X509_EXTENSION* ku = X509V3_EXT_conf_nid(nullptr, &ctx, NID_key_usage, "critical,keyCertSign,cRLSign");
     X509_add_ext(cert, ku, -1);
     X509_EXTENSION_free(ku);
