@@ -71,7 +71,7 @@ PY
 
 # 2. The same pair, the earlier quote's signature broken: its clock is no
 #    baseline, so nothing is raised and the verdict says why.
-/usr/bin/python3 - "$run" "$before" "$tmp/forged.json" <<'PY'
+/usr/bin/python3 - "$run" "$before" "$tmp/revert/forged.json" <<'PY'
 import json, sys
 run = json.load(open(sys.argv[1]))
 for s in run["steps"]:
@@ -82,7 +82,7 @@ for s in run["steps"]:
 json.dump(run, open(sys.argv[3], "w"))
 PY
 expect_exit 0 "verify against a previous quote with a bad signature" \
-  "$tpmlab" verify "$run:$after" --previous "$tmp/forged.json:$before"
+  "$tpmlab" verify "$run:$after" --previous "$tmp/revert/forged.json:$before"
 grep -q "no alarm" "$tmp/stdout" || fail "a forged previous quote's clock was used"
 grep -q "not run: CLOCK_NOT_MONOTONIC: the earlier quote's signature does not verify" "$tmp/stdout" \
   || fail "verify does not say the earlier quote was not a baseline"
