@@ -149,6 +149,42 @@ BOOST_AUTO_TEST_CASE(a_previous_snapshot_of_another_chip_is_not_a_rollback) {
   BOOST_TEST(v.Has(alarm::kEkCertInvalid), Describe(v));
 }
 
+// --- hierarchies: one rule in verify and doctor ---------------------------------
+
+// The platform hierarchy disabled (as firmware commonly leaves it): a warning
+// in both; the owner hierarchy disabled too: an error in verify, a failed item
+// in doctor.
+BOOST_AUTO_TEST_CASE(a_disabled_platform_hierarchy_is_a_warning_in_verify_and_doctor) {
+  StartedDut d;
+  REQUIRE_OK(d.tpm().HierarchyControl(Hierarchy::kPlatform, /*enable=*/false));
+  const Snapshot s = Require(TakeSnapshot(d.tpm(), SnapshotOptions{}));
+  const Verdict v = Verify(s, nullptr, nullptr);
+  BOOST_REQUIRE_MESSAGE(v.Count(alarm::kHierarchyDisabled) == 1u, Describe(v));
+  for (const Alarm& a : v.alarms) {
+    if (a.code == alarm::kHierarchyDisabled) BOOST_TEST((a.severity == Severity::kWarning), Describe(v));
+  }
+  auto items = RunDoctor(d.tpm(), DoctorOptions{});
+  const DoctorItem* hierarchies = FindDoctorItem(items, doctor::kHierarchies);
+  BOOST_REQUIRE(hierarchies != nullptr);
+  BOOST_TEST((hierarchies->status == DoctorStatus::kWarn), hierarchies->detail);
+
+  // Owner off needs platform auth, which is gone until the next Startup(CLEAR).
+  REQUIRE_OK(d->PowerCycle(PowerCycleKind::kReset, {}));
+  REQUIRE_OK(d.tpm().HierarchyControl(Hierarchy::kOwner, /*enable=*/false));
+  REQUIRE_OK(d.tpm().HierarchyControl(Hierarchy::kPlatform, /*enable=*/false));
+  const TpmProperties p = Require(d.tpm().Properties());
+  BOOST_REQUIRE(!p.owner_enabled && !p.platform_enabled);
+  items = RunDoctor(d.tpm(), DoctorOptions{});
+  hierarchies = FindDoctorItem(items, doctor::kHierarchies);
+  BOOST_TEST((hierarchies->status == DoctorStatus::kFail), hierarchies->detail);
+  Snapshot off = s;
+  off.properties = p;
+  const Verdict owner = Verify(off, nullptr, nullptr);
+  bool error = false;
+  for (const Alarm& a : owner.alarms) error |= a.code == alarm::kHierarchyDisabled && a.severity == Severity::kError;
+  BOOST_TEST(error, Describe(owner));
+}
+
 // --- EK certificates from a CA this test makes ----------------------------------
 
 void WritePem(const fs::path& file, EVP_PKEY* key, const Bytes& cert_der) {
