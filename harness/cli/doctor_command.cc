@@ -23,6 +23,7 @@
 #include "harness/boot_source.h"
 #include "harness/doctor.h"
 #include "harness/dut.h"
+#include "harness/ek_certificate.h"
 #include "harness/eventlog.h"
 #include "harness/scenario_yaml.h"
 #include "commands.h"
@@ -35,7 +36,7 @@ using nlohmann::json;
 
 struct DoctorArgs {
   bool json_out = false, quiet = false;
-  std::string state, enrollment, eventlog, bench, run, firmware;
+  std::string state, enrollment, eventlog, bench, run, firmware, ek_roots;
 };
 
 // The platform firmware the doctor measures, and where it came from (said in
@@ -263,6 +264,11 @@ int RunDoctorCommand(const DoctorArgs& a) {
     if (!e.ok()) return Usage(e.status().message());
     options.enrollment = std::move(*e);
   }
+  if (!a.ek_roots.empty()) {
+    auto roots = LoadEkRoots(a.ek_roots);
+    if (!roots.ok()) return Usage("--ek-roots: " + roots.status().message());
+    options.ek_roots = std::move(*roots);
+  }
   if (!a.eventlog.empty()) {
     std::ifstream in(a.eventlog, std::ios::binary);
     if (!in) return Usage(a.eventlog + ": cannot read the event log");
@@ -389,6 +395,9 @@ Command AddDoctorCommand(CLI::App& app) {
                      "Run folder whose recorded firmware to measure (default: the --state folder's parent "
                      "when it holds run.json)");
   doctor->add_option("--bench", a->bench, "Bench file: examine its chip (e.g. hw/benches/host-tpmrm0.yaml)");
+  doctor->add_option("--ek-roots", a->ek_roots,
+                     "TPM manufacturer root/intermediate certificates (PEM or DER file, or a folder of them) the "
+                     "EK certificate must chain to; without it the chain is not checked");
   return {doctor, [a] { return RunDoctorCommand(*a); }};
 }
 

@@ -6,6 +6,7 @@
 
 #include "exit_codes.h"
 #include "harness/drift.h"
+#include "harness/ek_certificate.h"
 #include "harness/replay.h"
 #include "harness/snapshot_json.h"
 #include "harness/store.h"
@@ -215,7 +216,7 @@ int Fail(const Status& s) {
 }
 
 struct VerifyArgs {
-  std::string snapshot, previous, enrollment;
+  std::string snapshot, previous, enrollment, ek_roots;
   std::string quote, signature, ak, pcrs, log, nonce;
   bool json_out = false;
 };
@@ -271,7 +272,13 @@ int RunVerify(const VerifyArgs& a) {
     chosen = ChooseEnrollment(*history, a.enrollment, ref ? &*ref : nullptr);
   }
   const std::optional<Enrollment>& enrollment = chosen.enrollment;
-  Verdict v = Verify(*now, previous ? &*previous : nullptr, enrollment ? &*enrollment : nullptr);
+  VerifyOptions options;
+  if (!a.ek_roots.empty()) {
+    auto roots = LoadEkRoots(a.ek_roots);
+    if (!roots.ok()) return Fail(Status::Parse("--ek-roots: " + roots.status().message()));
+    options.ek_roots = std::move(*roots);
+  }
+  Verdict v = Verify(*now, previous ? &*previous : nullptr, enrollment ? &*enrollment : nullptr, options);
   if (a.snapshot.empty()) {
     // Loose files say nothing of the EK or hierarchies: those checks did not run.
     std::erase_if(v.alarms, [](const Alarm& al) {
@@ -308,6 +315,9 @@ std::vector<Command> AddVerifyCommands(CLI::App& app) {
   verify->add_option("--enrollment", verify_args->enrollment,
                      "enrollment.json (EK, AK, golden reference); for a step of the run that wrote it, the "
                      "enrollment in force at that step");
+  verify->add_option("--ek-roots", verify_args->ek_roots,
+                     "TPM manufacturer root/intermediate certificates (PEM or DER file, or a folder of them) the "
+                     "EK certificate must chain to; without it the chain is not checked (listed as not run)");
   verify->add_option("--quote", verify_args->quote, "Instead of a snapshot: TPMS_ATTEST file");
   verify->add_option("--signature", verify_args->signature, "TPMT_SIGNATURE file");
   verify->add_option("--ak", verify_args->ak, "AK public key (PEM or DER)");

@@ -46,21 +46,26 @@ Result<Snapshot> TakeSnapshot(Tpm& tpm, const SnapshotOptions& options) {
   TRY(KeepKey(tpm.EnsureEk(), s.ek, s.ek_error));
   TRY(KeepKey(tpm.EnsureSrk(), s.srk, s.srk_error));
   TRY(KeepKey(tpm.EnsureAk(options.ak_type), s.ak, s.ak_error));
-  auto cert = tpm.NvRead(kEkCertRsaIndex);
-  if (cert.ok()) {
-    s.ek_certificate = std::move(*cert);
-  } else if (cert.status().layer() != Layer::kTpm) {
-    return cert.status();
+  // The RSA certificate first (it certifies the RSA EK made above); a chip
+  // provisioned with an ECC EK only has its certificate at the ECC index.
+  for (uint32_t index : {kEkCertRsaIndex, kEkCertEccIndex}) {
+    auto cert = tpm.NvRead(index);
+    if (cert.ok()) {
+      s.ek_certificate = std::move(*cert);
+      s.ek_certificate_index = index;
+      break;
+    }
+    if (cert.status().layer() != Layer::kTpm) return cert.status();
   }
   TRY_ASSIGN(s.banks, tpm.PcrBanks());
   if (s.banks.empty()) return Status::Error(Layer::kTpm, "the TPM has no PCR bank allocated");
-  TRY_ASSIGN(s.pcrs, tpm.ReadPcrs(s.banks));
 
   s.quote_bank = std::count(s.banks.begin(), s.banks.end(), options.quote_bank)
                      ? options.quote_bank
                      : s.banks.front();
   s.quote_pcrs = options.quote_pcrs;
   if (!s.ak_error.empty()) {
+    TRY_ASSIGN(s.pcrs, tpm.ReadPcrs(s.banks));
     s.quote_check.failure = "no quote: the AK could not be made (" + s.ak_error + ")";
     return s;
   }
@@ -75,12 +80,22 @@ Result<Snapshot> TakeSnapshot(Tpm& tpm, const SnapshotOptions& options) {
     return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
         .count();
   };
-  const int64_t quote_sent = wall_ms();
-  TRY_ASSIGN(s.quote, tpm.Quote(s.ak, s.quote_bank, s.quote_pcrs, s.nonce));
-  const int64_t quote_back = wall_ms();
-  s.taken_at_ms = (quote_sent + quote_back) / 2;
-  s.quote_round_trip_ms = quote_back - quote_sent;
-  s.quote_check = VerifyQuote(s.quote, s.ak.public_der, s.nonce, s.pcrs);
+  // A genuine quote whose PCR digest differs from the values read means a
+  // PCR moved between the read and the Quote: read and quote again. A quote
+  // that fails for any other reason is kept as it is, for the verifier.
+  const int attempts = std::max(1, options.max_quote_attempts);
+  for (s.quote_attempts = 1;; ++s.quote_attempts) {
+    TRY_ASSIGN(s.pcrs, tpm.ReadPcrs(s.banks));
+    if (options.between_read_and_quote) TRY(options.between_read_and_quote(tpm, s.quote_attempts));
+    const int64_t quote_sent = wall_ms();
+    TRY_ASSIGN(s.quote, tpm.Quote(s.ak, s.quote_bank, s.quote_pcrs, s.nonce));
+    const int64_t quote_back = wall_ms();
+    s.taken_at_ms = (quote_sent + quote_back) / 2;
+    s.quote_round_trip_ms = quote_back - quote_sent;
+    s.quote_check = VerifyQuote(s.quote, s.ak.public_der, s.nonce, s.pcrs);
+    const bool raced = s.quote_check.parsed && s.quote_check.signature_ok && !s.quote_check.pcr_digest_ok;
+    if (!raced || s.quote_attempts >= attempts) break;
+  }
   return s;
 }
 

@@ -37,6 +37,14 @@ json EventlogToJson(const Snapshot& s) {
           {"replay_matches", matches}};
 }
 
+namespace {
+std::string NvIndexHex(uint32_t index) {
+  char hex[16];
+  std::snprintf(hex, sizeof(hex), "0x%08x", index);
+  return hex;
+}
+}  // namespace
+
 json SnapshotToJson(const Snapshot& s) {
   json banks = json::array();
   for (HashAlg b : s.banks) banks.push_back(HashAlgName(b));
@@ -50,6 +58,7 @@ json SnapshotToJson(const Snapshot& s) {
   return {
       {"taken_at", s.taken_at},
       {"taken_at_ms", s.taken_at_ms},
+      {"quote_round_trip_ms", s.quote_round_trip_ms},
       {"banks", banks},
       {"pcrs", PcrsToJson(s.pcrs)},
       {"clock", ClockToJson(s.clock())},
@@ -71,6 +80,7 @@ json SnapshotToJson(const Snapshot& s) {
         {"pcr_digest", ToHex(q.attest.pcr_digest)},
         {"attest", ToHex(s.quote.attest)},
         {"signature", ToHex(s.quote.signature)},
+        {"attempts", s.quote_attempts},
         {"checks",
          {{"magic", q.magic_ok}, {"type", q.type_ok}, {"nonce", q.nonce_ok},
           {"pcr_digest", q.pcr_digest_ok}, {"signature", q.signature_ok}}}}},
@@ -81,6 +91,7 @@ json SnapshotToJson(const Snapshot& s) {
       {"ak_public_der", ToHex(s.ak.public_der)},
       {"ek_public_der", ToHex(s.ek.public_der)},
       {"ek_certificate", s.ek_certificate ? json(ToHex(*s.ek_certificate)) : json(nullptr)},
+      {"ek_certificate_index", s.ek_certificate ? json(NvIndexHex(s.ek_certificate_index)) : json(nullptr)},
       {"key_errors", {{"ek", s.ek_error}, {"srk", s.srk_error}, {"ak", s.ak_error}}},
       {"hierarchies", {{"platform", s.properties.platform_enabled},
                        {"owner", s.properties.owner_enabled},
@@ -145,6 +156,7 @@ Result<Snapshot> SnapshotFromJson(const json& j, const std::filesystem::path& ba
   Snapshot s;
   s.taken_at = j.value("taken_at", "");
   s.taken_at_ms = j.value("taken_at_ms", int64_t{0});
+  s.quote_round_trip_ms = j.value("quote_round_trip_ms", int64_t{0});
   for (const auto& b : j.value("banks", json::array())) {
     auto bank = b.is_string() ? HashAlgFromName(b.get<std::string>()) : std::nullopt;
     if (!bank) return Status::Parse(where + ": unknown bank in 'banks'");
@@ -165,6 +177,16 @@ Result<Snapshot> SnapshotFromJson(const json& j, const std::filesystem::path& ba
   TRY_ASSIGN(s.ek.public_der, Hex(j, "ek_public_der", where, false));
   if (j.contains("ek_certificate") && !j["ek_certificate"].is_null()) {
     TRY_ASSIGN(s.ek_certificate, Hex(j, "ek_certificate", where));
+    // Snapshots from before the ECC index was read hold the RSA certificate.
+    s.ek_certificate_index = kEkCertRsaIndex;
+    if (j.contains("ek_certificate_index") && j["ek_certificate_index"].is_string()) {
+      const std::string index = j["ek_certificate_index"].get<std::string>();
+      try {
+        s.ek_certificate_index = static_cast<uint32_t>(std::stoul(index, nullptr, 16));
+      } catch (...) {
+        return Status::Parse(where + ": ek_certificate_index '" + index + "' is not a hex NV index");
+      }
+    }
   }
   const json errors = j.value("key_errors", json::object());
   s.ek_error = errors.value("ek", "");
@@ -180,6 +202,7 @@ Result<Snapshot> SnapshotFromJson(const json& j, const std::filesystem::path& ba
   TRY_ASSIGN(s.nonce, Hex(q, "nonce", where + " quote", false));
   TRY_ASSIGN(s.quote.attest, Hex(q, "attest", where + " quote", false));
   TRY_ASSIGN(s.quote.signature, Hex(q, "signature", where + " quote", false));
+  s.quote_attempts = q.value("attempts", s.quote.attest.empty() ? 0 : 1);
   if (!s.quote.attest.empty()) {
     // Judge the quote again from its bytes rather than trusting "verified".
     s.quote_check = VerifyQuote(s.quote, s.ak.public_der, s.nonce, s.pcrs);

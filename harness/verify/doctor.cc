@@ -1,8 +1,5 @@
 #include "harness/doctor.h"
 
-#include <openssl/evp.h>
-#include <openssl/x509.h>
-
 #include <algorithm>
 #include <cstdio>
 #include <cstdlib>
@@ -11,6 +8,7 @@
 #include <string_view>
 #include <utility>
 
+#include "harness/ek_certificate.h"
 #include "harness/eventlog.h"
 #include "harness/replay.h"
 #include "harness/verify.h"
@@ -151,49 +149,57 @@ DoctorItem EkPresent(Tpm& tpm, std::optional<KeyInfo>& ek) {
                       Hex32(got->handle) + ", name " + ToHex(got->name));
 }
 
-// The SubjectPublicKeyInfo of a DER certificate, or empty.
-Bytes CertificatePublicKey(const Bytes& der) {
-  const unsigned char* p = der.data();
-  X509* cert = d2i_X509(nullptr, &p, static_cast<long>(der.size()));
-  if (cert == nullptr) return {};
-  Bytes spki;
-  if (EVP_PKEY* key = X509_get0_pubkey(cert)) {
-    const int len = i2d_PUBKEY(key, nullptr);
-    if (len > 0) {
-      spki.resize(static_cast<size_t>(len));
-      unsigned char* out = spki.data();
-      i2d_PUBKEY(key, &out);
-    }
-  }
-  X509_free(cert);
-  return spki;
-}
-
-DoctorItem EkCertificate(Tpm& tpm, const std::optional<KeyInfo>& ek) {
+// The EK certificate from NV (RSA, else ECC P-256), the key it certifies,
+// and, with roots configured, its chain: judged as the verifier does.
+DoctorItem EkCertificate(Tpm& tpm, const std::optional<KeyInfo>& ek, const DoctorOptions& options) {
   DoctorItem item = Item(doctor::kEkCertificate);
-  const std::string where = "NV " + Hex32(kEkCertRsaIndex);
-  auto cert = tpm.NvRead(kEkCertRsaIndex);
-  if (!cert.ok()) {
-    return Bad(item, DoctorStatus::kFail, "no certificate at " + where + ": " + cert.status().ToString(),
+  const std::string both = "NV " + Hex32(kEkCertRsaIndex) + " or " + Hex32(kEkCertEccIndex);
+  std::optional<Bytes> cert;
+  uint32_t index = 0;
+  std::string missing;
+  for (uint32_t at : {kEkCertRsaIndex, kEkCertEccIndex}) {
+    auto got = tpm.NvRead(at);
+    if (got.ok()) {
+      cert = std::move(*got);
+      index = at;
+      break;
+    }
+    missing += (missing.empty() ? "" : "; ") + Hex32(at) + ": " + got.status().ToString();
+  }
+  if (!cert) {
+    return Bad(item, DoctorStatus::kFail, "no certificate at " + both + " (" + missing + ")",
                "Verifiers that read the EK certificate from the TPM (vSphere) cannot enroll it. TPMs whose "
                "vendor publishes certificates online (some firmware TPMs) need it provisioned into NV, "
                "or the verifier told where to fetch it.");
   }
-  const std::string found = where + ", " + std::to_string(cert->size()) + " bytes";
-  const Bytes spki = CertificatePublicKey(*cert);
-  if (spki.empty()) {
+  const std::string found = "NV " + Hex32(index) + ", " + std::to_string(cert->size()) + " bytes";
+  auto spki = CertificatePublicKey(*cert);
+  if (!spki.ok()) {
     return Bad(item, DoctorStatus::kFail, found + ", not a DER X.509 certificate",
                "The index holds something other than a certificate; have the vendor (or swtpm_setup "
                "--create-ek-cert) provision it again.");
   }
-  if (!ek) return Ok(item, found + "; not compared: no EK");
-  if (spki != ek->public_der) {
+  std::string key;
+  if (!ek) {
+    key = "; not compared: no EK";
+  } else if (PublicKeyKind(*spki) != PublicKeyKind(ek->public_der)) {
+    key = "; certifies an " + PublicKeyKind(*spki) + " EK, not compared with the " + PublicKeyKind(ek->public_der) +
+          " EK tpmlab uses";
+  } else if (*spki != ek->public_der) {
     return Bad(item, DoctorStatus::kFail, found + ", certifying another key than the EK",
                "The endorsement seed changed (TPM2_ChangeEPS, a TPM clear of the seed, a swapped board) "
                "after the certificate was issued: the EK it certifies is gone. Have a new certificate "
                "provisioned for the current EK.");
+  } else {
+    key = ", certifies the EK";
   }
-  return Ok(item, found + ", certifies the EK");
+  if (options.ek_roots.empty()) return Ok(item, found + key + "; chain not checked (no --ek-roots)");
+  if (Status chain = VerifyEkCertificateChain(*cert, options.ek_roots); !chain.ok()) {
+    return Bad(item, DoctorStatus::kFail, found + key + "; " + chain.message(),
+               "The certificate is not issued by a manufacturer CA in --ek-roots: add the vendor's root and "
+               "intermediate certificates (from the TPM vendor's site), or the certificate is not genuine.");
+  }
+  return Ok(item, found + key + ", chains to a configured root");
 }
 
 DoctorItem Clock(Tpm& tpm) {
@@ -267,7 +273,9 @@ DoctorItem Attestation(Tpm& tpm, const DoctorOptions& options) {
   }
   snapshot->eventlog = options.eventlog;
   const Enrollment* enrollment = options.enrollment ? &*options.enrollment : nullptr;
-  const Verdict verdict = Verify(*snapshot, nullptr, enrollment);
+  VerifyOptions verify_options;
+  verify_options.ek_roots = options.ek_roots;
+  const Verdict verdict = Verify(*snapshot, nullptr, enrollment, verify_options);
   const std::string against = enrollment ? "against the enrollment of " + enrollment->dut : "no enrollment";
   if (verdict.alarms.empty()) {
     return Ok(item, "quote verifies, no alarm (" + against + "; " + std::to_string(verdict.not_run.size()) +
@@ -334,7 +342,7 @@ std::vector<DoctorItem> RunDoctor(Tpm& tpm, const DoctorOptions& options) {
   items.push_back(Sha256Bank(tpm, banks));
   std::optional<KeyInfo> ek;
   items.push_back(EkPresent(tpm, ek));
-  items.push_back(EkCertificate(tpm, ek));
+  items.push_back(EkCertificate(tpm, ek, options));
   items.push_back(Clock(tpm));
   items.push_back(EventlogReplay(tpm, options, banks));
   items.push_back(Attestation(tpm, options));

@@ -5,6 +5,7 @@
 #include <set>
 
 #include "harness/attest.h"
+#include "harness/ek_certificate.h"
 #include "harness/event_data.h"
 #include "harness/eventlog.h"
 #include "harness/findings.h"
@@ -29,7 +30,7 @@ const std::vector<std::string>& AllAlarmCodes() {
       alarm::kQuotePcrDigestMismatch, alarm::kQuoteMalformed, alarm::kPcrReplayMismatch,
       alarm::kEventlogMalformed, alarm::kEventDigestMismatch, alarm::kUnknownEventType,
       alarm::kSha256BankMissing, alarm::kSecureBootDisabled, alarm::kEkMissing,
-      alarm::kEkCertMissing, alarm::kEkChanged, alarm::kAkUnknown, alarm::kCounterRollback,
+      alarm::kEkCertMissing, alarm::kEkCertInvalid, alarm::kEkChanged, alarm::kAkUnknown, alarm::kCounterRollback,
       alarm::kClockNotSafe, alarm::kClockNotMonotonic, alarm::kClockSkew,
       alarm::kTpmFirmwareChanged, alarm::kHierarchyDisabled, alarm::kPcrPolicyMismatch};
   return kAll;
@@ -124,22 +125,76 @@ class Judge {
             "Unable to provision Endorsement Key on TPM 2.0 device: Endorsement Key creation failed on the device",
             {{"detail", now_.ek_error}});
     }
+    EkCertificate();
+    Hierarchies();
+  }
+
+  static std::string NvIndexHex(uint32_t index) {
+    char hex[16];
+    std::snprintf(hex, sizeof(hex), "0x%08x", index);
+    return hex;
+  }
+
+  // The EK certificate from NV (RSA, else ECC P-256): present, a certificate,
+  // of the EK's public key, and — when roots are configured — issued by one
+  // of them (Keylime's registrar checks the chain against its
+  // tpm_cert_store; go-attestation leaves the chain to its caller).
+  void EkCertificate() {
+    const std::string indexes = NvIndexHex(kEkCertRsaIndex) + ", " + NvIndexHex(kEkCertEccIndex);
     if (!now_.ek_certificate) {
       Raise(alarm::kEkCertMissing, Severity::kError,
-            "Unable to provision Endorsement Key on TPM 2.0 device: No RSA Endorsement Key certificate "
-            "found in TPM 2.0 device's non-volatile memory.",
-            {{"nv_index", "0x01c00002"}});
+            "Unable to provision Endorsement Key on TPM 2.0 device: No Endorsement Key certificate "
+            "found in TPM 2.0 device's non-volatile memory (neither the RSA nor the ECC index).",
+            {{"nv_index", indexes}});
+      NotRun(alarm::kEkCertInvalid, "no EK certificate");
+      return;
     }
+    const std::string index = NvIndexHex(now_.ek_certificate_index ? now_.ek_certificate_index : kEkCertRsaIndex);
+    auto key = CertificatePublicKey(*now_.ek_certificate);
+    if (!key.ok()) {
+      Raise(alarm::kEkCertInvalid, Severity::kError, "The EK certificate in NV is not an X.509 certificate",
+            {{"nv_index", index}, {"detail", key.status().message()}});
+      return;
+    }
+    if (now_.ek.public_der.empty()) {
+      NotRun(alarm::kEkCertInvalid, "no EK public key to compare the certificate's key with");
+    } else if (PublicKeyKind(*key) != PublicKeyKind(now_.ek.public_der)) {
+      // tpmlab makes the RSA EK; a chip with only an ECC certificate has an
+      // ECC EK tpmlab did not make, so there is nothing to compare it with.
+      NotRun(alarm::kEkCertInvalid, "the certificate at " + index + " certifies an " + PublicKeyKind(*key) +
+                                        " key and the EK read is " + PublicKeyKind(now_.ek.public_der) +
+                                        ": keys not compared");
+    } else if (*key != now_.ek.public_der) {
+      Raise(alarm::kEkCertInvalid, Severity::kError,
+            "The EK certificate certifies another key than the TPM's endorsement key",
+            {{"nv_index", index}, {"expected", ToHex(now_.ek.public_der)}, {"actual", ToHex(*key)}});
+    }
+    if (options_.ek_roots.empty()) {
+      NotRun(alarm::kEkCertInvalid, "chain not checked: no manufacturer roots configured (--ek-roots)");
+      return;
+    }
+    if (Status chain = VerifyEkCertificateChain(*now_.ek_certificate, options_.ek_roots); !chain.ok()) {
+      Raise(alarm::kEkCertInvalid, Severity::kError,
+            "The EK certificate is not issued by a trusted TPM manufacturer",
+            {{"nv_index", index}, {"detail", chain.message()}});
+    }
+  }
+
+  // Firmware commonly disables the platform hierarchy before the OS runs
+  // (TPM2_HierarchyControl from the BIOS), which attestation does not need:
+  // a warning. Owner or endorsement off stops the EK/AK: an error. Doctor's
+  // hierarchies item judges the same way.
+  void Hierarchies() {
     const TpmProperties& p = now_.properties;
-    if (!p.platform_enabled || !p.owner_enabled || !p.endorsement_enabled) {
-      std::string off;
-      if (!p.platform_enabled) off += "platform ";
-      if (!p.owner_enabled) off += "owner ";
-      if (!p.endorsement_enabled) off += "endorsement ";
-      off.pop_back();
-      Raise(alarm::kHierarchyDisabled, Severity::kError, "TPM hierarchy disabled: " + off,
-            {{"disabled", off}});
-    }
+    if (p.platform_enabled && p.owner_enabled && p.endorsement_enabled) return;
+    std::string off;
+    if (!p.platform_enabled) off += "platform ";
+    if (!p.owner_enabled) off += "owner ";
+    if (!p.endorsement_enabled) off += "endorsement ";
+    off.pop_back();
+    const bool only_platform = p.owner_enabled && p.endorsement_enabled;
+    Raise(alarm::kHierarchyDisabled, only_platform ? Severity::kWarning : Severity::kError,
+          "TPM hierarchy disabled: " + off, {{"disabled", off}});
   }
 
   void Banks() {
@@ -300,10 +355,42 @@ class Judge {
     return std::nullopt;
   }
 
+  // Whether two snapshots are of one TPM: the same EK (name and public key),
+  // or, where one carries no EK (loose files), the same AK public key.
+  static std::string OtherTpm(const Snapshot& a, const Snapshot& b) {
+    if (!a.ek.name.empty() && !b.ek.name.empty()) {
+      if (a.ek.name != b.ek.name) return "its EK is " + ToHex(b.ek.name) + ", this one's " + ToHex(a.ek.name);
+      if (!a.ek.public_der.empty() && !b.ek.public_der.empty() && a.ek.public_der != b.ek.public_der) {
+        return "its EK public key differs";
+      }
+      return "";
+    }
+    if (!a.ak.public_der.empty() && !b.ak.public_der.empty() && a.ak.public_der != b.ak.public_der) {
+      return "neither names an EK and its AK differs";
+    }
+    return "";
+  }
+
+  // The clock rules (TPM 2.0 Part 1 "Clock", Part 2 TPMS_CLOCK_INFO): resetCount
+  // and restartCount never go down but at TPM2_Clear; safe = YES promises
+  // that no Clock value greater than this one was ever reported, across
+  // resets too. Keylime's check_quote_timing: counters must not decrease,
+  // safe must be 1, and clock must strictly increase unless both counters
+  // moved. tpmlab differs on purpose: safe = NO is a warning (CLOCK_NOT_SAFE),
+  // not a failure, and then a lower clock after a reset is the power loss
+  // it reports, not a rollback; an unchanged clock is not one either; and a
+  // restartCount back to 0 after a TPM Reset (resetCount up) is normal.
   void Counters() {
+    static const char* kCounterCodes[] = {alarm::kClockNotSafe, alarm::kCounterRollback, alarm::kClockNotMonotonic,
+                                          alarm::kClockSkew};
     const ClockInfo& c = now_.clock();
     if (!now_.quote_check.parsed) {
-      for (const char* code : {alarm::kClockNotSafe, alarm::kCounterRollback, alarm::kClockNotMonotonic, alarm::kClockSkew}) NotRun(code, "no quote");
+      for (const char* code : kCounterCodes) NotRun(code, "no quote");
+      return;
+    }
+    // As Keylime: only a quote whose signature verified vouches for its clock.
+    if (!now_.quote_check.signature_ok) {
+      for (const char* code : kCounterCodes) NotRun(code, "the quote's signature does not verify: its clock is no evidence");
       return;
     }
     if (!c.safe) {
@@ -313,9 +400,17 @@ class Judge {
             {{"clock_ms", Num(c.clock_ms)}, {"reset_count", Num(c.reset_count)}});
     }
     // Only a quote that verified is a baseline for the counters.
-    if (previous_ == nullptr || !previous_->quote_check.signature_ok) {
+    if (previous_ == nullptr || !previous_->quote_check.parsed || !previous_->quote_check.signature_ok) {
+      const std::string why = previous_ == nullptr ? "no earlier quote of this DUT"
+                                                   : "the earlier quote's signature does not verify: its clock is no baseline";
+      for (const char* code : {alarm::kCounterRollback, alarm::kClockNotMonotonic, alarm::kClockSkew}) NotRun(code, why);
+      return;
+    }
+    // Counters of another chip say nothing about this one (a swapped board is
+    // EK_CHANGED against the enrollment, not a rollback).
+    if (const std::string other = OtherTpm(now_, *previous_); !other.empty()) {
       for (const char* code : {alarm::kCounterRollback, alarm::kClockNotMonotonic, alarm::kClockSkew}) {
-        NotRun(code, "no earlier quote of this DUT");
+        NotRun(code, "the previous snapshot is another TPM (" + other + ")");
       }
       return;
     }
@@ -323,34 +418,49 @@ class Judge {
     std::map<std::string, std::string> evidence = {
         {"expected", "reset " + Num(p.reset_count) + " restart " + Num(p.restart_count) + " clock " + Num(p.clock_ms)},
         {"actual", "reset " + Num(c.reset_count) + " restart " + Num(c.restart_count) + " clock " + Num(c.clock_ms)}};
-    if (c.reset_count < p.reset_count || (c.reset_count == p.reset_count && c.restart_count < p.restart_count)) {
+    const bool rolled_back =
+        c.reset_count < p.reset_count || (c.reset_count == p.reset_count && c.restart_count < p.restart_count);
+    if (rolled_back) {
       Raise(alarm::kCounterRollback, Severity::kError,
             "The TPM's resetCount or restartCount went down (a TPM clear, or a replayed quote)", evidence);
+      // TPM2_Clear also zeroes Clock (and sets safe): one finding, not two.
+      NotRun(alarm::kClockNotMonotonic, "the counters went back (COUNTER_ROLLBACK)");
+      NotRun(alarm::kClockSkew, "the counters went back (COUNTER_ROLLBACK)");
+      return;
     }
     const bool same_session = c.reset_count == p.reset_count && c.restart_count == p.restart_count;
-    if (same_session && c.clock_ms < p.clock_ms) {
+    const bool went_back = c.clock_ms < p.clock_ms;
+    if (went_back && (same_session || c.safe)) {
       Raise(alarm::kClockNotMonotonic, Severity::kError,
-            "The TPM clock went back while neither resetCount nor restartCount moved", evidence);
+            same_session ? "The TPM clock went back while neither resetCount nor restartCount moved"
+                         : "The TPM clock went back although the TPM reports it safe (its NV state reverted?)",
+            evidence);
+    }
+    if (!same_session) {
+      NotRun(alarm::kClockSkew, "the TPM was reset or restarted between the two quotes");
+      return;
     }
     // A clock that went back is CLOCK_NOT_MONOTONIC; skew is for one that runs wrong.
-    if (same_session && c.clock_ms >= p.clock_ms) {
-      const int64_t wall = now_.taken_at_ms - previous_->taken_at_ms;
-      const int64_t tpm = static_cast<int64_t>(c.clock_ms) - static_cast<int64_t>(p.clock_ms);
-      // Each quote's wall time is the middle of its round trip, so a slow
-      // Quote (a loaded host) widens what counts as agreement.
-      const int64_t uncertainty = (now_.quote_round_trip_ms + previous_->quote_round_trip_ms) / 2;
-      const double allowed = static_cast<double>(options_.clock_skew_slack.count() + uncertainty) +
-                             options_.clock_skew_ratio * static_cast<double>(std::llabs(wall));
-      if (static_cast<double>(std::llabs(tpm - wall)) > allowed) {
-        evidence["detail"] = "TPM clock advanced " + std::to_string(tpm) + " ms while wall time advanced " +
-                             std::to_string(wall) + " ms";
-        Raise(alarm::kClockSkew, Severity::kWarning,
-              "The TPM clock and wall time disagree between two quotes (time synchronization)", evidence);
-      }
-    } else if (same_session) {
+    if (went_back) {
       NotRun(alarm::kClockSkew, "the clock went back (CLOCK_NOT_MONOTONIC)");
-    } else {
-      NotRun(alarm::kClockSkew, "the TPM was reset or restarted between the two quotes");
+      return;
+    }
+    if (now_.taken_at_ms <= 0 || previous_->taken_at_ms <= 0) {
+      NotRun(alarm::kClockSkew, "no wall time recorded for one of the quotes");
+      return;
+    }
+    const int64_t wall = now_.taken_at_ms - previous_->taken_at_ms;
+    const int64_t tpm = static_cast<int64_t>(c.clock_ms) - static_cast<int64_t>(p.clock_ms);
+    // Each quote's wall time is the middle of its round trip, so a slow
+    // Quote (a loaded host) widens what counts as agreement.
+    const int64_t uncertainty = (now_.quote_round_trip_ms + previous_->quote_round_trip_ms) / 2;
+    const double allowed = static_cast<double>(options_.clock_skew_slack.count() + uncertainty) +
+                           options_.clock_skew_ratio * static_cast<double>(std::llabs(wall));
+    if (static_cast<double>(std::llabs(tpm - wall)) > allowed) {
+      evidence["detail"] = "TPM clock advanced " + std::to_string(tpm) + " ms while wall time advanced " +
+                           std::to_string(wall) + " ms";
+      Raise(alarm::kClockSkew, Severity::kWarning,
+            "The TPM clock and wall time disagree between two quotes (time synchronization)", evidence);
     }
   }
 
@@ -363,11 +473,7 @@ class Judge {
       return;
     }
     const Enrollment& e = *enrollment_;
-    if (!now_.ek.name.empty() && now_.ek.name != e.ek_name) {
-      Raise(alarm::kEkChanged, Severity::kError,
-            "The new host TPM endorsement key doesn't match the one stored in the DB",
-            {{"expected", ToHex(e.ek_name)}, {"actual", ToHex(now_.ek.name)}});
-    }
+    EkChanged(e);
     if (!now_.ak.name.empty() && now_.ak.name != e.ak_name) {
       Raise(alarm::kAkUnknown, Severity::kError, "The attestation key is not the one enrolled for this host",
             {{"expected", ToHex(e.ak_name)}, {"actual", ToHex(now_.ak.name)}});
@@ -389,6 +495,30 @@ class Judge {
               {{"bank", HashAlgName(bank)}, {"pcr", Num(i)}, {"expected", ToHex(golden[i])},
                {"actual", ToHex(read->second[i])}});
       }
+    }
+  }
+
+  // The EK against the enrolled one, by name and public key. Evidence with
+  // no EK is an alarm too, unless EK_MISSING already says the TPM refused it.
+  void EkChanged(const Enrollment& e) {
+    if (!now_.ek_error.empty()) {
+      NotRun(alarm::kEkChanged, "no EK (EK_MISSING)");
+      return;
+    }
+    const std::string expected = ToHex(e.ek_name);
+    if (now_.ek.name.empty()) {
+      Raise(alarm::kEkChanged, Severity::kError,
+            "The evidence carries no endorsement key to compare with the one stored in the DB",
+            {{"expected", expected}, {"actual", ""}, {"detail", "no EK in the evidence"}});
+      return;
+    }
+    const bool name_differs = !e.ek_name.empty() && now_.ek.name != e.ek_name;
+    const bool key_differs = !e.ek_public_der.empty() && now_.ek.public_der != e.ek_public_der;
+    if (name_differs || key_differs) {
+      Raise(alarm::kEkChanged, Severity::kError,
+            "The new host TPM endorsement key doesn't match the one stored in the DB",
+            {{"expected", expected}, {"actual", ToHex(now_.ek.name)},
+             {"detail", name_differs ? "the EK name differs" : "the EK public key differs"}});
     }
   }
 

@@ -82,7 +82,10 @@ BOOST_AUTO_TEST_CASE(a_clean_boot_raises_no_alarm) {
   const Snapshot again = p.Snap();
   v = Verify(again, &next, &p.enrollment);
   BOOST_TEST(v.alarms.empty(), Describe(v));
-  BOOST_TEST(v.not_run.empty(), Describe(v));
+  // All but the EK certificate's chain, which needs manufacturer roots.
+  for (const auto& line : v.not_run) {
+    BOOST_TEST(line.rfind("EK_CERT_INVALID: chain not checked", 0) == 0, Describe(v));
+  }
 }
 
 BOOST_AUTO_TEST_CASE(secure_boot_off_is_reported_with_its_pcr7) {

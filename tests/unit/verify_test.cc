@@ -35,6 +35,7 @@
 #include "harness/eventlog.h"
 #include "harness/tpm_types.h"
 #include "harness/verify.h"
+#include "test_certificates.h"
 
 namespace tpmlab {
 namespace {
@@ -197,7 +198,20 @@ constexpr int64_t kWallNow = 1'717'171'717'000;
 constexpr uint64_t kClockNow = 86'400'000;
 constexpr uint64_t kFirmware = 0x2024012500120000ULL;
 const Bytes kEkName = ByteWriter().U16(kAlgSha256).Append(Bytes(32, 0xE1)).Take();
-const Bytes kEkCertificate = {0x30, 0x82, 0x01, 0x00, 0xCE, 0x27};
+// The DUT's EK and the certificate a manufacturer CA issued for it.
+EVP_PKEY* EkKey() {
+  static Pkey key(EVP_RSA_gen(2048));
+  BOOST_REQUIRE(key != nullptr);
+  return key.get();
+}
+const testing::TestCa& ManufacturerCa() {
+  static const testing::TestCa ca = testing::MakeTestCa("tpmlab test EK root");
+  return ca;
+}
+const Bytes& EkCertificate() {
+  static const Bytes cert = testing::IssueEkCertificate(ManufacturerCa(), testing::PublicKeyDer(EkKey()));
+  return cert;
+}
 
 // Everything the constructed DUT is: what it measured, its clock, its keys.
 struct Board {
@@ -282,10 +296,11 @@ Snapshot Take(const Board& b) {
   s.ak = KeyOf(b.ak, kAkHandle);
   s.ek.handle = kEkHandle;
   s.ek.name = kEkName;
-  s.ek.public_der = Bytes(270, 0xE2);
+  s.ek.public_der = testing::PublicKeyDer(EkKey());
+  s.ek_certificate_index = kEkCertRsaIndex;
   s.srk.handle = kSrkHandle;
   s.srk.name = ByteWriter().U16(kAlgSha256).Append(Bytes(32, 0x51)).Take();
-  s.ek_certificate = kEkCertificate;
+  s.ek_certificate = EkCertificate();
   s.properties.manufacturer = "IBM ";
   s.properties.firmware_version = b.firmware;
   s.quote.attest = QuoteAttest(b, quoted);
@@ -304,8 +319,20 @@ const Enrollment& Enrolled() {
 }
 
 // Judged as a verifier that enrolled the DUT and holds its last quote.
-Verdict Judge(const Snapshot& now) { return Verify(now, &Previous(), &Enrolled()); }
-Verdict Judge(const Snapshot& now, const Enrollment& enrollment) { return Verify(now, &Previous(), &enrollment); }
+// A verifier that trusts the manufacturer CA the constructed EK certificate chains to.
+const VerifyOptions& WithRoots() {
+  static const VerifyOptions options = [] {
+    VerifyOptions o;
+    o.ek_roots = {ManufacturerCa().der};
+    return o;
+  }();
+  return options;
+}
+
+Verdict Judge(const Snapshot& now) { return Verify(now, &Previous(), &Enrolled(), WithRoots()); }
+Verdict Judge(const Snapshot& now, const Enrollment& enrollment) {
+  return Verify(now, &Previous(), &enrollment, WithRoots());
+}
 
 std::string Describe(const Verdict& v) { return VerdictToJson(v).dump(); }
 
@@ -449,6 +476,13 @@ Verdict EkCertificateMissing() {
   return Judge(s);
 }
 
+// An EK certificate the manufacturer issued for another key.
+Verdict EkCertificateOfAnotherKey() {
+  Snapshot s = Take(Board{});
+  s.ek_certificate = testing::IssueEkCertificate(ManufacturerCa(), testing::PublicKeyDer(RsaAk()));
+  return Judge(s);
+}
+
 Verdict EkChanged() {
   Snapshot s = Take(Board{});
   s.ek.name = ByteWriter().U16(kAlgSha256).Append(Bytes(32, 0xE9)).Take();
@@ -526,6 +560,7 @@ const std::map<std::string, Provocation>& Provocations() {
       {alarm::kSecureBootDisabled, SecureBootOff},
       {alarm::kEkMissing, EkMissing},
       {alarm::kEkCertMissing, EkCertificateMissing},
+      {alarm::kEkCertInvalid, EkCertificateOfAnotherKey},
       {alarm::kEkChanged, EkChanged},
       {alarm::kAkUnknown, AkUnknown},
       {alarm::kCounterRollback, CountersWentDown},
@@ -570,13 +605,13 @@ BOOST_AUTO_TEST_CASE(a_clean_boot_raises_no_alarm_and_runs_every_check) {
 
 BOOST_AUTO_TEST_CASE(a_clean_boot_is_clean_against_itself_and_across_a_reboot) {
   const Snapshot now = Take(Board{});
-  BOOST_TEST(Verify(now, &now, &Enrolled()).alarms.empty());
+  BOOST_TEST(Verify(now, &now, &Enrolled(), WithRoots()).alarms.empty());
   // The next boot: resetCount up, the clock on; the same log and PCRs.
   Board next;
   next.clock = ClockInfo{kClockNow + 120'000, 4, 0, true};
   next.wall_ms = kWallNow + 125'000;
   next.nonce = Bytes(32, 0x99);
-  const Verdict v = Verify(Take(next), &now, &Enrolled());
+  const Verdict v = Verify(Take(next), &now, &Enrolled(), WithRoots());
   BOOST_TEST(v.alarms.empty(), Describe(v));
   // Across a reset the clock is not compared with wall time.
   BOOST_TEST(NotRun(v, alarm::kClockSkew), Describe(v));
@@ -877,13 +912,18 @@ BOOST_AUTO_TEST_CASE(ek_missing) {
   // No name and no error said is missing all the same.
   Snapshot s = Take(Board{});
   s.ek.name.clear();
-  RequireOnly(Judge(s), alarm::kEkMissing);
+  const Verdict unnamed = Judge(s);
+  BOOST_TEST(unnamed.Has(alarm::kEkMissing), Describe(unnamed));
+  // Evidence without an EK, the TPM having given no reason, cannot show it is
+  // the enrolled one: EK_CHANGED too, never a silent skip.
+  BOOST_TEST(unnamed.Has(alarm::kEkChanged), Describe(unnamed));
+  BOOST_TEST(unnamed.alarms.size() == 2u, Describe(unnamed));
 }
 
 BOOST_AUTO_TEST_CASE(ek_cert_missing) {
   const Verdict v = EkCertificateMissing();
   RequireOnly(v, alarm::kEkCertMissing);
-  BOOST_TEST(First(v, alarm::kEkCertMissing).evidence.at("nv_index") == "0x01c00002");
+  BOOST_TEST(First(v, alarm::kEkCertMissing).evidence.at("nv_index") == "0x01c00002, 0x01c0000a");
 }
 
 BOOST_AUTO_TEST_CASE(ek_changed) {
@@ -919,7 +959,7 @@ BOOST_AUTO_TEST_CASE(clock_not_safe) {
   // With no earlier quote it is still checked.
   Board b;
   b.clock.safe = false;
-  RequireOnly(Verify(Take(b), nullptr, &Enrolled()), alarm::kClockNotSafe);
+  RequireOnly(Verify(Take(b), nullptr, &Enrolled(), WithRoots()), alarm::kClockNotSafe);
 }
 
 BOOST_AUTO_TEST_CASE(clock_not_monotonic) {
@@ -986,12 +1026,16 @@ BOOST_AUTO_TEST_CASE(no_enrollment_lists_the_enrollment_checks) {
   b.unlogged.push_back({16, "something new"});  // outside the replay scope
   Snapshot s = Take(b);
   s.ek.name = Bytes(34, 0x77);
-  const Verdict v = Verify(s, &Previous(), nullptr);
+  const Verdict v = Verify(s, &Previous(), nullptr, WithRoots());
   BOOST_TEST(v.alarms.empty(), Describe(v));
   for (const char* c : {alarm::kEkChanged, alarm::kAkUnknown, alarm::kTpmFirmwareChanged, alarm::kPcrPolicyMismatch}) {
     BOOST_TEST(NotRun(v, c), c << ": " << Describe(v));
   }
-  BOOST_TEST(v.not_run.size() == 4u, Describe(v));
+  // Another EK than the previous snapshot's: its counters are not this TPM's.
+  for (const char* c : {alarm::kCounterRollback, alarm::kClockNotMonotonic, alarm::kClockSkew}) {
+    BOOST_TEST(NotRun(v, c), c << ": " << Describe(v));
+  }
+  BOOST_TEST(v.not_run.size() == 7u, Describe(v));
 }
 
 BOOST_AUTO_TEST_CASE(no_log_lists_the_log_checks) {
@@ -1003,7 +1047,7 @@ BOOST_AUTO_TEST_CASE(no_log_lists_the_log_checks) {
   Snapshot s = Take(b);
   s.eventlog.reset();
   const Enrollment enrolled = EnrollFromSnapshot(s, "constructed");
-  const Verdict v = Verify(s, &Previous(), &enrolled);
+  const Verdict v = Verify(s, &Previous(), &enrolled, WithRoots());
   BOOST_TEST(v.alarms.empty(), Describe(v));
   for (const char* c : {alarm::kPcrReplayMismatch, alarm::kEventDigestMismatch, alarm::kUnknownEventType,
                         alarm::kSecureBootDisabled}) {
@@ -1015,7 +1059,7 @@ BOOST_AUTO_TEST_CASE(no_log_lists_the_log_checks) {
 BOOST_AUTO_TEST_CASE(no_previous_quote_lists_the_counter_checks) {
   Board b;
   b.clock = ClockInfo{5'000, 0, 0, true};  // would be a rollback
-  const Verdict v = Verify(Take(b), nullptr, &Enrolled());
+  const Verdict v = Verify(Take(b), nullptr, &Enrolled(), WithRoots());
   BOOST_TEST(v.alarms.empty(), Describe(v));
   for (const char* c : {alarm::kCounterRollback, alarm::kClockNotMonotonic, alarm::kClockSkew}) {
     BOOST_TEST(NotRun(v, c), c << ": " << Describe(v));
@@ -1024,7 +1068,7 @@ BOOST_AUTO_TEST_CASE(no_previous_quote_lists_the_counter_checks) {
 }
 
 BOOST_AUTO_TEST_CASE(nothing_to_compare_with_raises_nothing) {
-  const Verdict v = Verify(Take(Board{}), nullptr, nullptr);
+  const Verdict v = Verify(Take(Board{}), nullptr, nullptr, WithRoots());
   BOOST_TEST(v.alarms.empty(), Describe(v));
   BOOST_TEST(v.not_run.size() == 7u, Describe(v));
   const auto j = VerdictToJson(v);
@@ -1077,7 +1121,7 @@ Snapshot AroundQuote(const QuoteBlob& quote, const Bytes& ak_der, const PcrValue
   s.ak.public_der = ak_der;
   s.ak.name = ByteWriter().U16(kAlgSha256).Append(Digest(HashAlg::kSha256, ak_der)).Take();
   s.ek.name = kEkName;
-  s.ek_certificate = kEkCertificate;
+  s.ek_certificate = EkCertificate();
   auto attest = ParseAttest(quote.attest);
   BOOST_REQUIRE_MESSAGE(attest.ok(), attest.status().ToString());
   s.nonce = attest->extra_data;

@@ -3,6 +3,7 @@
 // the TPM's identity (manufacturer, firmware, EK/SRK/AK names).
 #pragma once
 
+#include <functional>
 #include <map>
 #include <optional>
 #include <string>
@@ -29,8 +30,13 @@ struct Snapshot {
   KeyInfo ek, srk, ak;
   // Why a key could not be had (a disabled hierarchy, say); empty when it could.
   std::string ek_error, srk_error, ak_error;
-  // The RSA EK certificate from NV (0x01C00002), when there is one.
+  // The EK certificate from NV, when there is one: the RSA one (0x01C00002)
+  // or else the ECC P-256 one (0x01C0000A); ek_certificate_index says which.
   std::optional<Bytes> ek_certificate;
+  uint32_t ek_certificate_index = 0;
+  // How many read-PCRs-then-Quote rounds it took for the quote to match the
+  // PCRs read (1 normally; more when something extended a PCR in between).
+  int quote_attempts = 0;
   std::map<std::string, double> latency_us;  // command name -> median µs
 
   // The event log the OS would read now, when the platform keeps one, and
@@ -48,10 +54,19 @@ struct SnapshotOptions {
   KeyType ak_type = KeyType::kRsa2048;
   HashAlg quote_bank = HashAlg::kSha256;  // falls back to the first bank allocated
   uint32_t quote_pcrs = 0xFFFFFF;         // PCRs 0-23
+  // A live host extends PCRs at any time (IMA, systemd), so a quote may not
+  // match the PCRs read just before it: read and quote again, this many
+  // rounds at most (rust-keylime's agent makes 5 attempts).
+  int max_quote_attempts = 5;
+  // Runs between reading the PCRs and each Quote (tests: an extend landing
+  // there, as IMA's would on a live host). Its failure ends the snapshot.
+  std::function<Status(Tpm&, int attempt)> between_read_and_quote;
 };
 
 /// Reads all banks, then quotes them with a fresh nonce and verifies the quote
-/// against what was read. Creates the EK, SRK and AK where they are missing;
+/// against what was read; when a genuine quote's PCR digest does not match
+/// the values read (a PCR extended in between), reads and quotes again, up to
+/// max_quote_attempts rounds, and records how many it took. Creates the EK, SRK and AK where they are missing;
 /// a key that cannot be had is recorded (ek_error, ...), not fatal, and
 /// without an AK there is no quote (quote_check.parsed stays false).
 Result<Snapshot> TakeSnapshot(Tpm& tpm, const SnapshotOptions& options);

@@ -65,7 +65,9 @@ struct ClockInfo {
 inline constexpr uint32_t kEkHandle = 0x81010001;   // RSA EK, as swtpm_setup leaves it
 inline constexpr uint32_t kSrkHandle = 0x81000001;
 inline constexpr uint32_t kAkHandle = 0x81010002;
+// EK certificates in NV (TCG EK Credential Profile, low range): RSA 2048 and ECC NIST P-256.
 inline constexpr uint32_t kEkCertRsaIndex = 0x01C00002;
+inline constexpr uint32_t kEkCertEccIndex = 0x01C0000A;
 
 // "TPM2_Quote" for 0x158; "TPM_CC_0x..." for codes not in the table.
 std::string TpmCommandName(uint32_t command_code);

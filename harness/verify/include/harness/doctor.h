@@ -47,6 +47,10 @@ struct DoctorOptions {
   // What the verifier enrolled for this TPM, if anything.
   std::optional<Enrollment> enrollment;
   SnapshotOptions snapshot;
+  // Manufacturer roots and intermediates (DER, LoadEkRoots) the EK
+  // certificate must chain to; none: the chain is not checked, and the
+  // ek_certificate item says so.
+  std::vector<Bytes> ek_roots;
 };
 
 /// Walks the checklist on a started TPM. Every item is always present, in the

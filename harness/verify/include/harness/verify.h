@@ -34,6 +34,9 @@ inline constexpr const char* kSha256BankMissing = "SHA256_BANK_MISSING";
 inline constexpr const char* kSecureBootDisabled = "SECURE_BOOT_DISABLED";
 inline constexpr const char* kEkMissing = "EK_MISSING";
 inline constexpr const char* kEkCertMissing = "EK_CERT_MISSING";
+// The EK certificate does not parse, certifies another key than the EK, or
+// does not chain to a configured manufacturer root.
+inline constexpr const char* kEkCertInvalid = "EK_CERT_INVALID";
 inline constexpr const char* kEkChanged = "EK_CHANGED";
 inline constexpr const char* kAkUnknown = "AK_UNKNOWN";
 inline constexpr const char* kCounterRollback = "COUNTER_ROLLBACK";
@@ -70,6 +73,10 @@ struct VerifyOptions {
   // quotes of one power session: a fixed slack plus a share of the interval.
   std::chrono::milliseconds clock_skew_slack{1000};
   double clock_skew_ratio = 0.01;
+  // EK_CERT_INVALID: the manufacturer roots and intermediates (DER) an EK
+  // certificate must chain to (LoadEkRoots). None: the chain is not checked,
+  // and not_run says so.
+  std::vector<Bytes> ek_roots;
 };
 
 /// Judges `now`. `previous` is the last snapshot of the same DUT (for the
