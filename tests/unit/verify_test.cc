@@ -355,6 +355,12 @@ std::set<std::string> Pcrs(const Verdict& v, const std::string& code) {
   return out;
 }
 
+template <typename T>
+T Must(Result<T> r, const char* what) {
+  BOOST_REQUIRE_MESSAGE(r.ok(), what << ": " << r.status().ToString());
+  return std::move(r).value();
+}
+
 const Alarm& First(const Verdict& v, const std::string& code) {
   auto it = std::find_if(v.alarms.begin(), v.alarms.end(), [&](const Alarm& a) { return a.code == code; });
   BOOST_REQUIRE_MESSAGE(it != v.alarms.end(), "no " << code << ": " << Describe(v));
@@ -1014,6 +1020,187 @@ BOOST_AUTO_TEST_CASE(pcr_policy_mismatch) {
 BOOST_AUTO_TEST_SUITE_END()
 
 // ---------------------------------------------------------------------------
+// The quote is judged with the enrolled AK, against the verifier's own
+// request (PCRs, nonce, signing hash): issue 12's bad evidence.
+
+BOOST_AUTO_TEST_SUITE(bound_to_the_enrollment)
+
+BOOST_AUTO_TEST_CASE(a_foreign_ak_is_unknown_and_its_signature_fails) {
+  // Another key signed the quote and the evidence carries that key: checked
+  // with the enrolled AK, as Keylime (registrar's AIK) and go-attestation do.
+  Board b;
+  b.ak = EccAk();
+  const Verdict v = Judge(Take(b));
+  BOOST_TEST((Codes(v) == std::multiset<std::string>{alarm::kAkUnknown, alarm::kAkUnknown,
+                                                      alarm::kQuoteSignatureInvalid}),
+             Describe(v));
+  BOOST_TEST(First(v, alarm::kAkUnknown).evidence.at("actual") == ToHex(KeyOf(EccAk(), kAkHandle).name));
+  BOOST_TEST(First(v, alarm::kQuoteSignatureInvalid).evidence.at("ak_name") == ToHex(Enrolled().ak_name));
+  // Nothing a quote that failed vouches for is judged.
+  BOOST_TEST(NotRun(v, alarm::kTpmFirmwareChanged), Describe(v));
+  BOOST_TEST(NotRun(v, alarm::kPcrPolicyMismatch), Describe(v));
+  // The snapshot's own check (with the key it carries) passed: only the
+  // verifier's check with the enrolled key fails.
+  BOOST_TEST(Take(b).quote_check.verified());
+}
+
+BOOST_AUTO_TEST_CASE(the_evidence_naming_another_key_is_unknown_even_when_the_quote_verifies) {
+  // A loose --ak of another key beside a quote the enrolled AK signed.
+  Snapshot s = Take(Board{});
+  s.ak.name.clear();
+  s.ak.public_der = SubjectPublicKeyInfo(EccAk());
+  const Verdict v = Judge(s);
+  RequireOnly(v, alarm::kAkUnknown);
+  BOOST_TEST(First(v, alarm::kAkUnknown).evidence.at("detail") == "AK public key differs");
+}
+
+BOOST_AUTO_TEST_CASE(an_older_enrollment_lists_the_qualified_signer_check) {
+  Enrollment older = Enrolled();
+  older.ak_qualified_name.clear();
+  older.quote_request.reset();
+  Board b;
+  b.qualified_signer = kOtherSigner;  // would be AK_UNKNOWN with the name enrolled
+  const Verdict v = Judge(Take(b), older);
+  BOOST_TEST(v.alarms.empty(), Describe(v));
+  BOOST_TEST(NotRun(v, alarm::kAkUnknown), Describe(v));
+}
+
+BOOST_AUTO_TEST_CASE(a_shrunk_selection_is_a_coverage_alarm_and_no_pcr_verdict) {
+  // The quote covers PCRs 0-7 while the verifier asked for 0-23; the golden
+  // PCR 10 differs, but no verified quote vouches for PCR 10.
+  Board b;
+  b.quoted_pcrs = 0xFF;
+  const Snapshot s = Take(b);
+  BOOST_TEST(!s.quote_check.covers_request);
+  BOOST_TEST(!s.quote_check.verified());
+  Enrollment e = Enrolled();
+  e.golden_pcrs[HashAlg::kSha256][10][0] ^= 0x01;
+  Verdict v = Judge(s, e);
+  RequireOnly(v, alarm::kQuotePcrDigestMismatch);
+  const Alarm& a = First(v, alarm::kQuotePcrDigestMismatch);
+  BOOST_TEST(a.evidence.at("expected") == "0-23");
+  BOOST_TEST(a.evidence.at("actual") == "0-7");
+  BOOST_TEST(a.evidence.at("detail") == "not quoted: 8-23");
+  BOOST_TEST((std::count(v.not_run.begin(), v.not_run.end(),
+                         "PCR_POLICY_MISMATCH: PCR 0-23 (sha256) not covered by a verified quote") == 1),
+             Describe(v));
+
+  // Asked for 0-7 only, the quote verifies and vouches for 0-7: PCR 2 that
+  // differs is judged, PCR 10 is not.
+  Snapshot asked = s;
+  asked.quote_pcrs = 0xFF;
+  e.golden_pcrs[HashAlg::kSha256][2][0] ^= 0x01;
+  v = Judge(asked, e);
+  RequireOnly(v, alarm::kPcrPolicyMismatch);
+  BOOST_TEST((Pcrs(v, alarm::kPcrPolicyMismatch) == std::set<std::string>{"sha256:2"}), Describe(v));
+  BOOST_TEST((std::count(v.not_run.begin(), v.not_run.end(),
+                         "PCR_POLICY_MISMATCH: PCR 8-23 (sha256) not covered by a verified quote") == 1),
+             Describe(v));
+}
+
+BOOST_AUTO_TEST_CASE(the_previous_steps_quote_is_a_replay) {
+  // Step N presents step N-1's quote with its nonce (self-consistent
+  // evidence): only the verifier's memory of the last nonce catches it.
+  const Snapshot replayed = Previous();
+  const Verdict v = Verify(replayed, &Previous(), &Enrolled());
+  RequireOnly(v, alarm::kQuoteNonceMismatch);
+  const Alarm& a = First(v, alarm::kQuoteNonceMismatch);
+  BOOST_TEST(a.evidence.at("replayed") == "true");
+  BOOST_TEST(a.evidence.at("actual") == ToHex(Previous().nonce));
+  // Step N's own nonce with step N-1's quote: the echo fails.
+  Snapshot stale = Take(Board{});
+  stale.quote = Previous().quote;
+  Recheck(stale);
+  const Verdict echo = Verify(stale, &Previous(), &Enrolled());
+  BOOST_TEST(echo.Has(alarm::kQuoteNonceMismatch), Describe(echo));
+  BOOST_TEST(!echo.Has(alarm::kQuoteSignatureInvalid), Describe(echo));
+}
+
+BOOST_AUTO_TEST_CASE(a_quote_with_no_nonce_requested_is_a_nonce_mismatch) {
+  Board b;
+  b.nonce.clear();
+  const Verdict v = Judge(Take(b));
+  RequireOnly(v, alarm::kQuoteNonceMismatch);
+  BOOST_TEST(First(v, alarm::kQuoteNonceMismatch).evidence.at("detail") == "no nonce requested");
+}
+
+BOOST_AUTO_TEST_CASE(sha1_and_rsa_pss_signatures_are_refused) {
+  Board sha1;
+  sha1.signature_hash = kAlgSha1;
+  const Snapshot s = Take(sha1);
+  BOOST_TEST(!s.quote_check.scheme_ok);
+  Verdict v = Judge(s);
+  RequireOnly(v, alarm::kQuoteSignatureInvalid);
+  BOOST_TEST(First(v, alarm::kQuoteSignatureInvalid).evidence.at("detail") ==
+             "signed with sha1, the verifier accepts sha256 only");
+  BOOST_TEST(First(v, alarm::kQuoteSignatureInvalid).evidence.at("scheme") == "rsassa-sha1");
+  // The signature is a good one: only the hash is refused.
+  BOOST_TEST(VerifySignature(s.ak.public_der, s.quote.attest, Must(ParseSignature(s.quote.signature), "sig")).ok());
+
+  Board pss;
+  pss.pss = true;
+  v = Judge(Take(pss));
+  RequireOnly(v, alarm::kQuoteSignatureInvalid);
+  BOOST_TEST(First(v, alarm::kQuoteSignatureInvalid).evidence.at("detail") ==
+             "rsapss is not accepted: rsassa or ecdsa only");
+
+  // ECDSA with SHA-256 is accepted.
+  Board ecc;
+  ecc.ak = EccAk();
+  const Snapshot es = Take(ecc);
+  v = Judge(es, EnrollFromSnapshot(es, "constructed"));
+  BOOST_TEST(v.alarms.empty(), Describe(v));
+}
+
+BOOST_AUTO_TEST_CASE(the_firmware_version_is_the_signed_one) {
+  // GetCapability's answer is unsigned: a differing one alone raises nothing.
+  Snapshot s = Take(Board{});
+  s.properties.firmware_version = kFirmware + 0x10000;
+  BOOST_TEST(Judge(s).alarms.empty(), Describe(Judge(s)));
+  // A quote that does not verify says nothing of the firmware.
+  Board b;
+  b.firmware = kFirmware + 0x10000;
+  Snapshot unsigned_quote = Take(b);
+  unsigned_quote.quote.signature[unsigned_quote.quote.signature.size() / 2] ^= 0x01;
+  const Verdict v = Judge(unsigned_quote);
+  RequireOnly(v, alarm::kQuoteSignatureInvalid);
+  BOOST_TEST(NotRun(v, alarm::kTpmFirmwareChanged), Describe(v));
+}
+
+BOOST_AUTO_TEST_CASE(the_enrollment_keeps_the_ak_qualified_name_and_the_request) {
+  const Enrollment& e = Enrolled();
+  BOOST_TEST(ToHex(e.ak_qualified_name) == ToHex(KeyOf(RsaAk(), kAkHandle).qualified_name));
+  BOOST_REQUIRE(e.quote_request.has_value());
+  BOOST_TEST(e.quote_request->pcrs == 0xFFFFFFu);
+  BOOST_TEST((e.quote_request->bank == HashAlg::kSha256));
+  BOOST_TEST((e.quote_request->signature_hash == HashAlg::kSha256));
+  const nlohmann::json j = EnrollmentToJson(e);
+  BOOST_TEST(j.at("quote_request").at("pcrs").size() == 24u);
+  const Enrollment back = Must(EnrollmentFromJson(j, "enrollment.json"), "read back");
+  BOOST_TEST(ToHex(back.ak_qualified_name) == ToHex(e.ak_qualified_name));
+  BOOST_REQUIRE(back.quote_request.has_value());
+  BOOST_TEST(back.quote_request->pcrs == 0xFFFFFFu);
+
+  // A file of an older tpmlab still loads, without either.
+  nlohmann::json older = j;
+  older.erase("ak_qualified_name");
+  older.erase("quote_request");
+  const Enrollment old = Must(EnrollmentFromJson(older, "old.json"), "older file");
+  BOOST_TEST(old.ak_qualified_name.empty());
+  BOOST_TEST(!old.quote_request.has_value());
+
+  // A bad request names itself.
+  nlohmann::json bad = j;
+  bad["quote_request"]["pcrs"] = {0, 24};
+  auto r = EnrollmentFromJson(bad, "bad.json");
+  BOOST_REQUIRE(!r.ok());
+  BOOST_TEST(r.status().message().find("bad.json: enrollment field 'quote_request'") != std::string::npos,
+             r.status().message());
+}
+
+BOOST_AUTO_TEST_SUITE_END()
+
+// ---------------------------------------------------------------------------
 
 BOOST_AUTO_TEST_SUITE(not_run)
 
@@ -1184,12 +1371,6 @@ Bytes Base64(const std::string& text) {
   // EVP_DecodeBlock counts the padding as zero bytes.
   for (auto it = text.rbegin(); it != text.rend() && *it == '='; ++it) out.pop_back();
   return out;
-}
-
-template <typename T>
-T Must(Result<T> r, const char* what) {
-  BOOST_REQUIRE_MESSAGE(r.ok(), what << ": " << r.status().ToString());
-  return std::move(r).value();
 }
 
 // DER SubjectPublicKeyInfo of an RSA TPMT_PUBLIC (TPM 2.0 Part 2, 12.2.4).
