@@ -198,11 +198,14 @@ class Judge {
       return;
     }
     if (previous_ == nullptr) return;
-    const Bytes& before = !previous_->nonce.empty() ? previous_->nonce : previous_->quote_check.attest.extra_data;
-    if (!before.empty() && (q.attest.extra_data == before || q.attest.extra_data == previous_->quote_check.attest.extra_data)) {
+    // The previous request's nonce, or what its quote echoed.
+    const Bytes& sent_before = previous_->nonce;
+    const Bytes& echoed_before = previous_->quote_check.attest.extra_data;
+    const Bytes& echoed = q.attest.extra_data;
+    if ((!sent_before.empty() && echoed == sent_before) || (!echoed_before.empty() && echoed == echoed_before)) {
       Raise(alarm::kQuoteNonceMismatch, Severity::kError,
             "The quote carries the previous quote's nonce: a replayed quote",
-            {{"expected", "a nonce other than " + ToHex(before)}, {"actual", ToHex(q.attest.extra_data)},
+            {{"expected", "a nonce other than the previous one"}, {"actual", ToHex(echoed)},
              {"replayed", "true"}, {"detail", "replayed: the nonce of the previous snapshot"}});
     }
   }
