@@ -385,7 +385,9 @@ std::vector<Command> AddVerifyCommands(CLI::App& app) {
                      "enrollment in force at that step");
   verify->add_option("--quote", verify_args->quote, "Instead of a snapshot: TPMS_ATTEST file");
   verify->add_option("--signature", verify_args->signature, "TPMT_SIGNATURE file");
-  verify->add_option("--ak", verify_args->ak, "AK public key (PEM or DER)");
+  verify->add_option("--ak", verify_args->ak,
+                     "The AK public key the evidence names (PEM or DER); with --enrollment the quote is checked "
+                     "with the enrolled AK, and another key here is AK_UNKNOWN");
   verify->add_option("--pcrs", verify_args->pcrs, "PCR values as JSON {bank: {\"0\": hex}}");
   verify->add_option("--nonce", verify_args->nonce, "The nonce sent, hex");
   verify->add_option("--pcr-selection", verify_args->pcr_selection,
