@@ -5,6 +5,8 @@
 #include <openssl/rsa.h>
 #include <openssl/x509.h>
 
+#include <cstdio>
+
 namespace tpmlab {
 
 Result<Attest> ParseAttest(ByteView bytes) {
@@ -117,8 +119,50 @@ Status VerifySignature(ByteView der, ByteView message, const Signature& sig) {
   return Status::Ok();
 }
 
+std::string SignatureSchemeName(uint16_t sig_alg) {
+  switch (sig_alg) {
+    case kTpmAlgRsassa: return "rsassa";
+    case kTpmAlgRsapss: return "rsapss";
+    case kTpmAlgEcdsa: return "ecdsa";
+  }
+  char id[8];
+  std::snprintf(id, sizeof(id), "0x%04x", sig_alg);
+  return id;
+}
+
+uint32_t SelectedPcrs(const Attest& attest, HashAlg bank) {
+  uint32_t mask = 0;
+  for (const auto& sel : attest.pcr_select) {
+    if (HashAlgFromId(sel.hash) == bank) mask |= sel.mask;
+  }
+  return mask;
+}
+
+bool QuoteCheck::Covers(HashAlg bank, int pcr) const {
+  return verified() && pcr >= 0 && pcr < kPcrCount && (SelectedPcrs(attest, bank) & (1u << pcr)) != 0;
+}
+
+namespace {
+
+// Only the schemes and hash the verifier accepts (Keylime's tenant takes
+// rsassa/ecschnorr signatures with sha256/384/512; go-attestation verifies
+// with the AK's own scheme): RSA-PSS and any hash but the requested one fail.
+std::string SchemeRefusal(const Signature& sig, HashAlg wanted) {
+  if (sig.sig_alg != kTpmAlgRsassa && sig.sig_alg != kTpmAlgEcdsa) {
+    return "signature scheme " + SignatureSchemeName(sig.sig_alg) + " is not accepted (rsassa or ecdsa only)";
+  }
+  auto hash = HashAlgFromId(sig.hash_alg);
+  if (!hash || *hash != wanted) {
+    return std::string("signature hash ") + (hash ? HashAlgName(*hash) : "unknown") + " is not the " +
+           HashAlgName(wanted) + " the verifier accepts";
+  }
+  return "";
+}
+
+}  // namespace
+
 QuoteCheck VerifyQuote(const QuoteBlob& quote, ByteView ak_public_der, ByteView nonce,
-                       const PcrValues& pcrs) {
+                       const PcrValues& pcrs, const QuoteRequest& request) {
   QuoteCheck c;
   auto fail = [&c](std::string why) {
     if (c.failure.empty()) c.failure = std::move(why);
@@ -141,8 +185,11 @@ QuoteCheck VerifyQuote(const QuoteBlob& quote, ByteView ak_public_der, ByteView 
   if (!sig.ok()) {
     fail(sig.status().message());
   } else {
+    const std::string refused = SchemeRefusal(*sig, request.signature_hash);
+    c.scheme_ok = refused.empty();
+    if (!c.scheme_ok) fail(refused);
     Status v = VerifySignature(ak_public_der, quote.attest, *sig);
-    c.signature_ok = v.ok();
+    c.signature_ok = c.scheme_ok && v.ok();
     if (!v.ok()) fail(v.message());
     auto alg = HashAlgFromId(sig->hash_alg);
     auto expected = alg ? QuotePcrDigest(attest->pcr_select, pcrs, *alg)
@@ -150,6 +197,9 @@ QuoteCheck VerifyQuote(const QuoteBlob& quote, ByteView ak_public_der, ByteView 
     c.pcr_digest_ok = expected.ok() && *expected == attest->pcr_digest;
     if (!c.pcr_digest_ok) fail("pcrDigest does not match the PCRs read");
   }
+  // A validly signed quote over fewer PCRs vouches for nothing beyond them.
+  c.covers_request = (SelectedPcrs(c.attest, request.bank) & request.pcrs) == request.pcrs;
+  if (!c.covers_request) fail(std::string("the quote does not select every ") + HashAlgName(request.bank) + " PCR requested");
   return c;
 }
 

@@ -1,5 +1,7 @@
 #include "commands.h"
 
+#include <cctype>
+#include <cstdio>
 #include <fstream>
 #include <iostream>
 #include <memory>
@@ -218,8 +220,61 @@ int Fail(const Status& s) {
 struct VerifyArgs {
   std::string snapshot, previous, enrollment, ek_roots;
   std::string quote, signature, ak, pcrs, log, nonce;
+  std::string pcr_selection;
   bool json_out = false;
 };
+
+// What tpmlab itself asks every TPM for (the runner's default request), and
+// so what a verifier of its evidence asks for when neither --pcr-selection
+// nor the enrollment says otherwise.
+constexpr QuoteRequest kDefaultRequest{HashAlg::kSha256, 0xFFFFFF, HashAlg::kSha256};
+
+// "sha256:0-7,10,14-15": one bank and its PCRs.
+Result<QuoteRequest> ParsePcrSelection(const std::string& text) {
+  const auto bad = [&text](const std::string& why) {
+    return Status::Parse("--pcr-selection '" + text + "': " + why + " (expected BANK:PCRS, e.g. sha256:0-7,10)");
+  };
+  const auto colon = text.find(':');
+  if (colon == std::string::npos) return bad("no bank");
+  QuoteRequest r = kDefaultRequest;
+  auto bank = HashAlgFromName(text.substr(0, colon));
+  if (!bank) return bad("unknown bank '" + text.substr(0, colon) + "'");
+  r.bank = *bank;
+  r.pcrs = 0;
+  std::string list = text.substr(colon + 1);
+  if (list.find(':') != std::string::npos) return bad("one bank only: tpmlab quotes one bank");
+  size_t at = 0;
+  while (at <= list.size()) {
+    const auto comma = list.find(',', at);
+    const std::string item = list.substr(at, comma == std::string::npos ? std::string::npos : comma - at);
+    int first = -1, last = -1;
+    char extra = 0;
+    const int n = std::sscanf(item.c_str(), "%d-%d%c", &first, &last, &extra);
+    if (n == 1 && item.find('-') == std::string::npos) last = first;
+    if (!(n == 1 || n == 2) || item.empty() || !std::isdigit(static_cast<unsigned char>(item[0])) || first < 0 ||
+        last < first || last >= kPcrCount) {
+      return bad("'" + item + "' is not a PCR 0-23 or a range of them");
+    }
+    for (int i = first; i <= last; ++i) r.pcrs |= 1u << i;
+    if (comma == std::string::npos) break;
+    at = comma + 1;
+  }
+  return r;
+}
+
+std::string DescribeRequest(const QuoteRequest& r) {
+  std::string out = std::string(HashAlgName(r.bank)) + ":";
+  bool first = true;
+  for (int i = 0; i < kPcrCount; ++i) {
+    if (!(r.pcrs & (1u << i))) continue;
+    int j = i;
+    while (j + 1 < kPcrCount && (r.pcrs & (1u << (j + 1)))) ++j;
+    out += (first ? "" : ",") + std::to_string(i) + (j > i ? "-" + std::to_string(j) : "");
+    first = false;
+    i = j;
+  }
+  return out + ", signed " + HashAlgName(r.signature_hash);
+}
 
 // Builds the snapshot to judge from loose files (what tpm2_quote writes).
 Result<Snapshot> SnapshotFromFiles(const VerifyArgs& a) {
@@ -243,6 +298,7 @@ Result<Snapshot> SnapshotFromFiles(const VerifyArgs& a) {
     TRY_ASSIGN(Bytes log, ReadFile(a.log));
     s.eventlog = std::move(log);
   }
+  // (the evidence's own AK; Verify judges it again with the enrolled one)
   s.quote_check = VerifyQuote(s.quote, s.ak.public_der, s.nonce, s.pcrs);
   s.properties.firmware_version = s.quote_check.attest.firmware_version;
   // Loose files carry no EK: say so instead of raising EK alarms.
@@ -278,6 +334,22 @@ int RunVerify(const VerifyArgs& a) {
     if (!roots.ok()) return Fail(Status::Parse("--ek-roots: " + roots.status().message()));
     options.ek_roots = std::move(*roots);
   }
+  // The request is the verifier's, never the evidence's: --pcr-selection,
+  // else what the enrollment asks of this DUT, else what tpmlab asks for.
+  QuoteRequest request = kDefaultRequest;
+  std::string request_from = "tpmlab's default";
+  if (!a.pcr_selection.empty()) {
+    auto parsed = ParsePcrSelection(a.pcr_selection);
+    if (!parsed.ok()) return Fail(parsed.status());
+    request = *parsed;
+    request_from = "--pcr-selection";
+  } else if (enrollment && enrollment->quote_request) {
+    request = *enrollment->quote_request;
+    request_from = "the enrollment";
+  }
+  if (enrollment && enrollment->quote_request) request.signature_hash = enrollment->quote_request->signature_hash;
+  now->quote_bank = request.bank;
+  now->quote_pcrs = request.pcrs;
   Verdict v = Verify(*now, previous ? &*previous : nullptr, enrollment ? &*enrollment : nullptr, options);
   if (a.snapshot.empty()) {
     // Loose files say nothing of the EK or hierarchies: those checks did not run.
@@ -290,6 +362,8 @@ int RunVerify(const VerifyArgs& a) {
   if (a.json_out) {
     json out = VerdictToJson(v);
     if (!chosen.about.is_null()) out["enrollment"] = chosen.about;
+    out["request"] = {{"selection", DescribeRequest(request)}, {"from", request_from},
+                      {"nonce", ToHex(now->nonce)}, {"nonce_from", ref ? "the run's request" : "--nonce"}};
     std::cout << out.dump(2) << "\n";
   } else {
     if (!chosen.about.is_null()) {
@@ -298,6 +372,7 @@ int RunVerify(const VerifyArgs& a) {
                 << (step.is_number() && step.get<int>() >= 0 ? ", made at step " + step.dump() : std::string()) << " ("
                 << chosen.about["why"].get<std::string>() << ")\n";
     }
+    std::cout << "request: " << DescribeRequest(request) << " (" << request_from << ")\n";
     PrintVerdict(v);
   }
   return v.alarms.empty() ? kExitPassed : kExitFailed;
@@ -320,9 +395,14 @@ std::vector<Command> AddVerifyCommands(CLI::App& app) {
                      "EK certificate must chain to; without it the chain is not checked (listed as not run)");
   verify->add_option("--quote", verify_args->quote, "Instead of a snapshot: TPMS_ATTEST file");
   verify->add_option("--signature", verify_args->signature, "TPMT_SIGNATURE file");
-  verify->add_option("--ak", verify_args->ak, "AK public key (PEM or DER)");
+  verify->add_option("--ak", verify_args->ak,
+                     "The AK public key the evidence names (PEM or DER); with --enrollment the quote is checked "
+                     "with the enrolled AK, and another key here is AK_UNKNOWN");
   verify->add_option("--pcrs", verify_args->pcrs, "PCR values as JSON {bank: {\"0\": hex}}");
   verify->add_option("--nonce", verify_args->nonce, "The nonce sent, hex");
+  verify->add_option("--pcr-selection", verify_args->pcr_selection,
+                     "The PCRs the verifier asked to be quoted, BANK:PCRS (e.g. sha256:0-7,10); default: the "
+                     "enrollment's quote_request, else sha256:0-23 (what tpmlab asks every TPM for)");
   verify->add_option("--log", verify_args->log, "The TCG event log");
   verify->add_flag("--json", verify_args->json_out, "JSON output");
   commands.push_back({verify, [verify_args] { return RunVerify(*verify_args); }});

@@ -132,7 +132,7 @@ std::vector<Check> CheckIdentity(const Snapshot& reference, const Snapshot& now)
 
 Check CheckQuote(const Snapshot& s) {
   return Expect("quote_verified", s.quote_check.verified(),
-                s.quote_check.verified() ? "signature, nonce, magic/type and pcrDigest verified"
+                s.quote_check.verified() ? "signature, nonce, magic/type, pcrDigest and the PCRs requested verified"
                                          : s.quote_check.failure);
 }
 

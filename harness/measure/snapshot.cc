@@ -92,7 +92,7 @@ Result<Snapshot> TakeSnapshot(Tpm& tpm, const SnapshotOptions& options) {
     const int64_t quote_back = wall_ms();
     s.taken_at_ms = (quote_sent + quote_back) / 2;
     s.quote_round_trip_ms = quote_back - quote_sent;
-    s.quote_check = VerifyQuote(s.quote, s.ak.public_der, s.nonce, s.pcrs);
+    s.quote_check = VerifyQuote(s.quote, s.ak.public_der, s.nonce, s.pcrs, {s.quote_bank, s.quote_pcrs});
     const bool raced = s.quote_check.parsed && s.quote_check.signature_ok && !s.quote_check.pcr_digest_ok;
     if (!raced || s.quote_attempts >= attempts) break;
   }

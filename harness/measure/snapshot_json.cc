@@ -83,10 +83,11 @@ json SnapshotToJson(const Snapshot& s) {
         {"attempts", s.quote_attempts},
         {"checks",
          {{"magic", q.magic_ok}, {"type", q.type_ok}, {"nonce", q.nonce_ok},
-          {"pcr_digest", q.pcr_digest_ok}, {"signature", q.signature_ok}}}}},
+          {"pcr_digest", q.pcr_digest_ok}, {"signature", q.signature_ok}, {"covers_request", q.covers_request}}}}},
       {"ek_name", ToHex(s.ek.name)},
       {"srk_name", ToHex(s.srk.name)},
       {"ak_name", ToHex(s.ak.name)},
+      {"ak_qualified_name", ToHex(s.ak.qualified_name)},
       {"ak_type", KeyTypeName(s.ak.type)},
       {"ak_public_der", ToHex(s.ak.public_der)},
       {"ek_public_der", ToHex(s.ek.public_der)},
@@ -174,6 +175,7 @@ Result<Snapshot> SnapshotFromJson(const json& j, const std::filesystem::path& ba
   TRY_ASSIGN(s.srk.name, Hex(j, "srk_name", where));
   TRY_ASSIGN(s.ak.name, Hex(j, "ak_name", where));
   TRY_ASSIGN(s.ak.public_der, Hex(j, "ak_public_der", where));
+  TRY_ASSIGN(s.ak.qualified_name, Hex(j, "ak_qualified_name", where, false));  // older run.json files lack it
   TRY_ASSIGN(s.ek.public_der, Hex(j, "ek_public_der", where, false));
   if (j.contains("ek_certificate") && !j["ek_certificate"].is_null()) {
     TRY_ASSIGN(s.ek_certificate, Hex(j, "ek_certificate", where));
@@ -205,7 +207,8 @@ Result<Snapshot> SnapshotFromJson(const json& j, const std::filesystem::path& ba
   s.quote_attempts = q.value("attempts", s.quote.attest.empty() ? 0 : 1);
   if (!s.quote.attest.empty()) {
     // Judge the quote again from its bytes rather than trusting "verified".
-    s.quote_check = VerifyQuote(s.quote, s.ak.public_der, s.nonce, s.pcrs);
+    // (the run's own request; a verifier judges it again with its own)
+    s.quote_check = VerifyQuote(s.quote, s.ak.public_der, s.nonce, s.pcrs, {s.quote_bank, s.quote_pcrs});
   } else {
     s.quote_check.failure = q.value("failure", "no quote");
   }

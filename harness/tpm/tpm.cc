@@ -371,6 +371,7 @@ Result<KeyInfo> Tpm::Describe(uint32_t tr, uint32_t handle, bool created) {
   key.handle = handle;
   key.created = created;
   key.name.assign(name->name, name->name + name->size);
+  key.qualified_name.assign(qualified->name, qualified->name + qualified->size);
   key.type = pub->publicArea.type == TPM2_ALG_ECC ? KeyType::kEccP256 : KeyType::kRsa2048;
   uint8_t buf[sizeof(TPMT_PUBLIC)];
   size_t off = 0;

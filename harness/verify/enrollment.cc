@@ -15,16 +15,43 @@ Enrollment EnrollFromSnapshot(const Snapshot& s, const std::string& dut) {
   e.ek_certificate = s.ek_certificate;
   e.ak_name = s.ak.name;
   e.ak_public_der = s.ak.public_der;
-  e.firmware_version = s.properties.firmware_version;
+  e.ak_qualified_name = s.ak.qualified_name;
+  QuoteRequest request{s.quote_bank, s.quote_pcrs, HashAlg::kSha256};
+  if (auto sig = ParseSignature(s.quote.signature); sig.ok()) {
+    // The AK's own hash, when it is one the verifier accepts at all.
+    auto hash = HashAlgFromId(sig->hash_alg);
+    if (hash && *hash != HashAlg::kSha1) request.signature_hash = *hash;
+  }
+  e.quote_request = request;
+  // The signed firmwareVersion, not the unsigned GetCapability answer.
+  e.firmware_version = s.quote_check.parsed ? s.quote_check.attest.firmware_version : s.properties.firmware_version;
   e.banks = s.banks;
   e.golden_pcrs = s.pcrs;
   e.golden_eventlog = s.eventlog;
   return e;
 }
 
+namespace {
+
+json PcrList(uint32_t mask) {
+  json out = json::array();
+  for (int i = 0; i < kPcrCount; ++i) {
+    if (mask & (1u << i)) out.push_back(i);
+  }
+  return out;
+}
+
+}  // namespace
+
 json EnrollmentToJson(const Enrollment& e) {
   json banks = json::array();
   for (HashAlg b : e.banks) banks.push_back(HashAlgName(b));
+  json request = nullptr;
+  if (e.quote_request) {
+    request = {{"bank", HashAlgName(e.quote_request->bank)},
+               {"pcrs", PcrList(e.quote_request->pcrs)},
+               {"signature_hash", HashAlgName(e.quote_request->signature_hash)}};
+  }
   return {{"dut", e.dut},
           {"enrolled_at", e.enrolled_at},
           {"ek_name", ToHex(e.ek_name)},
@@ -32,6 +59,8 @@ json EnrollmentToJson(const Enrollment& e) {
           {"ek_certificate", e.ek_certificate ? json(ToHex(*e.ek_certificate)) : json(nullptr)},
           {"ak_name", ToHex(e.ak_name)},
           {"ak_public_der", ToHex(e.ak_public_der)},
+          {"ak_qualified_name", ToHex(e.ak_qualified_name)},
+          {"quote_request", request},
           {"firmware_version", e.firmware_version},
           {"banks", banks},
           {"golden_pcrs", PcrsToJson(e.golden_pcrs)},
@@ -49,6 +78,27 @@ Result<Bytes> HexField(const json& j, const char* key, const std::string& where)
   return bytes;
 }
 
+Result<QuoteRequest> QuoteRequestFromJson(const json& j, const std::string& where) {
+  const std::string at = where + ": enrollment field 'quote_request'";
+  if (!j.is_object()) return Status::Parse(at + " is not an object {bank, pcrs, signature_hash}");
+  QuoteRequest r;
+  auto bank = HashAlgFromName(j.value("bank", std::string("sha256")));
+  auto hash = HashAlgFromName(j.value("signature_hash", std::string("sha256")));
+  if (!bank) return Status::Parse(at + ": unknown bank");
+  if (!hash) return Status::Parse(at + ": unknown signature_hash");
+  r.bank = *bank;
+  r.signature_hash = *hash;
+  const json pcrs = j.value("pcrs", json::array());
+  if (!pcrs.is_array()) return Status::Parse(at + ": 'pcrs' is not a list of PCR numbers");
+  for (const auto& p : pcrs) {
+    if (!p.is_number_integer() || p.get<int>() < 0 || p.get<int>() >= kPcrCount) {
+      return Status::Parse(at + ": 'pcrs' holds " + p.dump() + ", not a PCR number 0-23");
+    }
+    r.pcrs |= 1u << p.get<int>();
+  }
+  return r;
+}
+
 }  // namespace
 
 Result<Enrollment> EnrollmentFromJson(const json& j, const std::string& where) {
@@ -60,6 +110,12 @@ Result<Enrollment> EnrollmentFromJson(const json& j, const std::string& where) {
   TRY_ASSIGN(e.ek_public_der, HexField(j, "ek_public_der", where));
   TRY_ASSIGN(e.ak_name, HexField(j, "ak_name", where));
   TRY_ASSIGN(e.ak_public_der, HexField(j, "ak_public_der", where));
+  if (j.contains("ak_qualified_name") && j["ak_qualified_name"].is_string()) {
+    TRY_ASSIGN(e.ak_qualified_name, HexField(j, "ak_qualified_name", where));
+  }
+  if (j.contains("quote_request") && !j["quote_request"].is_null()) {
+    TRY_ASSIGN(e.quote_request, QuoteRequestFromJson(j["quote_request"], where));
+  }
   if (j.contains("ek_certificate") && j["ek_certificate"].is_string()) {
     TRY_ASSIGN(e.ek_certificate, HexField(j, "ek_certificate", where));
   }

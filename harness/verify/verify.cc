@@ -27,7 +27,7 @@ const char* SeverityName(Severity severity) {
 const std::vector<std::string>& AllAlarmCodes() {
   static const std::vector<std::string> kAll = {
       alarm::kTpmUnreachable, alarm::kQuoteSignatureInvalid, alarm::kQuoteNonceMismatch,
-      alarm::kQuotePcrDigestMismatch, alarm::kQuoteMalformed, alarm::kPcrReplayMismatch,
+      alarm::kQuotePcrDigestMismatch, alarm::kQuoteMalformed, alarm::kQuoteMissing, alarm::kPcrReplayMismatch,
       alarm::kEventlogMalformed, alarm::kEventDigestMismatch, alarm::kUnknownEventType,
       alarm::kSha256BankMissing, alarm::kSecureBootDisabled, alarm::kEkMissing,
       alarm::kEkCertMissing, alarm::kEkCertInvalid, alarm::kEkChanged, alarm::kAkUnknown, alarm::kCounterRollback,
@@ -70,53 +70,165 @@ class Judge {
 
   static std::string Num(uint64_t v) { return std::to_string(v); }
 
+  // The verifier's own check of the quote: with the enrolled AK when there
+  // is an enrollment (Keylime verifies with the registrar's AIK,
+  // go-attestation with the enrolled AK), the PCRs and nonce it asked for,
+  // and the one signing hash it accepts.
   void Quote() {
-    const QuoteCheck& q = now_.quote_check;
-    if (!now_.ak_error.empty()) {
-      for (const char* code : {alarm::kQuoteMalformed, alarm::kQuoteSignatureInvalid, alarm::kQuoteNonceMismatch,
-                               alarm::kQuotePcrDigestMismatch}) {
-        NotRun(code, "no quote: " + now_.ak_error);
-      }
+    const bool no_quote = !now_.ak_error.empty() || now_.quote.attest.empty();
+    AkIdentity(no_quote);
+    if (no_quote) {
+      // Keylime fails quote_validation when the agent returns no quote.
+      const std::string why = !now_.ak_error.empty() ? "the AK could not be made: " + now_.ak_error
+                              : now_.quote_check.failure.empty() ? std::string("the evidence holds no quote")
+                                                                 : now_.quote_check.failure;
+      Raise(alarm::kQuoteMissing, Severity::kError, "No attestation quote: " + why, {{"detail", why}});
       return;
     }
+    QuoteRequest request{now_.quote_bank, now_.quote_pcrs, HashAlg::kSha256};
+    if (enrollment_ != nullptr && enrollment_->quote_request) request.signature_hash = enrollment_->quote_request->signature_hash;
+    const Bytes& ak = enrollment_ != nullptr ? enrollment_->ak_public_der : now_.ak.public_der;
+    quote_ = VerifyQuote(now_.quote, ak, now_.nonce, now_.pcrs, request);
+    const QuoteCheck& q = quote_;
     if (!q.parsed || !q.magic_ok || !q.type_ok) {
       Raise(alarm::kQuoteMalformed, Severity::kError, "The attestation quote is malformed: " + q.failure,
             {{"detail", q.failure}});
       return;
     }
-    if (auto sig = ParseSignature(now_.quote.signature); !sig.ok()) {
+    auto sig = ParseSignature(now_.quote.signature);
+    if (!sig.ok()) {
       Raise(alarm::kQuoteMalformed, Severity::kError, "The quote's signature is malformed: " + sig.status().message(),
             {{"detail", sig.status().message()}});
       return;
     }
     if (!q.signature_ok) {
+      auto hash = HashAlgFromId(sig->hash_alg);
       Raise(alarm::kQuoteSignatureInvalid, Severity::kError,
-            "The quote's signature does not verify with the attestation key",
-            {{"ak_name", ToHex(now_.ak.name)}, {"detail", q.failure}});
+            q.scheme_ok ? std::string("The quote's signature does not verify with the ") +
+                              (enrollment_ != nullptr ? "enrolled" : "evidence's") + " attestation key"
+                        : "The quote's signature scheme or hash is not one the verifier accepts",
+            {{"ak_name", ToHex(enrollment_ != nullptr ? enrollment_->ak_name : now_.ak.name)},
+             {"scheme", SignatureSchemeName(sig->sig_alg) + "-" + (hash ? HashAlgName(*hash) : "unknown")},
+             {"detail", SignatureFailure(*sig, request)}});
     }
-    if (!q.nonce_ok) {
-      Raise(alarm::kQuoteNonceMismatch, Severity::kError,
-            "The quote does not carry the nonce the verifier sent (a replayed quote?)",
-            {{"expected", ToHex(now_.nonce)}, {"actual", ToHex(q.attest.extra_data)}});
-    }
+    QualifiedSigner();
+    Nonce();
     if (!q.pcr_digest_ok) {
       Raise(alarm::kQuotePcrDigestMismatch, Severity::kError,
             "The quote's PCR digest does not match the PCR values reported with it",
             {{"bank", HashAlgName(now_.quote_bank)}, {"actual", ToHex(q.attest.pcr_digest)}});
     }
-    // A validly signed quote over fewer PCRs vouches for nothing beyond them.
-    uint32_t covered = 0;
-    for (const auto& sel : q.attest.pcr_select) {
-      if (HashAlgFromId(sel.hash) == now_.quote_bank) covered |= sel.mask;
-    }
-    if ((covered & now_.quote_pcrs) != now_.quote_pcrs) {
-      char want[16], got[16];
-      std::snprintf(want, sizeof(want), "0x%06x", now_.quote_pcrs);
-      std::snprintf(got, sizeof(got), "0x%06x", covered);
+    if (!q.covers_request) {
+      const uint32_t covered = SelectedPcrs(q.attest, request.bank);
       Raise(alarm::kQuotePcrDigestMismatch, Severity::kError,
-            "The quote does not cover the PCRs it was asked for",
-            {{"bank", HashAlgName(now_.quote_bank)}, {"expected", want}, {"actual", got}});
+            "The quote does not cover the PCRs the verifier asked for",
+            {{"bank", HashAlgName(request.bank)}, {"expected", PcrRanges(request.pcrs)}, {"actual", PcrRanges(covered)},
+             {"detail", "not quoted: " + PcrRanges(request.pcrs & ~covered)}});
     }
+  }
+
+  // Why the signature failed, in words: the scheme refused, or the key.
+  std::string SignatureFailure(const Signature& sig, const QuoteRequest& request) const {
+    if (sig.sig_alg != kTpmAlgRsassa && sig.sig_alg != kTpmAlgEcdsa) {
+      return SignatureSchemeName(sig.sig_alg) + " is not accepted: rsassa or ecdsa only";
+    }
+    if (auto hash = HashAlgFromId(sig.hash_alg); hash != request.signature_hash) {
+      return std::string("signed with ") + (hash ? HashAlgName(*hash) : "an unknown hash") + ", the verifier accepts " +
+             HashAlgName(request.signature_hash) + " only";
+    }
+    return std::string("the signature does not verify with the ") +
+           (enrollment_ != nullptr ? "enrolled AK's public key" : "AK public key the evidence holds");
+  }
+
+  // AK_UNKNOWN: the evidence must name the enrolled AK, by name and public
+  // key; naming none while the DUT is enrolled is an alarm, never a skip.
+  void AkIdentity(bool no_quote) {
+    if (enrollment_ == nullptr) {
+      NotRun(alarm::kAkUnknown, "not enrolled; the quote was checked with the AK the evidence names");
+      return;
+    }
+    const Enrollment& e = *enrollment_;
+    const bool names_none = now_.ak.name.empty() && now_.ak.public_der.empty();
+    if (names_none) {
+      Raise(alarm::kAkUnknown, Severity::kError, "The evidence names no attestation key, but the host is enrolled with one",
+            {{"expected", ToHex(e.ak_name)}, {"actual", ""},
+             {"detail", no_quote && !now_.ak_error.empty() ? now_.ak_error : "no AK in the evidence"}});
+      return;
+    }
+    const bool name_differs = !now_.ak.name.empty() && now_.ak.name != e.ak_name;
+    const bool key_differs = !now_.ak.public_der.empty() && now_.ak.public_der != e.ak_public_der;
+    if (name_differs || key_differs) {
+      Raise(alarm::kAkUnknown, Severity::kError, "The attestation key is not the one enrolled for this host",
+            {{"expected", ToHex(name_differs ? e.ak_name : e.ak_public_der)},
+             {"actual", ToHex(name_differs ? now_.ak.name : now_.ak.public_der)},
+             {"detail", name_differs ? "AK name differs" : "AK public key differs"}});
+    }
+  }
+
+  // The quote names its signer (TPMS_ATTEST.qualifiedSigner); it must be the
+  // enrolled AK's qualified name.
+  void QualifiedSigner() {
+    if (enrollment_ == nullptr) return;  // AkIdentity listed AK_UNKNOWN as not run
+    if (enrollment_->ak_qualified_name.empty()) {
+      NotRun(alarm::kAkUnknown, "the enrollment records no AK qualified name (an older enrollment file): the quote's "
+                                "qualifiedSigner was not compared");
+      return;
+    }
+    if (quote_.attest.qualified_signer != enrollment_->ak_qualified_name) {
+      Raise(alarm::kAkUnknown, Severity::kError, "The quote names another signer than the enrolled attestation key",
+            {{"expected", ToHex(enrollment_->ak_qualified_name)}, {"actual", ToHex(quote_.attest.qualified_signer)},
+             {"detail", "qualifiedSigner differs from the enrolled AK's qualified name"}});
+    }
+  }
+
+  // The nonce is the verifier's: one must have been sent (Keylime always
+  // sends one), the quote must echo it, and it must not be the nonce of the
+  // previous quote (a replay).
+  void Nonce() {
+    const QuoteCheck& q = quote_;
+    if (now_.nonce.empty()) {
+      Raise(alarm::kQuoteNonceMismatch, Severity::kError,
+            "No nonce was sent with the quote request: the quote proves no freshness",
+            {{"expected", ""}, {"actual", ToHex(q.attest.extra_data)}, {"detail", "no nonce requested"}});
+      return;
+    }
+    if (!q.nonce_ok) {
+      Raise(alarm::kQuoteNonceMismatch, Severity::kError,
+            "The quote does not carry the nonce the verifier sent (a replayed quote?)",
+            {{"expected", ToHex(now_.nonce)}, {"actual", ToHex(q.attest.extra_data)}});
+      return;
+    }
+    if (previous_ == nullptr) return;
+    // The previous request's nonce, or what its quote echoed.
+    const Bytes& sent_before = previous_->nonce;
+    const Bytes& echoed_before = previous_->quote_check.attest.extra_data;
+    const Bytes& echoed = q.attest.extra_data;
+    if ((!sent_before.empty() && echoed == sent_before) || (!echoed_before.empty() && echoed == echoed_before)) {
+      Raise(alarm::kQuoteNonceMismatch, Severity::kError,
+            "The quote carries the previous quote's nonce: a replayed quote",
+            {{"expected", "a nonce other than the previous one"}, {"actual", ToHex(echoed)},
+             {"replayed", "true"}, {"detail", "replayed: the nonce of the previous snapshot"}});
+    }
+  }
+
+ public:
+  /// Whether PCR `pcr` of `bank` may be believed: the verifier's own check
+  /// of the quote passed and the quote covers that PCR (go-attestation
+  /// trusts only quote-covered PCR values).
+  bool Trusted(HashAlg bank, int pcr) const { return quote_.Covers(bank, pcr); }
+
+ private:
+  // "0-7,10,14-15"
+  static std::string PcrRanges(uint32_t mask) {
+    std::string out;
+    for (int i = 0; i < kPcrCount; ++i) {
+      if (!(mask & (1u << i))) continue;
+      int j = i;
+      while (j + 1 < kPcrCount && (mask & (1u << (j + 1)))) ++j;
+      out += (out.empty() ? "" : ",") + std::to_string(i) + (j > i ? "-" + std::to_string(j) : "");
+      i = j;
+    }
+    return out.empty() ? "none" : out;
   }
 
   void Keys() {
@@ -259,7 +371,16 @@ class Judge {
     for (const auto& [bank, values] : replay->pcrs) {
       auto read = now_.pcrs.find(bank);
       if (read == now_.pcrs.end()) continue;
-      const uint32_t compared = ReplayScope(*replay, bank);
+      // PCR values no verified quote covers are not evidence (go-attestation).
+      uint32_t compared = 0;
+      const uint32_t scope = ReplayScope(*replay, bank);
+      for (int i = 0; i < kPcrCount; ++i) {
+        if ((scope & (1u << i)) && Trusted(bank, i)) compared |= 1u << i;
+      }
+      if (const uint32_t untrusted = scope & ~compared; untrusted != 0) {
+        NotRun(alarm::kPcrReplayMismatch,
+               "PCR " + PcrRanges(untrusted) + " (" + HashAlgName(bank) + ") not covered by a verified quote");
+      }
       pcr7_compared |= (compared & (1u << 7)) != 0;
       for (int i = 0; i < kPcrCount; ++i) {
         if (!(compared & (1u << i)) || values[i] == read->second[i]) continue;
@@ -271,7 +392,8 @@ class Judge {
       }
     }
     if (!pcr7_compared) {
-      return "PCR 7 was not compared with the log's replay (no bank in common), so its events are not verified";
+      return "PCR 7 was not compared with the log's replay (no bank in common, or no verified quote covers it), so its "
+             "events are not verified";
     }
     if (v_.Count(alarm::kPcrReplayMismatch) != mismatches_before) {
       return "the log does not replay to the PCRs (PCR_REPLAY_MISMATCH), so none of its events is verified";
@@ -384,12 +506,12 @@ class Judge {
     static const char* kCounterCodes[] = {alarm::kClockNotSafe, alarm::kCounterRollback, alarm::kClockNotMonotonic,
                                           alarm::kClockSkew};
     const ClockInfo& c = now_.clock();
-    if (!now_.quote_check.parsed) {
+    if (!quote_.parsed) {
       for (const char* code : kCounterCodes) NotRun(code, "no quote");
       return;
     }
     // As Keylime: only a quote whose signature verified vouches for its clock.
-    if (!now_.quote_check.signature_ok) {
+    if (!quote_.signature_ok) {
       for (const char* code : kCounterCodes) NotRun(code, "the quote's signature does not verify: its clock is no evidence");
       return;
     }
@@ -466,34 +588,43 @@ class Judge {
 
   void Enrolled() {
     if (enrollment_ == nullptr) {
-      for (const char* code : {alarm::kEkChanged, alarm::kAkUnknown, alarm::kTpmFirmwareChanged,
-                               alarm::kPcrPolicyMismatch}) {
+      for (const char* code : {alarm::kEkChanged, alarm::kTpmFirmwareChanged, alarm::kPcrPolicyMismatch}) {
         NotRun(code, "the DUT is not enrolled");
       }
       return;
     }
     const Enrollment& e = *enrollment_;
     EkChanged(e);
-    if (!now_.ak.name.empty() && now_.ak.name != e.ak_name) {
-      Raise(alarm::kAkUnknown, Severity::kError, "The attestation key is not the one enrolled for this host",
-            {{"expected", ToHex(e.ak_name)}, {"actual", ToHex(now_.ak.name)}});
-    }
-    if (now_.properties.firmware_version != e.firmware_version) {
+    // The firmware version the quote signed, not GetCapability's unsigned answer.
+    if (!quote_.verified()) {
+      NotRun(alarm::kTpmFirmwareChanged, "no verified quote: only a signed firmwareVersion is believed");
+    } else if (quote_.attest.firmware_version != e.firmware_version) {
       char a[24], b[24];
       std::snprintf(a, sizeof(a), "0x%016llx", static_cast<unsigned long long>(e.firmware_version));
-      std::snprintf(b, sizeof(b), "0x%016llx", static_cast<unsigned long long>(now_.properties.firmware_version));
+      std::snprintf(b, sizeof(b), "0x%016llx", static_cast<unsigned long long>(quote_.attest.firmware_version));
       Raise(alarm::kTpmFirmwareChanged, Severity::kWarning, "The TPM firmware version differs from enrollment",
             {{"expected", a}, {"actual", b}});
     }
+    // Only PCR values a verified quote covers are judged (go-attestation's
+    // rule); the rest are listed, per bank, as not run.
     for (const auto& [bank, golden] : e.golden_pcrs) {
       auto read = now_.pcrs.find(bank);
       if (read == now_.pcrs.end()) continue;
+      uint32_t untrusted = 0;
       for (int i = 0; i < kPcrCount; ++i) {
+        if (!Trusted(bank, i)) {
+          untrusted |= 1u << i;
+          continue;
+        }
         if (golden[i] == read->second[i]) continue;
         Raise(alarm::kPcrPolicyMismatch, Severity::kError,
               "PCR " + Num(i) + " (" + HashAlgName(bank) + ") differs from the golden reference",
               {{"bank", HashAlgName(bank)}, {"pcr", Num(i)}, {"expected", ToHex(golden[i])},
                {"actual", ToHex(read->second[i])}});
+      }
+      if (untrusted != 0) {
+        NotRun(alarm::kPcrPolicyMismatch, "PCR " + PcrRanges(untrusted) + " (" + HashAlgName(bank) +
+                                              ") not covered by a verified quote");
       }
     }
   }
@@ -526,6 +657,7 @@ class Judge {
   const Snapshot* previous_;
   const Enrollment* enrollment_;
   const VerifyOptions& options_;
+  QuoteCheck quote_;  // the verifier's own check of now_'s quote (set by Quote())
   Verdict v_;
 };
 

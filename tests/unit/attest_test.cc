@@ -196,6 +196,43 @@ BOOST_AUTO_TEST_CASE(ecdsa_quote_verifies) {
   BOOST_TEST(c.failure.empty());
 }
 
+BOOST_AUTO_TEST_CASE(a_quote_must_cover_the_pcrs_requested) {
+  const QuoteFields f;  // PCRs 0, 7, 15 and 23 quoted
+  QuoteCheck c = VerifyQuote(RsaQuote(f), PublicDer(RsaKey()), f.nonce, SomePcrs(), {HashAlg::kSha256, kMask});
+  BOOST_TEST(c.verified(), c.failure);
+  BOOST_TEST(c.Covers(HashAlg::kSha256, 7));
+  BOOST_TEST(!c.Covers(HashAlg::kSha256, 8));
+  BOOST_TEST(!c.Covers(HashAlg::kSha1, 7));
+  // PCRs 0-7 requested: 1-6 are missing; everything else still holds.
+  c = VerifyQuote(RsaQuote(f), PublicDer(RsaKey()), f.nonce, SomePcrs(), {HashAlg::kSha256, 0xFF});
+  BOOST_TEST(!c.covers_request);
+  BOOST_TEST((c.signature_ok && c.nonce_ok && c.pcr_digest_ok));
+  BOOST_TEST(!c.verified());
+  BOOST_TEST(!c.Covers(HashAlg::kSha256, 7));  // a quote that failed vouches for nothing
+  BOOST_TEST(Contains(c.failure, "does not select every sha256 PCR requested"), c.failure);
+  // The sha1 bank requested, only sha256 quoted.
+  c = VerifyQuote(RsaQuote(f), PublicDer(RsaKey()), f.nonce, SomePcrs(), {HashAlg::kSha1, 1});
+  BOOST_TEST(!c.covers_request);
+}
+
+BOOST_AUTO_TEST_CASE(only_rsassa_or_ecdsa_with_the_requested_hash_is_accepted) {
+  const QuoteFields f;
+  QuoteBlob q = RsaQuote(f);
+  // RSASSA-SHA256 and ECDSA-SHA256 pass with the default request.
+  BOOST_TEST(VerifyQuote(q, PublicDer(RsaKey()), f.nonce, SomePcrs()).scheme_ok);
+  BOOST_TEST(VerifyQuote(EcdsaQuote(f), PublicDer(EcKey()), f.nonce, SomePcrs()).scheme_ok);
+  // A verifier that asks for SHA-384 refuses a SHA-256 signature.
+  QuoteCheck c = VerifyQuote(q, PublicDer(RsaKey()), f.nonce, SomePcrs(), {HashAlg::kSha256, 0, HashAlg::kSha384});
+  BOOST_TEST(!c.scheme_ok);
+  BOOST_TEST(!c.signature_ok);
+  BOOST_TEST(Contains(c.failure, "signature hash sha256 is not the sha384"), c.failure);
+  // RSA-PSS: the scheme itself is refused.
+  q.signature[1] = 0x16;
+  c = VerifyQuote(q, PublicDer(RsaKey()), f.nonce, SomePcrs());
+  BOOST_TEST(!c.signature_ok);
+  BOOST_TEST(Contains(c.failure, "signature scheme rsapss is not accepted"), c.failure);
+}
+
 BOOST_AUTO_TEST_CASE(wrong_nonce_fails_the_nonce_check_only) {
   const QuoteFields f;
   const Bytes other_nonce = {1, 2, 3, 4, 5, 6, 7, 8};

@@ -372,6 +372,8 @@ BOOST_AUTO_TEST_CASE(check_quote_reports_the_verifier_failure) {
   s.quote_check = QuoteCheck{};
   s.quote_check.parsed = s.quote_check.magic_ok = s.quote_check.type_ok = true;
   s.quote_check.nonce_ok = s.quote_check.pcr_digest_ok = s.quote_check.signature_ok = true;
+  BOOST_TEST(!CheckQuote(s).passed);  // verified only when it covers the PCRs requested too
+  s.quote_check.covers_request = true;
   BOOST_TEST(CheckQuote(s).passed);
 }
 

@@ -35,6 +35,20 @@ struct Attest {
 /// @returns the decoded structure, or a parse error naming the byte offset.
 Result<Attest> ParseAttest(ByteView bytes);
 
+// What a verifier asked for and accepts: the PCRs the quote must cover, and
+// the one signing hash it takes (RSASSA or ECDSA with it; never SHA-1 or
+// RSA-PSS: Keylime's accepted signing algorithms are rsassa/ecschnorr and its
+// hashes sha256/384/512). The default requires no PCR at all.
+struct QuoteRequest {
+  HashAlg bank = HashAlg::kSha256;
+  uint32_t pcrs = 0;  // bit n = PCR n of `bank`
+  HashAlg signature_hash = HashAlg::kSha256;
+};
+
+inline constexpr uint16_t kTpmAlgRsassa = 0x0014;
+inline constexpr uint16_t kTpmAlgRsapss = 0x0016;
+inline constexpr uint16_t kTpmAlgEcdsa = 0x0018;
+
 // TPMT_SIGNATURE
 struct Signature {
   uint16_t sig_alg = 0;   // 0x0014 RSASSA, 0x0016 RSAPSS, 0x0018 ECDSA
@@ -55,18 +69,29 @@ struct QuoteCheck {
   bool type_ok = false;        // TPM_ST_ATTEST_QUOTE
   bool nonce_ok = false;
   bool pcr_digest_ok = false;
-  bool signature_ok = false;
+  bool scheme_ok = false;      // RSASSA or ECDSA with the requested hash
+  bool signature_ok = false;   // the scheme is accepted and the signature verifies
+  bool covers_request = false;  // the quote selects every PCR requested
   std::string failure;         // the first check that failed, in words
   Attest attest;
   bool verified() const {
-    return parsed && magic_ok && type_ok && nonce_ok && pcr_digest_ok && signature_ok;
+    return parsed && magic_ok && type_ok && nonce_ok && pcr_digest_ok && signature_ok && covers_request;
   }
+  /// Whether this quote verified and vouches for PCR `pcr` of `bank`.
+  bool Covers(HashAlg bank, int pcr) const;
 };
 
 /// Checks a quote against the AK (DER SubjectPublicKeyInfo), the nonce sent,
-/// and the PCR values the verifier believes (read just before the quote).
+/// the PCR values the verifier believes (read just before the quote) and
+/// what the verifier asked for.
 QuoteCheck VerifyQuote(const QuoteBlob& quote, ByteView ak_public_der, ByteView nonce,
-                       const PcrValues& pcrs);
+                       const PcrValues& pcrs, const QuoteRequest& request = {});
+
+/// "rsassa", "ecdsa", "rsapss" or the number.
+std::string SignatureSchemeName(uint16_t sig_alg);
+
+/// The PCRs a quote selects in `bank` (bit n = PCR n).
+uint32_t SelectedPcrs(const Attest& attest, HashAlg bank);
 
 /// Verifies a TPM signature over `message` with a DER public key.
 Status VerifySignature(ByteView ak_public_der, ByteView message, const Signature& signature);

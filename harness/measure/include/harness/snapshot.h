@@ -21,8 +21,12 @@ struct Snapshot {
   int64_t quote_round_trip_ms = 0;  // how long the Quote took: taken_at_ms is uncertain by half of it
   std::vector<HashAlg> banks;
   PcrValues pcrs;
+  // The quote request: the bank, PCRs (bit n = PCR n) and nonce the verifier
+  // asked for. Live, they are the runner's own; a verifier reading evidence
+  // back (tpmlab verify) sets bank and PCRs from its own request, never from
+  // the evidence.
   HashAlg quote_bank = HashAlg::kSha256;
-  uint32_t quote_pcrs = 0;  // bit n = PCR n
+  uint32_t quote_pcrs = 0;
   Bytes nonce;
   QuoteBlob quote;
   QuoteCheck quote_check;  // includes the parsed TPMS_ATTEST (clock, firmware)

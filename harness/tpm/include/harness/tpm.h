@@ -20,6 +20,7 @@ namespace tpmlab {
 struct KeyInfo {
   uint32_t handle = 0;   // persistent handle
   Bytes name;            // TPM2B_NAME contents: nameAlg || digest
+  Bytes qualified_name;  // TPM2_ReadPublic's qualifiedName: what a quote names as qualifiedSigner
   Bytes public_area;     // marshalled TPMT_PUBLIC
   Bytes public_der;      // SubjectPublicKeyInfo, for OpenSSL
   KeyType type = KeyType::kRsa2048;

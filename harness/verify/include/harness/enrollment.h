@@ -21,7 +21,13 @@ struct Enrollment {
   std::optional<Bytes> ek_certificate;
   Bytes ak_name;
   Bytes ak_public_der;
-  uint64_t firmware_version = 0;
+  // The AK's qualified name (what its quotes name as qualifiedSigner); empty
+  // in files of an older tpmlab, when that check is listed as not run.
+  Bytes ak_qualified_name;
+  // The quote the verifier asks this DUT for (bank, PCRs, signing hash), as
+  // the enrolling snapshot was quoted; absent in files of an older tpmlab.
+  std::optional<QuoteRequest> quote_request;
+  uint64_t firmware_version = 0;  // from the enrolling quote's signed firmwareVersion
   std::vector<HashAlg> banks;
   PcrValues golden_pcrs;
   std::optional<Bytes> golden_eventlog;

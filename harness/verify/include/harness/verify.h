@@ -26,6 +26,7 @@ inline constexpr const char* kQuoteSignatureInvalid = "QUOTE_SIGNATURE_INVALID";
 inline constexpr const char* kQuoteNonceMismatch = "QUOTE_NONCE_MISMATCH";
 inline constexpr const char* kQuotePcrDigestMismatch = "QUOTE_PCR_DIGEST_MISMATCH";
 inline constexpr const char* kQuoteMalformed = "QUOTE_MALFORMED";
+inline constexpr const char* kQuoteMissing = "QUOTE_MISSING";
 inline constexpr const char* kPcrReplayMismatch = "PCR_REPLAY_MISMATCH";
 inline constexpr const char* kEventlogMalformed = "EVENTLOG_MALFORMED";
 inline constexpr const char* kEventDigestMismatch = "EVENT_DIGEST_MISMATCH";
