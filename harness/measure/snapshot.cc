@@ -83,12 +83,19 @@ Result<Snapshot> TakeSnapshot(Tpm& tpm, const SnapshotOptions& options) {
   // A genuine quote whose PCR digest differs from the values read means a
   // PCR moved between the read and the Quote: read and quote again. A quote
   // that fails for any other reason is kept as it is, for the verifier.
+  // Every allocated bank is quoted, the requested one first: only PCR values
+  // a verified quote covers are evidence (go-attestation's rule), so a
+  // quote of one bank would leave the others unjudged.
+  std::vector<HashAlg> quoted_banks = {s.quote_bank};
+  for (HashAlg b : s.banks) {
+    if (b != s.quote_bank) quoted_banks.push_back(b);
+  }
   const int attempts = std::max(1, options.max_quote_attempts);
   for (s.quote_attempts = 1;; ++s.quote_attempts) {
     TRY_ASSIGN(s.pcrs, tpm.ReadPcrs(s.banks));
     if (options.between_read_and_quote) TRY(options.between_read_and_quote(tpm, s.quote_attempts));
     const int64_t quote_sent = wall_ms();
-    TRY_ASSIGN(s.quote, tpm.Quote(s.ak, s.quote_bank, s.quote_pcrs, s.nonce));
+    TRY_ASSIGN(s.quote, tpm.Quote(s.ak, quoted_banks, s.quote_pcrs, s.nonce));
     const int64_t quote_back = wall_ms();
     s.taken_at_ms = (quote_sent + quote_back) / 2;
     s.quote_round_trip_ms = quote_back - quote_sent;

@@ -47,14 +47,17 @@ ESYS_TR HierarchyTr(Hierarchy h) {
   return ESYS_TR_RH_OWNER;
 }
 
-TPML_PCR_SELECTION Selection(HashAlg bank, uint32_t mask) {
+TPML_PCR_SELECTION Selection(const std::vector<HashAlg>& banks, uint32_t mask) {
   TPML_PCR_SELECTION sel{};
-  sel.count = 1;
-  sel.pcrSelections[0].hash = static_cast<TPMI_ALG_HASH>(bank);
-  sel.pcrSelections[0].sizeofSelect = 3;
-  for (int i = 0; i < 3; ++i) sel.pcrSelections[0].pcrSelect[i] = static_cast<uint8_t>(mask >> (8 * i));
+  sel.count = static_cast<uint32_t>(std::min<size_t>(banks.size(), TPM2_NUM_PCR_BANKS));
+  for (uint32_t b = 0; b < sel.count; ++b) {
+    sel.pcrSelections[b].hash = static_cast<TPMI_ALG_HASH>(banks[b]);
+    sel.pcrSelections[b].sizeofSelect = 3;
+    for (int i = 0; i < 3; ++i) sel.pcrSelections[b].pcrSelect[i] = static_cast<uint8_t>(mask >> (8 * i));
+  }
   return sel;
 }
+
 
 // An RSA-2048 restricted decryption key with AES-128-CFB: the shape both
 // the EK and the SRK templates share; they differ in attributes and policy.
@@ -476,6 +479,12 @@ Result<KeyInfo> Tpm::EnsureAk(KeyType type) {
 }
 
 Result<QuoteBlob> Tpm::Quote(const KeyInfo& ak, HashAlg bank, uint32_t pcr_mask, ByteView nonce) {
+  return Quote(ak, std::vector<HashAlg>{bank}, pcr_mask, nonce);
+}
+
+Result<QuoteBlob> Tpm::Quote(const KeyInfo& ak, const std::vector<HashAlg>& banks, uint32_t pcr_mask,
+                             ByteView nonce) {
+  if (banks.empty()) return Status::Error(Layer::kHarness, "a quote selects at least one bank");
   TRY_ASSIGN(uint32_t tr, Persistent(ak.handle));
   if (tr == 0) return Status::Error(Layer::kHarness, "the AK is not persisted any more");
   TPM2B_DATA qualifying{};
@@ -486,7 +495,7 @@ Result<QuoteBlob> Tpm::Quote(const KeyInfo& ak, HashAlg bank, uint32_t pcr_mask,
   std::memcpy(qualifying.buffer, nonce.data(), nonce.size());
   TPMT_SIG_SCHEME scheme{};
   scheme.scheme = TPM2_ALG_NULL;  // the key's own scheme
-  TPML_PCR_SELECTION sel = Selection(bank, pcr_mask);
+  TPML_PCR_SELECTION sel = Selection(banks, pcr_mask);
   EsysOut<TPM2B_ATTEST> attest;
   EsysOut<TPMT_SIGNATURE> signature;
   TRY(Check(Esys_Quote(Ctx(esys_.get()), tr, ESYS_TR_PASSWORD, ESYS_TR_NONE, ESYS_TR_NONE,

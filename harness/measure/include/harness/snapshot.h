@@ -24,7 +24,8 @@ struct Snapshot {
   // The quote request: the bank, PCRs (bit n = PCR n) and nonce the verifier
   // asked for. Live, they are the runner's own; a verifier reading evidence
   // back (tpmlab verify) sets bank and PCRs from its own request, never from
-  // the evidence.
+  // the evidence. TakeSnapshot quotes these PCRs of every allocated bank
+  // (the requested bank first), so every bank read is signed.
   HashAlg quote_bank = HashAlg::kSha256;
   uint32_t quote_pcrs = 0;
   Bytes nonce;

@@ -77,6 +77,8 @@ class Tpm {
 
   /// TPM2_Quote over the PCRs in `pcr_mask` (bit n = PCR n) of `bank`.
   Result<QuoteBlob> Quote(const KeyInfo& ak, HashAlg bank, uint32_t pcr_mask, ByteView nonce);
+  /// One quote over the same PCRs of several banks (every bank's values signed at once).
+  Result<QuoteBlob> Quote(const KeyInfo& ak, const std::vector<HashAlg>& banks, uint32_t pcr_mask, ByteView nonce);
 
   /// TPM2_Clear authorised by the lockout or platform hierarchy.
   Status Clear(Hierarchy auth);
