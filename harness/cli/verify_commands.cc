@@ -1,5 +1,6 @@
 #include "commands.h"
 
+#include <algorithm>
 #include <cctype>
 #include <cstdio>
 #include <fstream>
@@ -353,11 +354,14 @@ int RunVerify(const VerifyArgs& a) {
   Verdict v = Verify(*now, previous ? &*previous : nullptr, enrollment ? &*enrollment : nullptr, options);
   if (a.snapshot.empty()) {
     // Loose files say nothing of the EK or hierarchies: those checks did not run.
-    std::erase_if(v.alarms, [](const Alarm& al) {
-      return al.code == alarm::kEkMissing || al.code == alarm::kEkCertMissing;
-    });
-    v.not_run.push_back(std::string(alarm::kEkMissing) + ": verifying loose files, no EK given");
-    v.not_run.push_back(std::string(alarm::kEkCertMissing) + ": verifying loose files, no EK given");
+    static const std::vector<std::string> kEkCodes = {alarm::kEkMissing, alarm::kEkCertMissing, alarm::kEkCertInvalid,
+                                                       alarm::kEkChanged};
+    const auto about_ek = [](const std::string& code) {
+      return std::find(kEkCodes.begin(), kEkCodes.end(), code) != kEkCodes.end();
+    };
+    std::erase_if(v.alarms, [&](const Alarm& al) { return about_ek(al.code); });
+    std::erase_if(v.not_run, [&](const std::string& line) { return about_ek(line.substr(0, line.find(':'))); });
+    for (const auto& code : kEkCodes) v.not_run.push_back(code + ": verifying loose files, no EK given");
   }
   if (a.json_out) {
     json out = VerdictToJson(v);

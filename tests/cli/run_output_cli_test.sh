@@ -57,13 +57,12 @@ assert steps[n]["cycle"] == 2, steps[n]
 alarm_lines = [l.strip() for l in progress if l.strip().startswith("alarm ")]
 policy = [l for l in alarm_lines if l.startswith("alarm PCR_POLICY_MISMATCH")]
 assert len(policy) == 2, alarm_lines
-# (sha256 only: the quote covers that bank, and only quoted PCRs are judged)
-assert re.match(r"alarm PCR_POLICY_MISMATCH: PCR [0-9,]+ \(sha256\)$", policy[0]), policy
+assert re.match(r"alarm PCR_POLICY_MISMATCH: PCR [0-9,]+ \(sha1, sha256\)$", policy[0]), policy
 per_step = [len([a for a in s["alarms"] if a["code"] == "PCR_POLICY_MISMATCH"]) for s in steps]
-# The findings stay one per PCR per bank, with evidence (here PCR 1 of
-# sha256 on each drifted boot: the sha1 bank is not quoted, so not judged).
-assert per_step == [0, 0, 0, 1, 1], per_step
-assert all(a["evidence"]["bank"] == "sha256" and a["evidence"]["pcr"] for s in steps for a in s["alarms"]
+# The findings stay one per PCR per bank, with evidence (here PCR 1 of each
+# bank on each drifted boot: the quote covers every bank).
+assert per_step == [0, 0, 0, 2, 2], per_step
+assert all(a["evidence"]["bank"] in ("sha1", "sha256") and a["evidence"]["pcr"] for s in steps for a in s["alarms"]
            if a["code"] == "PCR_POLICY_MISMATCH"), steps
 # summary.alarms counts alarms: one per code per step.
 assert run["summary"]["alarms"]["PCR_POLICY_MISMATCH"] == 2, run["summary"]["alarms"]

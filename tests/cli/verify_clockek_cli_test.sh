@@ -113,6 +113,18 @@ v = json.load(open(sys.argv[1]))
 codes = {a["code"] for a in v["alarms"]}
 assert "EK_CHANGED" in codes, codes
 assert not codes & {"COUNTER_ROLLBACK", "CLOCK_NOT_MONOTONIC", "CLOCK_SKEW"}, codes
+# Not judged: the new chip's quote is not signed by the enrolled AK.
+assert any(n.startswith("COUNTER_ROLLBACK: ") for n in v["not_run"]), v["not_run"]
+PY
+# Without the enrollment its quote verifies with its own AK, and the counters
+# are still not compared: the previous snapshot is another TPM.
+expect_exit 0 "verify a new chip against the old chip's snapshot, not enrolled" \
+  "$tpmlab" verify "$tmp/fresh/run.json:0" --previous "$run:$before" --json
+/usr/bin/python3 - "$tmp/stdout" <<'PY' || fail "swapped chip verdict without an enrollment"
+import json, sys
+v = json.load(open(sys.argv[1]))
+codes = {a["code"] for a in v["alarms"]}
+assert not codes & {"COUNTER_ROLLBACK", "CLOCK_NOT_MONOTONIC", "CLOCK_SKEW"}, codes
 assert any(n.startswith("COUNTER_ROLLBACK: the previous snapshot is another TPM") for n in v["not_run"]), v["not_run"]
 PY
 
