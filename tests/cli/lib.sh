@@ -11,6 +11,21 @@ expect_exit() {  # expected, description, command...
     echo "ok: $what (exit $got)"
   fi
 }
+# A run.json step's quote as the loose files tpm2_quote writes:
+# PREFIX.attest, PREFIX.sig, PREFIX.ak.der, PREFIX.pcrs.json, PREFIX.nonce (hex).
+write_loose_files() {  # run.json, step index, prefix
+  /usr/bin/python3 - "$@" <<'PY'
+import json, sys
+run = json.load(open(sys.argv[1]))
+snap = next(s for s in run["steps"] if s["index"] == int(sys.argv[2]))["snapshot"]
+out = sys.argv[3]
+open(out + ".attest", "wb").write(bytes.fromhex(snap["quote"]["attest"]))
+open(out + ".sig", "wb").write(bytes.fromhex(snap["quote"]["signature"]))
+open(out + ".ak.der", "wb").write(bytes.fromhex(snap["ak_public_der"]))
+json.dump({"pcrs": snap["pcrs"]}, open(out + ".pcrs.json", "w"))
+open(out + ".nonce", "w").write(snap["quote"]["nonce"])
+PY
+}
 expect_stderr() {  # pattern, description
   grep -qE -- "$1" "$tmp/stderr" || { fail "$2: stderr lacks /$1/"; sed 's/^/  | /' "$tmp/stderr"; }
 }

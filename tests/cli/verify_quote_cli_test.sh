@@ -37,19 +37,7 @@ for chip in a b; do
 done
 
 # Loose files of a run's step: what tpm2_quote would have written.
-loose() {  # chip step -> $tmp/<chip><step>.{attest,sig,ak.der,pcrs.json,nonce}
-  py "$tmp/$1/run.json" "$2" "$tmp/$1$2" <<'PY'
-import json, sys
-run = json.load(open(sys.argv[1]))
-snap = next(s for s in run["steps"] if s["index"] == int(sys.argv[2]))["snapshot"]
-out = sys.argv[3]
-open(out + ".attest", "wb").write(bytes.fromhex(snap["quote"]["attest"]))
-open(out + ".sig", "wb").write(bytes.fromhex(snap["quote"]["signature"]))
-open(out + ".ak.der", "wb").write(bytes.fromhex(snap["ak_public_der"]))
-json.dump({"pcrs": snap["pcrs"]}, open(out + ".pcrs.json", "w"))
-open(out + ".nonce", "w").write(snap["quote"]["nonce"])
-PY
-}
+loose() { write_loose_files "$tmp/$1/run.json" "$2" "$tmp/$1$2"; }  # -> $tmp/<chip><step>.*
 loose a 2
 loose b 2
 verify_loose() {  # exit, description, prefix-of-quote, ak.der, pcrs-prefix, extra args...

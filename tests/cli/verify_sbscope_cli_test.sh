@@ -128,18 +128,9 @@ grep -q "Host Secure Boot cannot be established from the event log" "$tmp/stdout
   || fail "the bad-digest SECURE_BOOT_DISABLED does not say the state cannot be established"
 
 # The same evidence as loose files (what tpm2_quote writes), with the edited log.
-/usr/bin/python3 - "$tmp/sboff/run.json" "$tmp" <<'PY' || fail "could not write the loose files"
-import json, sys
-snap = json.load(open(sys.argv[1]))["steps"][0]["snapshot"]
-out = sys.argv[2]
-open(out + "/q.attest", "wb").write(bytes.fromhex(snap["quote"]["attest"]))
-open(out + "/q.sig", "wb").write(bytes.fromhex(snap["quote"]["signature"]))
-open(out + "/ak.der", "wb").write(bytes.fromhex(snap["ak_public_der"]))
-json.dump({"pcrs": snap["pcrs"]}, open(out + "/pcrs.json", "w"))
-open(out + "/nonce.hex", "w").write(snap["quote"]["nonce"])
-PY
-loose=(--quote "$tmp/q.attest" --signature "$tmp/q.sig" --ak "$tmp/ak.der" --pcrs "$tmp/pcrs.json"
-       --nonce "$(cat "$tmp/nonce.hex")")
+write_loose_files "$tmp/sboff/run.json" 0 "$tmp/q" || fail "could not write the loose files"
+loose=(--quote "$tmp/q.attest" --signature "$tmp/q.sig" --ak "$tmp/q.ak.der" --pcrs "$tmp/q.pcrs.json"
+       --nonce "$(cat "$tmp/q.nonce")")
 expect_exit 1 "verify loose files with the lying log" "$tpmlab" verify "${loose[@]}" --log "$tmp/lie.bin" --json
 expect_codes "EVENT_DIGEST_MISMATCH SECURE_BOOT_DISABLED" "loose files: SecureBoot variable with a bad digest"
 
