@@ -81,6 +81,18 @@ inline Bytes PublicKeyDer(EVP_PKEY* key) {
   return der;
 }
 
+// A DER signature with SHA-256: PKCS#1 v1.5 for RSA, X9.62 ECDSA-Sig-Value for EC.
+inline Bytes SignSha256(EVP_PKEY* key, ByteView message) {
+  std::unique_ptr<EVP_MD_CTX, decltype(&EVP_MD_CTX_free)> ctx(EVP_MD_CTX_new(), EVP_MD_CTX_free);
+  size_t len = 0;
+  BOOST_REQUIRE(EVP_DigestSignInit(ctx.get(), nullptr, EVP_sha256(), nullptr, key) == 1);
+  BOOST_REQUIRE(EVP_DigestSign(ctx.get(), nullptr, &len, message.data(), message.size()) == 1);
+  Bytes sig(len);
+  BOOST_REQUIRE(EVP_DigestSign(ctx.get(), sig.data(), &len, message.data(), message.size()) == 1);
+  sig.resize(len);
+  return sig;
+}
+
 // A fresh root CA with its own key (EC P-256, or RSA 2048 for tools that
 // only sign with RSA, as swtpm_localca's).
 inline TestCa MakeTestCa(const std::string& name, bool rsa = false) {

@@ -21,6 +21,7 @@
 
 #include "harness/attest.h"
 #include "layer_printing.h"
+#include "test_certificates.h"
 
 namespace tpmlab {
 
@@ -48,36 +49,14 @@ EVP_PKEY* EcKey() {
   return key.get();
 }
 
-Bytes PublicDer(EVP_PKEY* key) {
-  const int len = i2d_PUBKEY(key, nullptr);
-  BOOST_REQUIRE(len > 0);
-  Bytes der(static_cast<size_t>(len));
-  unsigned char* p = der.data();
-  i2d_PUBKEY(key, &p);
-  return der;
-}
-
-// A DER signature with SHA-256: PKCS#1 v1.5 for RSA, X9.62 ECDSA-Sig-Value for EC.
-Bytes SignSha256(EVP_PKEY* key, ByteView message) {
-  EVP_MD_CTX* ctx = EVP_MD_CTX_new();
-  size_t len = 0;
-  BOOST_REQUIRE(EVP_DigestSignInit(ctx, nullptr, EVP_sha256(), nullptr, key) == 1);
-  BOOST_REQUIRE(EVP_DigestSign(ctx, nullptr, &len, message.data(), message.size()) == 1);
-  Bytes sig(len);
-  BOOST_REQUIRE(EVP_DigestSign(ctx, sig.data(), &len, message.data(), message.size()) == 1);
-  sig.resize(len);
-  EVP_MD_CTX_free(ctx);
-  return sig;
-}
-
 // TPMT_SIGNATURE {RSASSA, SHA256, TPM2B signature}.
 Bytes RsaTpmSignature(ByteView message) {
-  return ByteWriter().U16(kAlgRsassa).U16(kAlgSha256).Sized16(SignSha256(RsaKey(), message)).Take();
+  return ByteWriter().U16(kAlgRsassa).U16(kAlgSha256).Sized16(testing::SignSha256(RsaKey(), message)).Take();
 }
 
 // TPMT_SIGNATURE {ECDSA, SHA256, TPM2B r, TPM2B s}: the DER pair split in two.
 Bytes EcdsaTpmSignature(ByteView message) {
-  const Bytes der = SignSha256(EcKey(), message);
+  const Bytes der = testing::SignSha256(EcKey(), message);
   const unsigned char* p = der.data();
   ECDSA_SIG* sig = d2i_ECDSA_SIG(nullptr, &p, static_cast<long>(der.size()));
   BOOST_REQUIRE(sig != nullptr);
@@ -176,7 +155,7 @@ BOOST_AUTO_TEST_SUITE(verify_quote)
 
 BOOST_AUTO_TEST_CASE(rsa_quote_verifies) {
   const QuoteFields f;
-  QuoteCheck c = VerifyQuote(RsaQuote(f), PublicDer(RsaKey()), f.nonce, SomePcrs());
+  QuoteCheck c = VerifyQuote(RsaQuote(f), testing::PublicKeyDer(RsaKey()), f.nonce, SomePcrs());
   BOOST_TEST(c.verified(), c.failure);
   BOOST_TEST(c.parsed);
   BOOST_TEST(c.magic_ok);
@@ -190,7 +169,7 @@ BOOST_AUTO_TEST_CASE(rsa_quote_verifies) {
 
 BOOST_AUTO_TEST_CASE(ecdsa_quote_verifies) {
   const QuoteFields f;
-  QuoteCheck c = VerifyQuote(EcdsaQuote(f), PublicDer(EcKey()), f.nonce, SomePcrs());
+  QuoteCheck c = VerifyQuote(EcdsaQuote(f), testing::PublicKeyDer(EcKey()), f.nonce, SomePcrs());
   BOOST_TEST(c.verified(), c.failure);
   BOOST_TEST(c.signature_ok);
   BOOST_TEST(c.failure.empty());
@@ -198,20 +177,20 @@ BOOST_AUTO_TEST_CASE(ecdsa_quote_verifies) {
 
 BOOST_AUTO_TEST_CASE(a_quote_must_cover_the_pcrs_requested) {
   const QuoteFields f;  // PCRs 0, 7, 15 and 23 quoted
-  QuoteCheck c = VerifyQuote(RsaQuote(f), PublicDer(RsaKey()), f.nonce, SomePcrs(), {HashAlg::kSha256, kMask});
+  QuoteCheck c = VerifyQuote(RsaQuote(f), testing::PublicKeyDer(RsaKey()), f.nonce, SomePcrs(), {HashAlg::kSha256, kMask});
   BOOST_TEST(c.verified(), c.failure);
   BOOST_TEST(c.Covers(HashAlg::kSha256, 7));
   BOOST_TEST(!c.Covers(HashAlg::kSha256, 8));
   BOOST_TEST(!c.Covers(HashAlg::kSha1, 7));
   // PCRs 0-7 requested: 1-6 are missing; everything else still holds.
-  c = VerifyQuote(RsaQuote(f), PublicDer(RsaKey()), f.nonce, SomePcrs(), {HashAlg::kSha256, 0xFF});
+  c = VerifyQuote(RsaQuote(f), testing::PublicKeyDer(RsaKey()), f.nonce, SomePcrs(), {HashAlg::kSha256, 0xFF});
   BOOST_TEST(!c.covers_request);
   BOOST_TEST((c.signature_ok && c.nonce_ok && c.pcr_digest_ok));
   BOOST_TEST(!c.verified());
   BOOST_TEST(!c.Covers(HashAlg::kSha256, 7));  // a quote that failed vouches for nothing
   BOOST_TEST(Contains(c.failure, "does not select every sha256 PCR requested"), c.failure);
   // The sha1 bank requested, only sha256 quoted.
-  c = VerifyQuote(RsaQuote(f), PublicDer(RsaKey()), f.nonce, SomePcrs(), {HashAlg::kSha1, 1});
+  c = VerifyQuote(RsaQuote(f), testing::PublicKeyDer(RsaKey()), f.nonce, SomePcrs(), {HashAlg::kSha1, 1});
   BOOST_TEST(!c.covers_request);
 }
 
@@ -219,16 +198,16 @@ BOOST_AUTO_TEST_CASE(only_rsassa_or_ecdsa_with_the_requested_hash_is_accepted) {
   const QuoteFields f;
   QuoteBlob q = RsaQuote(f);
   // RSASSA-SHA256 and ECDSA-SHA256 pass with the default request.
-  BOOST_TEST(VerifyQuote(q, PublicDer(RsaKey()), f.nonce, SomePcrs()).scheme_ok);
-  BOOST_TEST(VerifyQuote(EcdsaQuote(f), PublicDer(EcKey()), f.nonce, SomePcrs()).scheme_ok);
+  BOOST_TEST(VerifyQuote(q, testing::PublicKeyDer(RsaKey()), f.nonce, SomePcrs()).scheme_ok);
+  BOOST_TEST(VerifyQuote(EcdsaQuote(f), testing::PublicKeyDer(EcKey()), f.nonce, SomePcrs()).scheme_ok);
   // A verifier that asks for SHA-384 refuses a SHA-256 signature.
-  QuoteCheck c = VerifyQuote(q, PublicDer(RsaKey()), f.nonce, SomePcrs(), {HashAlg::kSha256, 0, HashAlg::kSha384});
+  QuoteCheck c = VerifyQuote(q, testing::PublicKeyDer(RsaKey()), f.nonce, SomePcrs(), {HashAlg::kSha256, 0, HashAlg::kSha384});
   BOOST_TEST(!c.scheme_ok);
   BOOST_TEST(!c.signature_ok);
   BOOST_TEST(Contains(c.failure, "signature hash sha256 is not the sha384"), c.failure);
   // RSA-PSS: the scheme itself is refused.
   q.signature[1] = 0x16;
-  c = VerifyQuote(q, PublicDer(RsaKey()), f.nonce, SomePcrs());
+  c = VerifyQuote(q, testing::PublicKeyDer(RsaKey()), f.nonce, SomePcrs());
   BOOST_TEST(!c.signature_ok);
   BOOST_TEST(Contains(c.failure, "signature scheme rsapss is not accepted"), c.failure);
 }
@@ -236,7 +215,7 @@ BOOST_AUTO_TEST_CASE(only_rsassa_or_ecdsa_with_the_requested_hash_is_accepted) {
 BOOST_AUTO_TEST_CASE(wrong_nonce_fails_the_nonce_check_only) {
   const QuoteFields f;
   const Bytes other_nonce = {1, 2, 3, 4, 5, 6, 7, 8};
-  QuoteCheck c = VerifyQuote(RsaQuote(f), PublicDer(RsaKey()), other_nonce, SomePcrs());
+  QuoteCheck c = VerifyQuote(RsaQuote(f), testing::PublicKeyDer(RsaKey()), other_nonce, SomePcrs());
   BOOST_TEST(!c.verified());
   BOOST_TEST(!c.nonce_ok);
   BOOST_TEST(c.signature_ok);
@@ -246,7 +225,7 @@ BOOST_AUTO_TEST_CASE(wrong_nonce_fails_the_nonce_check_only) {
 
 BOOST_AUTO_TEST_CASE(empty_nonce_against_a_quote_with_one_fails) {
   const QuoteFields f;
-  QuoteCheck c = VerifyQuote(RsaQuote(f), PublicDer(RsaKey()), Bytes{}, SomePcrs());
+  QuoteCheck c = VerifyQuote(RsaQuote(f), testing::PublicKeyDer(RsaKey()), Bytes{}, SomePcrs());
   BOOST_TEST(!c.verified());
   BOOST_TEST(!c.nonce_ok);
 }
@@ -255,7 +234,7 @@ BOOST_AUTO_TEST_CASE(flipped_rsa_signature_byte_fails_the_signature_check) {
   const QuoteFields f;
   QuoteBlob q = RsaQuote(f);
   q.signature[q.signature.size() / 2] ^= 0x01;
-  QuoteCheck c = VerifyQuote(q, PublicDer(RsaKey()), f.nonce, SomePcrs());
+  QuoteCheck c = VerifyQuote(q, testing::PublicKeyDer(RsaKey()), f.nonce, SomePcrs());
   BOOST_TEST(!c.verified());
   BOOST_TEST(!c.signature_ok);
   BOOST_TEST(c.nonce_ok);
@@ -267,7 +246,7 @@ BOOST_AUTO_TEST_CASE(flipped_ecdsa_signature_byte_fails_the_signature_check) {
   const QuoteFields f;
   QuoteBlob q = EcdsaQuote(f);
   q.signature.back() ^= 0x80;  // last byte of s
-  QuoteCheck c = VerifyQuote(q, PublicDer(EcKey()), f.nonce, SomePcrs());
+  QuoteCheck c = VerifyQuote(q, testing::PublicKeyDer(EcKey()), f.nonce, SomePcrs());
   BOOST_TEST(!c.verified());
   BOOST_TEST(!c.signature_ok);
   BOOST_TEST(!c.failure.empty());
@@ -279,7 +258,7 @@ BOOST_AUTO_TEST_CASE(attest_changed_after_signing_fails_the_signature_check) {
   // The clock field (after magic, type, signer and nonce) moved on by one.
   const size_t clock_end = 4 + 2 + 2 + f.signer.size() + 2 + f.nonce.size() + 8;
   q.attest[clock_end - 1] ^= 0x01;
-  QuoteCheck c = VerifyQuote(q, PublicDer(RsaKey()), f.nonce, SomePcrs());
+  QuoteCheck c = VerifyQuote(q, testing::PublicKeyDer(RsaKey()), f.nonce, SomePcrs());
   BOOST_TEST(c.parsed);
   BOOST_TEST(!c.signature_ok);
   BOOST_TEST(!c.verified());
@@ -287,7 +266,7 @@ BOOST_AUTO_TEST_CASE(attest_changed_after_signing_fails_the_signature_check) {
 
 BOOST_AUTO_TEST_CASE(another_key_fails_the_signature_check) {
   const QuoteFields f;
-  QuoteCheck c = VerifyQuote(RsaQuote(f), PublicDer(EcKey()), f.nonce, SomePcrs());
+  QuoteCheck c = VerifyQuote(RsaQuote(f), testing::PublicKeyDer(EcKey()), f.nonce, SomePcrs());
   BOOST_TEST(!c.signature_ok);
   BOOST_TEST(!c.verified());
 
@@ -301,7 +280,7 @@ BOOST_AUTO_TEST_CASE(another_key_fails_the_signature_check) {
 BOOST_AUTO_TEST_CASE(wrong_magic_fails_the_magic_check) {
   QuoteFields f;
   f.magic = 0xFF544348;
-  QuoteCheck c = VerifyQuote(RsaQuote(f), PublicDer(RsaKey()), f.nonce, SomePcrs());
+  QuoteCheck c = VerifyQuote(RsaQuote(f), testing::PublicKeyDer(RsaKey()), f.nonce, SomePcrs());
   BOOST_TEST(!c.verified());
   BOOST_TEST(!c.magic_ok);
   BOOST_TEST(c.signature_ok);  // signed as it is: only the magic is wrong
@@ -311,7 +290,7 @@ BOOST_AUTO_TEST_CASE(wrong_magic_fails_the_magic_check) {
 BOOST_AUTO_TEST_CASE(wrong_type_fails_the_type_check) {
   QuoteFields f;
   f.type = 0x8017;  // TPM_ST_ATTEST_CERTIFY
-  QuoteCheck c = VerifyQuote(RsaQuote(f), PublicDer(RsaKey()), f.nonce, SomePcrs());
+  QuoteCheck c = VerifyQuote(RsaQuote(f), testing::PublicKeyDer(RsaKey()), f.nonce, SomePcrs());
   BOOST_TEST(!c.verified());
   BOOST_TEST(!c.type_ok);
   BOOST_TEST(c.magic_ok);
@@ -323,7 +302,7 @@ BOOST_AUTO_TEST_CASE(pcrs_that_do_not_match_the_digest_fail_the_pcr_check) {
   const QuoteFields f;
   PcrValues read = SomePcrs();
   read[HashAlg::kSha256][7] = Sha256(AsBytes("a different boot loader"));
-  QuoteCheck c = VerifyQuote(RsaQuote(f), PublicDer(RsaKey()), f.nonce, read);
+  QuoteCheck c = VerifyQuote(RsaQuote(f), testing::PublicKeyDer(RsaKey()), f.nonce, read);
   BOOST_TEST(!c.verified());
   BOOST_TEST(!c.pcr_digest_ok);
   BOOST_TEST(c.signature_ok);
@@ -333,7 +312,7 @@ BOOST_AUTO_TEST_CASE(pcrs_that_do_not_match_the_digest_fail_the_pcr_check) {
   // A PCR outside the selection may change freely.
   read = SomePcrs();
   read[HashAlg::kSha256][8] = Bytes(32, 0xEE);
-  c = VerifyQuote(RsaQuote(f), PublicDer(RsaKey()), f.nonce, read);
+  c = VerifyQuote(RsaQuote(f), testing::PublicKeyDer(RsaKey()), f.nonce, read);
   BOOST_TEST(c.verified(), c.failure);
 }
 
@@ -341,7 +320,7 @@ BOOST_AUTO_TEST_CASE(bank_not_read_fails_the_pcr_check) {
   const QuoteFields f;
   PcrValues only_sha1;
   only_sha1[HashAlg::kSha1] = SomePcrs()[HashAlg::kSha1];
-  QuoteCheck c = VerifyQuote(RsaQuote(f), PublicDer(RsaKey()), f.nonce, only_sha1);
+  QuoteCheck c = VerifyQuote(RsaQuote(f), testing::PublicKeyDer(RsaKey()), f.nonce, only_sha1);
   BOOST_TEST(!c.pcr_digest_ok);
   BOOST_TEST(!c.verified());
 }
@@ -350,7 +329,7 @@ BOOST_AUTO_TEST_CASE(unparsable_attest_is_reported_not_verified) {
   const QuoteFields f;
   QuoteBlob q = RsaQuote(f);
   q.attest.resize(20);
-  QuoteCheck c = VerifyQuote(q, PublicDer(RsaKey()), f.nonce, SomePcrs());
+  QuoteCheck c = VerifyQuote(q, testing::PublicKeyDer(RsaKey()), f.nonce, SomePcrs());
   BOOST_TEST(!c.parsed);
   BOOST_TEST(!c.verified());
   BOOST_TEST(!c.failure.empty());
@@ -360,7 +339,7 @@ BOOST_AUTO_TEST_CASE(unparsable_signature_is_reported_not_verified) {
   const QuoteFields f;
   QuoteBlob q = RsaQuote(f);
   q.signature.resize(3);
-  QuoteCheck c = VerifyQuote(q, PublicDer(RsaKey()), f.nonce, SomePcrs());
+  QuoteCheck c = VerifyQuote(q, testing::PublicKeyDer(RsaKey()), f.nonce, SomePcrs());
   BOOST_TEST(c.parsed);
   BOOST_TEST(!c.signature_ok);
   BOOST_TEST(!c.verified());
@@ -555,7 +534,7 @@ BOOST_AUTO_TEST_CASE(ibm_simulator_quote_fixture) {
   Key ak(PEM_read_bio_PUBKEY(bio, nullptr, nullptr, nullptr));
   BIO_free(bio);
   BOOST_REQUIRE(ak != nullptr);
-  const Bytes der = PublicDer(ak.get());
+  const Bytes der = testing::PublicKeyDer(ak.get());
   Status v = VerifySignature(der, attest, *s);
   BOOST_TEST(v.ok(), v.ToString());
 

@@ -61,18 +61,6 @@ Bytes NameOf(ByteView der) {
   return ByteWriter().U16(0x000B).Append(*h).Take();
 }
 
-Bytes Sign(EVP_PKEY* key, ByteView message) {
-  EVP_MD_CTX* ctx = EVP_MD_CTX_new();
-  size_t size = 0;
-  BOOST_REQUIRE(EVP_DigestSignInit(ctx, nullptr, EVP_sha256(), nullptr, key) == 1);
-  BOOST_REQUIRE(EVP_DigestSign(ctx, nullptr, &size, message.data(), message.size()) == 1);
-  Bytes sig(size);
-  BOOST_REQUIRE(EVP_DigestSign(ctx, sig.data(), &size, message.data(), message.size()) == 1);
-  EVP_MD_CTX_free(ctx);
-  sig.resize(size);
-  return ByteWriter().U16(0x0014).U16(0x000B).Sized16(sig).Take();  // RSASSA, SHA-256
-}
-
 // What the chip under test is and when it was quoted.
 struct Quoted {
   ClockInfo clock{100'000, 3, 0, true};
@@ -110,7 +98,8 @@ Snapshot Take(const Quoted& q) {
   w.U32(1).U16(0x000B).U8(3).U8(0xFF).U8(0xFF).U8(0xFF);
   w.Sized16(*Hash(HashAlg::kSha256, joined));
   s.quote.attest = w.Take();
-  s.quote.signature = Sign(Ak(), s.quote.attest);
+  // TPMT_SIGNATURE: RSASSA with SHA-256.
+  s.quote.signature = ByteWriter().U16(0x0014).U16(0x000B).Sized16(testing::SignSha256(Ak(), s.quote.attest)).Take();
   s.quote_attempts = 1;
   s.quote_check = VerifyQuote(s.quote, s.ak.public_der, s.nonce, s.pcrs);
   BOOST_REQUIRE_MESSAGE(s.quote_check.verified(), s.quote_check.failure);
