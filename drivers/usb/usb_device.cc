@@ -17,7 +17,10 @@ std::string Hex4(uint16_t v) {
 std::string UsbDeviceInfo::Path() const {
   std::string p = std::to_string(bus);
   for (size_t i = 0; i < port_path.size(); ++i) {
-    p += (i == 0 ? "-" : ".") + std::to_string(port_path[i]);
+    // Appended piecewise: `"-" + std::string` trips GCC 12's -Wrestrict
+    // false positive at -O3 (a prepend inside operator+).
+    p += i == 0 ? '-' : '.';
+    p += std::to_string(port_path[i]);
   }
   return p;
 }
@@ -50,7 +53,10 @@ std::string UsbMatch::Describe() const {
   std::string d = vendor_id ? Hex4(vendor_id) : std::string("*");
   d += ":";
   if (product_ids.empty()) d += "*";
-  for (size_t i = 0; i < product_ids.size(); ++i) d += (i ? "|" : "") + Hex4(product_ids[i]);
+  for (size_t i = 0; i < product_ids.size(); ++i) {
+    if (i) d += '|';
+    d += Hex4(product_ids[i]);
+  }
   if (!serial_pattern.empty()) d += " serial ~ /" + serial_pattern + "/";
   if (!path.empty()) d += " at " + path;
   return d;
