@@ -10,6 +10,7 @@
 #include <map>
 #include <set>
 
+#include "harness/response_codes.h"
 #include "harness/verify.h"
 
 namespace tpmlab {
@@ -29,16 +30,9 @@ std::optional<FaultStep::Kind> FaultKindFromName(const std::string& name) {
   return it->second;
 }
 
-// The response codes scenarios name; any number is accepted too.
+// A response code by its TPM_RC_ name ("TPM_RC_DISABLED") or as a number.
 std::optional<uint32_t> ResponseCodeFromName(const std::string& name) {
-  static const std::map<std::string, uint32_t> kCodes = {
-      {"TPM_RC_SUCCESS", 0x000},  {"TPM_RC_FAILURE", 0x101}, {"TPM_RC_DISABLED", 0x120},
-      {"TPM_RC_VALUE", 0x084},    {"TPM_RC_HIERARCHY", 0x085}, {"TPM_RC_AUTH_FAIL", 0x08E},
-      {"TPM_RC_BAD_AUTH", 0x0A2}, {"TPM_RC_HANDLE", 0x08B},  {"TPM_RC_LOCKOUT", 0x921},
-      {"TPM_RC_RETRY", 0x922},    {"TPM_RC_YIELDED", 0x908}, {"TPM_RC_TESTING", 0x90A},
-      {"TPM_RC_INITIALIZE", 0x100}, {"TPM_RC_NV_UNAVAILABLE", 0x923}, {"TPM_RC_PCR_CHANGED", 0x928}};
-  auto it = kCodes.find(name);
-  if (it != kCodes.end()) return it->second;
+  if (auto named = TpmResponseCodeFromName(name)) return named;
   try {
     size_t used = 0;
     const unsigned long value = std::stoul(name, &used, 0);

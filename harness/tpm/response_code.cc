@@ -5,6 +5,7 @@
 #include <cstdio>
 #include <map>
 
+#include "harness/response_codes.h"
 #include "harness/tpm_types.h"
 
 namespace tpmlab {
@@ -87,6 +88,22 @@ std::string TpmResponseName(uint32_t rc) {
     }
   }
   return out + ")";
+}
+
+std::optional<uint32_t> TpmResponseCodeFromName(std::string_view name) {
+  constexpr std::string_view kPrefix = "TPM_RC_";
+  if (name.substr(0, kPrefix.size()) != kPrefix) return std::nullopt;
+  name.remove_prefix(kPrefix.size());
+  if (name == "SUCCESS") return rc::kSuccess;
+  if (name == "BAD_TAG") return 0x01E;
+  // Each table's numbers sit above its format's base (RC_VER1, RC_WARN, RC_FMT1).
+  for (const auto& [names, base] : {std::pair{&Version1Names(), 0x100u}, std::pair{&WarningNames(), 0x900u},
+                                    std::pair{&Format1Names(), 0x080u}}) {
+    for (const auto& [number, text] : *names) {
+      if (name == text) return base + number;
+    }
+  }
+  return std::nullopt;
 }
 
 std::string TpmResponseText(uint32_t rc) {

@@ -9,6 +9,7 @@
 #include <utility>
 
 #include "harness/ek_certificate.h"
+#include "harness/response_codes.h"
 #include "harness/eventlog.h"
 #include "harness/replay.h"
 #include "harness/verify.h"
@@ -322,7 +323,7 @@ std::vector<DoctorItem> RunDoctor(Tpm& tpm, const DoctorOptions& options) {
     const Status& s = properties.status();
     std::string advice = "Check that the TPM is enabled in the firmware setup and that tpmlab reaches it "
                          "(device node, socket, emulator running).";
-    if (s.layer() == Layer::kTpm && s.tpm_rc() == 0x100) {
+    if (IsTpmResponse(s, rc::kInitialize)) {
       advice = "The TPM answers but was never started: the platform must send TPM2_Startup after power-on.";
     } else if (s.layer() == Layer::kTpm) {
       advice = "The TPM answers with an error: it may be in failure mode; a power cycle, or a firmware "

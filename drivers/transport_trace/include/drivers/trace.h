@@ -7,20 +7,10 @@
 #include <utility>
 #include <vector>
 
+#include "drivers/trace_record.h"
 #include "drivers/transport.h"
 
 namespace tpmlab {
-
-struct TraceRecord {
-  uint64_t sequence = 0;
-  uint32_t command_code = 0;
-  uint32_t response_code = 0;  // 0 also when no response came (see `failed`)
-  std::chrono::steady_clock::time_point started;
-  std::chrono::nanoseconds duration{0};  // Transmit start to Receive end
-  Bytes command;
-  Bytes response;
-  bool failed = false;  // the transport gave no response
-};
 
 class TraceTransport final : public Transport {
  public:

@@ -6,7 +6,7 @@
 #include <string>
 #include <vector>
 
-#include "harness/dut.h"
+#include "harness/platform.h"
 #include "harness/snapshot.h"
 
 namespace tpmlab {

@@ -9,7 +9,7 @@
 #include <string>
 #include <vector>
 
-#include "drivers/trace.h"
+#include "drivers/trace_record.h"
 #include "harness/attest.h"
 #include "harness/tpm.h"
 

@@ -13,6 +13,7 @@
 
 #include "harness/dut.h"
 #include "harness/firmware_model.h"
+#include "harness/response_codes.h"
 #include "harness/yaml_reader.h"
 
 namespace tpmlab {
@@ -146,7 +147,7 @@ struct FaultStep {
   std::optional<uint32_t> command_code;
   double probability = 1.0;
   int latency_ms = 0;
-  uint32_t response_code = 0x922;       // TPM_RC_RETRY
+  uint32_t response_code = rc::kRetry;
   int within = 20;                      // kCutPower: commands the point is drawn from
 };
 
