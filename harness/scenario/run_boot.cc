@@ -4,11 +4,7 @@
 
 namespace tpmlab {
 
-namespace fs = std::filesystem;
-using nlohmann::json;
-
 namespace {
-
 
 // Draws from weights with a generator whose output is fixed by the seed
 // (std::discrete_distribution's is not portable across standard libraries).

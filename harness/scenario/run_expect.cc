@@ -8,9 +8,6 @@
 
 namespace tpmlab {
 
-namespace fs = std::filesystem;
-using nlohmann::json;
-
 namespace {
 
 // Whether a TPM response code is the one expected: equal, or the same

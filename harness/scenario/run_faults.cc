@@ -8,7 +8,6 @@
 namespace tpmlab {
 
 namespace fs = std::filesystem;
-using nlohmann::json;
 
 Status Run::Fault(const FaultStep& f, StepResult& r) {
   using K = FaultStep::Kind;

@@ -4,9 +4,6 @@
 
 namespace tpmlab {
 
-namespace fs = std::filesystem;
-using nlohmann::json;
-
 const char* Run::HierarchyName(Hierarchy h) {
   switch (h) {
     case Hierarchy::kOwner: return "owner";

@@ -7,7 +7,6 @@
 
 namespace tpmlab {
 
-namespace fs = std::filesystem;
 using nlohmann::json;
 
 const char* RunStatusName(RunStatus status) {

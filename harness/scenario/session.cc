@@ -12,6 +12,19 @@ namespace tpmlab {
 namespace fs = std::filesystem;
 using nlohmann::json;
 
+struct Session::State {
+  Scenario scenario;
+  RunOptions options;
+  std::vector<RunFolderLock> locks;  // out_dir's, and a kept chip's folder: held until Finish
+  std::unique_ptr<Store> store;
+  std::unique_ptr<Dut> dut;
+  std::unique_ptr<Run> run;
+  json dut_json, inputs;
+  std::string started_at;
+  int64_t run_id = 0;
+  std::optional<RunResult> finished;
+};
+
 namespace {
 
 std::string Hostname() {
@@ -39,23 +52,6 @@ json ScenarioConfigJson(const Scenario& s, uint64_t seed) {
             {"command_timeout_ms", s.platform.command_timeout_ms},
             {"bus", EmulatedBusName(s.platform.bus)}}}};
 }
-
-}  // namespace
-
-struct Session::State {
-  Scenario scenario;
-  RunOptions options;
-  std::vector<RunFolderLock> locks;  // out_dir's, and a kept chip's folder: held until Finish
-  std::unique_ptr<Store> store;
-  std::unique_ptr<Dut> dut;
-  std::unique_ptr<Run> run;
-  json dut_json, inputs;
-  std::string started_at;
-  int64_t run_id = 0;
-  std::optional<RunResult> finished;
-};
-
-namespace {
 
 // The emulated DUT's state folder.
 fs::path StateDirOf(const RunOptions& options) {
