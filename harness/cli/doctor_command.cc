@@ -19,12 +19,12 @@
 #include <variant>
 
 #include "exit_codes.h"
-#include "harness/bench_dut.h"
 #include "harness/boot_source.h"
 #include "harness/doctor.h"
 #include "harness/dut.h"
 #include "harness/ek_certificate.h"
 #include "harness/eventlog.h"
+#include "harness/open_dut.h"
 #include "harness/scenario_yaml.h"
 #include "commands.h"
 
@@ -301,12 +301,32 @@ int RunDoctorCommand(const DoctorArgs& a) {
   }
   const BootOptions boot = chosen ? chosen->boot : BootOptions{};
   json measured;  // null: nothing measured by tpmlab
-  if (bench && !bench->emulated()) {
-    auto opened = OpenBenchDut(*bench, BenchDutOptions{"doctor", std::chrono::milliseconds(30000), {}, 1});
-    if (!opened.ok()) return Unreachable(opened.status());
-    dut = std::move(*opened);
-    dut->tpm().set_evict_foreign_keys(bench->allow.nv_write);
-    dut->tpm().set_persist_keys(bench->allow.nv_write);
+  // The embedded default or an emulated bench gets a state folder: a new
+  // temporary one, or --state.
+  DutRequest request;
+  request.name = "doctor";
+  const bool emulated = !bench || bench->emulated();
+  if (emulated) {
+    EmulatedDutConfig& config = request.emulated;
+    if (a.state.empty()) {
+      std::string tmpl = (fs::temp_directory_path() / "tpmlab-doctor-XXXXXX").string();
+      if (::mkdtemp(tmpl.data()) == nullptr) {
+        return Unreachable(Status::Error(Layer::kHarness, "cannot make a temporary folder in " +
+                                                              fs::temp_directory_path().string()));
+      }
+      temp.path = tmpl;
+      config.state_dir = temp.path / "state";
+    } else {
+      config.state_dir = a.state;
+    }
+    std::error_code ec;
+    fs::create_directories(config.state_dir, ec);
+    if (ec) return Usage("--state " + a.state + ": " + ec.message());
+  }
+  auto opened = OpenDut(bench, request);
+  if (!opened.ok()) return Unreachable(opened.status());
+  dut = std::move(*opened);
+  if (!emulated) {
     tpm = bench->name + ": " + dut->kind() + " " + dut->bus_info().description;
     if (dut->platform_started()) {
       // This machine booted it: examine it as it is, with the platform's log.
@@ -334,33 +354,13 @@ int RunDoctorCommand(const DoctorArgs& a) {
       }
     }
   } else {
-    EmulatedDutConfig config;
-    config.name = "doctor";
-    if (a.state.empty()) {
-      std::string tmpl = (fs::temp_directory_path() / "tpmlab-doctor-XXXXXX").string();
-      if (::mkdtemp(tmpl.data()) == nullptr) {
-        return Unreachable(Status::Error(Layer::kHarness, "cannot make a temporary folder in " +
-                                                              fs::temp_directory_path().string()));
-      }
-      temp.path = tmpl;
-      config.state_dir = temp.path / "state";
-    } else {
-      config.state_dir = a.state;
-    }
-    std::error_code ec;
-    fs::create_directories(config.state_dir, ec);
-    if (ec) return Usage("--state " + a.state + ": " + ec.message());
-
-    if (bench) ApplyEmulatedBench(*bench, config);
-    auto launched = Dut::LaunchEmulated(config);
-    if (!launched.ok()) return Unreachable(launched.status());
-    dut = std::move(*launched);
     // Booted as the scenario runner boots: power on, Startup(CLEAR).
     if (Status s = dut->PowerOn(); !s.ok()) return Unreachable(s);
     if (Status s = dut->Startup(boot, StartupType::kClear); !s.ok()) return Unreachable(s);
     if (Status s = MeasureFirmware(*dut, chosen, options, measured); !s.ok()) return Unreachable(s);
     tpm = "swtpm " + dut->emulator()->capabilities().version + " (" +
-          (a.state.empty() ? std::string("auto-launched, newly manufactured") : "state " + config.state_dir.string()) +
+          (a.state.empty() ? std::string("auto-launched, newly manufactured")
+                           : "state " + request.emulated.state_dir.string()) +
           (bench ? ", bench " + bench->name : "") + ")";
   }
 

@@ -1,6 +1,7 @@
 // The runner end to end on a real swtpm: a seeded mix of power cycles whose
 // counters follow the TPM 2.0 table, run.json and the SQLite store agreeing,
-// and a swtpm that dies mid-run ending the run cleanly with its log tail.
+// a swtpm that dies mid-run ending the run cleanly with its log tail, and an
+// event log that cannot be kept failing the run.
 #define BOOST_TEST_MODULE runner
 #include <boost/test/unit_test.hpp>
 #include <signal.h>
@@ -208,6 +209,44 @@ BOOST_AUTO_TEST_CASE(a_tpm_that_stays_hung_ends_the_run_after_three_steps) {
   BOOST_TEST(r.error.find("3 steps failed in a row") != std::string::npos, r.error);
   BOOST_TEST(took < std::chrono::seconds(30));
   fs::remove_all(out);
+}
+
+// The event logs run.json names are kept beside it. One that cannot be
+// written fails the run and says which file, instead of a run that passed
+// with run.json naming a file that is not there.
+BOOST_AUTO_TEST_CASE(an_event_log_that_cannot_be_kept_fails_the_run) {
+  auto run_in = [](const fs::path& out) {
+    RunOptions o;
+    o.out_dir = out;
+    o.database = out / "results.db";
+    return Require(RunScenario(Mix(1), o));
+  };
+  // Kept: the boot's log, named by its SHA-256 (the same bytes every run).
+  const fs::path kept = MakeTempDir("eventlogs-kept");
+  RunResult ok = run_in(kept);
+  BOOST_TEST(RunStatusName(ok.status) == "passed");
+  const std::string name = ReadJson(kept / "run.json")["steps"][0]["snapshot"]["eventlog"]["file"];
+  BOOST_TEST(fs::is_regular_file(kept / name));
+
+  // A file where the eventlogs folder goes.
+  const fs::path no_folder = MakeTempDir("eventlogs-file");
+  std::ofstream(no_folder / "eventlogs") << "not a folder\n";
+  RunResult r = run_in(no_folder);
+  BOOST_TEST(RunStatusName(r.status) == "error");
+  BOOST_TEST(r.error.find((no_folder / name).string()) != std::string::npos, r.error);
+  for (const auto& step : r.steps) BOOST_TEST(step.status == "passed");
+  json run = ReadJson(no_folder / "run.json");
+  BOOST_TEST(run["status"] == "error");
+  BOOST_TEST(run["error"].get<std::string>().find(name) != std::string::npos, run["error"]);
+  BOOST_TEST(Count(no_folder / "results.db", "SELECT COUNT(*) FROM runs WHERE status = 'error'") == 1);
+
+  // A folder where the log's file goes.
+  const fs::path folder = MakeTempDir("eventlogs-folder");
+  fs::create_directories(folder / name);
+  r = run_in(folder);
+  BOOST_TEST(RunStatusName(r.status) == "error");
+  BOOST_TEST(r.error.find((folder / name).string()) != std::string::npos, r.error);
+  for (const fs::path& out : {kept, no_folder, folder}) fs::remove_all(out);
 }
 
 }  // namespace

@@ -1,6 +1,7 @@
 // The swtpm backend against real swtpm processes: launching (ports, unix
 // sockets, a port already taken, a missing binary), every control-channel
-// command swtpm 0.7.1 has, supervision and clean stops.
+// command swtpm 0.7.1 has, supervision and clean stops; OpenDut manufacturing
+// a new chip over old state.
 #define BOOST_TEST_MODULE swtpm
 #include <boost/test/unit_test.hpp>
 #include <arpa/inet.h>
@@ -8,7 +9,10 @@
 #include <signal.h>
 #include <sys/socket.h>
 
+#include <fstream>
+
 #include "emulated.h"
+#include "harness/open_dut.h"
 
 namespace tpmlab::testing {
 namespace {
@@ -178,6 +182,35 @@ BOOST_AUTO_TEST_CASE(a_frozen_tpm_times_out_instead_of_hanging) {
   BOOST_TEST(r.status().timed_out());
   BOOST_TEST((std::chrono::steady_clock::now() - start < std::chrono::seconds(5)));
   p.swtpm->Freeze(false);
+}
+
+// OpenDut, asked for a new chip, removes the old state in the folder first;
+// state it cannot remove is an error naming the folder, not a launch that
+// fails later for another reason.
+BOOST_AUTO_TEST_CASE(a_new_chip_replaces_old_state_or_says_why_it_cannot) {
+  const fs::path root = MakeTempDir("open-dut");
+  DutRequest request;
+  request.emulated.state_dir = root / "dut0";
+  request.emulated.initial_state = ProvisionedTemplate();  // a chip manufactured once per program
+  request.manufacture_new = true;
+  fs::create_directories(request.emulated.state_dir);
+  std::ofstream(request.emulated.state_dir / "left-over") << "an old chip's file\n";
+  {
+    std::unique_ptr<Dut> dut = Require(OpenDut(std::nullopt, request));
+    BOOST_TEST(!fs::exists(request.emulated.state_dir / "left-over"));
+    BOOST_TEST(dut->emulated());
+    dut->Close();
+  }
+  // A file where a folder of the path should be: remove_all fails (ENOTDIR).
+  std::ofstream(root / "a-file") << "x\n";
+  request.emulated.state_dir = root / "a-file" / "dut0";
+  auto refused = OpenDut(std::nullopt, request);
+  BOOST_REQUIRE(!refused.ok());
+  BOOST_TEST((refused.status().layer() == Layer::kEmulator));
+  const std::string m = refused.status().message();
+  BOOST_TEST(m.find("cannot remove the old emulator state in " + request.emulated.state_dir.string()) !=
+                 std::string::npos, m);
+  fs::remove_all(root);
 }
 
 }  // namespace

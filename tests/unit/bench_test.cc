@@ -1,6 +1,6 @@
 // Bench files: the schema and its defaults, errors that name file:line:column,
-// the examples in hw/benches, probing, and the safety check that keeps
-// destructive operations off real chips.
+// the examples in hw/benches, probing, and the safety checks that keep
+// destructive operations, and steps a chip cannot undergo, off real chips.
 #define BOOST_TEST_MODULE bench
 #include <boost/test/unit_test.hpp>
 
@@ -10,6 +10,7 @@
 
 #include "drivers/fake_usb.h"
 #include "harness/bench.h"
+#include "harness/bench_policy.h"
 #include "harness/usb_parts.h"
 
 namespace tpmlab {
@@ -179,6 +180,68 @@ BOOST_AUTO_TEST_CASE(safety_refuses_destructive_operations_on_real_chips) {
   BOOST_TEST(!CheckAllowed(module, Operation::kClockSet).ok());
   const Bench plain = Parse("name: p\ndut: {transport: emulated}\n");
   for (Operation op : kAllOperations) BOOST_TEST(plain.allow.Get(op), OperationKey(op));
+}
+
+// What a bench refuses, judged from what each step asks of the chip, before
+// anything runs: steps a real chip cannot undergo at all, and steps its
+// allow: keys do not permit, each with where it is written.
+BOOST_AUTO_TEST_CASE(policy_names_every_step_a_real_chip_cannot_run_or_does_not_allow) {
+  BenchDemand cycle;
+  cycle.power_switch = true;
+  BenchDemand hang;
+  hang.emulator_process = true;
+  BenchDemand checkpoint;
+  checkpoint.emulator_state = true;
+  BenchDemand image;
+  image.tpm_image = true;
+  image.operation = Operation::kFirmwareInstall;
+  BenchDemand model;
+  model.firmware_model = true;
+  BenchDemand clear;
+  clear.operation = Operation::kClear;
+
+  // An emulated bench runs anything, whatever allow: says.
+  const Bench emu = Parse("name: e\ndut: {transport: tis-spi-sim}\nallow: {clear: false}\n");
+  for (const BenchDemand& d : {cycle, hang, checkpoint, image, model, clear}) BOOST_TEST(UnrunnableOn(d, emu) == "");
+  BOOST_TEST(RefusedSteps({{"s.yaml:3:5", "clear", clear}, {"s.yaml:4:5", "fault", hang}}, emu).ok());
+
+  // This machine's own TPM: no power switch, its platform measures its own firmware.
+  const Bench host = Parse("name: host\ndut: {transport: device}\npower: {kind: none}\n");
+  BOOST_TEST(Contains(UnrunnableOn(cycle, host), "has power: none"));
+  BOOST_TEST(Contains(UnrunnableOn(hang, host), "an emulated DUT only"));
+  BOOST_TEST(Contains(UnrunnableOn(checkpoint, host), "emulator's NV state"));
+  BOOST_TEST(Contains(UnrunnableOn(image, host), "no firmware installer for a real chip"));
+  BOOST_TEST(Contains(UnrunnableOn(model, host), "measures its own firmware"));
+  BOOST_TEST(UnrunnableOn(clear, host) == "");  // runnable; whether it is allowed is the allow: keys'
+  BOOST_TEST(UnrunnableOn(BenchDemand{}, host) == "");
+
+  // A chip tpmlab boots behind a relay: power cycles and firmware models run.
+  const Bench module = Parse("name: m\ndut: {transport: tis-spi-ftdi}\npower: {kind: manual}\nallow: {clear: true}\n");
+  BOOST_TEST(UnrunnableOn(cycle, module) == "");
+  BOOST_TEST(UnrunnableOn(model, module) == "");
+
+  // One error naming the bench file, every step and the key to set.
+  const Status refused = RefusedSteps({{"s.yaml:2:5", "boot", BenchDemand{}},
+                                       {"s.yaml:3:5", "clear", clear},
+                                       {"s.yaml:4:5", "power_cycle", cycle},
+                                       {"s.yaml:5:5", "fault", hang}},
+                                      host);
+  BOOST_REQUIRE(!refused.ok());
+  BOOST_TEST((refused.layer() == Layer::kScenario));
+  const std::string m = refused.message();
+  BOOST_TEST(Contains(m, "bench 'host' (b.yaml) is a real chip; these steps cannot run on it:"), m);
+  BOOST_TEST(Contains(m, "\n  s.yaml:4:5: power_cycle: a power cycle needs a power switch"), m);
+  BOOST_TEST(Contains(m, "\n  s.yaml:5:5: fault: this fault freezes or kills the emulator"), m);
+  BOOST_TEST(Contains(m, "\nand it does not allow what this scenario does:\n  s.yaml:3:5: clear needs allow.clear"), m);
+  BOOST_TEST(Contains(m, "(set those keys under allow: in the bench file to permit them)"), m);
+  BOOST_TEST(!Contains(m, "boot"), m);
+  // Allowed, the clear passes; only what cannot run is left.
+  const Status allowed = RefusedSteps({{"s.yaml:3:5", "clear", clear}}, module);
+  BOOST_TEST(allowed.ok(), allowed.ToString());
+  const Status only_refused = RefusedSteps({{"s.yaml:3:5", "clear", clear}}, host);
+  BOOST_TEST(only_refused.message() ==
+             "bench 'host' (b.yaml) is a real chip does not allow what this scenario does:\n"
+             "  s.yaml:3:5: clear needs allow.clear\n(set those keys under allow: in the bench file to permit them)");
 }
 
 BOOST_AUTO_TEST_CASE(probing_says_what_is_missing) {

@@ -1,7 +1,7 @@
 // A DUT from a bench file's real parts: /dev/tpmrm0, or a TPM on a USB-SPI
 // bridge (FTDI MPSSE, TPM2Go) reached with TIS, behind a relay, a hub port,
 // a command or the operator. Emulated benches (emulated, tis-spi-sim) are
-// launched with Dut::LaunchEmulated instead.
+// launched with Dut::LaunchEmulated instead; OpenDut (open_dut.h) opens either kind.
 #pragma once
 
 #include <chrono>

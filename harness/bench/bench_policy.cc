@@ -1,0 +1,42 @@
+#include "harness/bench_policy.h"
+
+namespace tpmlab {
+
+std::string UnrunnableOn(const BenchDemand& demand, const Bench& bench) {
+  if (bench.emulated()) return "";
+  const bool has_power = bench.power.kind != PowerKind::kNone;
+  if (demand.power_switch && !has_power) {
+    return "a power cycle needs a power switch, and the bench has power: none";
+  }
+  if (demand.emulator_process) return "this fault freezes or kills the emulator: an emulated DUT only";
+  if (demand.emulator_state) return "checkpoints copy the emulator's NV state: an emulated DUT only";
+  if (demand.tpm_image) return "TPM images are swtpm builds: tpmlab has no firmware installer for a real chip";
+  if (demand.firmware_model && !bench.harness_boots()) {
+    return "this machine's platform measures its own firmware, not a firmware model";
+  }
+  return "";
+}
+
+Status RefusedSteps(const std::vector<PlannedStep>& steps, const Bench& bench) {
+  std::string refused, unrunnable;
+  for (const PlannedStep& step : steps) {
+    if (const std::string why = UnrunnableOn(step.demand, bench); !why.empty()) {
+      unrunnable += "\n  " + step.where + ": " + step.action + ": " + why;
+      continue;
+    }
+    const auto op = step.demand.operation;
+    if (op && !CheckAllowed(bench, *op).ok()) {
+      refused += "\n  " + step.where + ": " + step.action + " needs allow." + OperationKey(*op);
+    }
+  }
+  if (refused.empty() && unrunnable.empty()) return Status::Ok();
+  std::string message = "bench '" + bench.name + "' (" + bench.file + ") is a real chip";
+  if (!unrunnable.empty()) message += "; these steps cannot run on it:" + unrunnable;
+  if (!refused.empty()) {
+    message += std::string(unrunnable.empty() ? "" : "\nand it") + " does not allow what this scenario does:" +
+               refused + "\n(set those keys under allow: in the bench file to permit them)";
+  }
+  return Status::Error(Layer::kScenario, message);
+}
+
+}  // namespace tpmlab

@@ -1,0 +1,88 @@
+// Step family: boot and power cycles, with what the TPM 2.0 rules say must
+// survive each kind of cycle.
+#include "run.h"
+
+namespace tpmlab {
+
+namespace {
+
+// Draws from weights with a generator whose output is fixed by the seed
+// (std::discrete_distribution's is not portable across standard libraries).
+PowerCycleKind Draw(const std::vector<std::pair<PowerCycleKind, double>>& mix, std::mt19937_64& rng) {
+  double total = 0;
+  for (const auto& [kind, w] : mix) total += w;
+  const double u = static_cast<double>(rng() >> 11) * 0x1.0p-53 * total;
+  double acc = 0;
+  for (const auto& [kind, w] : mix) {
+    acc += w;
+    if (u < acc && w > 0) return kind;
+  }
+  return mix.back().first;
+}
+
+}  // namespace
+
+// After Startup: check the PCRs against the rules, measure, snapshot.
+Status Run::AfterStartup(StartupType startup, const PcrValues& before, bool snapshot, StepResult& r) {
+  // A bank allocation takes effect at a reset: ask again after each one.
+  if (banks_.empty() || startup == StartupType::kClear) {
+    TRY_ASSIGN(banks_, dut_.tpm().PcrBanks());
+  }
+  TRY_ASSIGN(PcrValues now, dut_.tpm().ReadPcrs(banks_));
+  r.checks.push_back(CheckStartupPcrs(startup, scenario_.platform.boot, before, now));
+  // The platform firmware measures and logs (not again on an S3 resume).
+  if (firmware_) TRY(firmware_->AfterStartup(dut_.tpm(), startup, banks_));
+  if (snapshot) TRY(Snap(r));
+  return Status::Ok();
+}
+
+Status Run::Boot(const BootStep& b, StepResult& r) {
+  banks_.clear();
+  if (dut_.platform_started()) {
+    // This machine's firmware booted and measured the TPM; tpmlab attests
+    // what it finds, so there is no reset state to check.
+    r.checks.push_back({"boot", true, "started and measured by this machine's platform at its own boot"});
+    TRY_ASSIGN(banks_, dut_.tpm().PcrBanks());
+    return b.snapshot ? Snap(r) : Status::Ok();
+  }
+  TRY(dut_.PowerOn());
+  Status started = dut_.Startup(scenario_.platform.boot, StartupType::kClear);
+  if (!started.ok() && started.layer() == Layer::kTpm && (started.tpm_rc() & 0xFFF) == 0x100 &&
+      !dut_.can_switch_power()) {
+    return Status::Error(Layer::kScenario, started.message() + ": the chip was started before this run, and " +
+                                               dut_.no_power_reason() +
+                                               ": switch it off and on by hand, or give the bench a power switch");
+  }
+  TRY(started);
+  return AfterStartup(StartupType::kClear, {}, b.snapshot, r);
+}
+
+Status Run::PowerCycle(const PowerCycleStep& p, StepResult& r) {
+  const PowerCycleKind kind = p.kind ? *p.kind : Draw(p.mix, rng_);
+  // Refused by a DUT without a switch: no cycle happened, nothing counts.
+  if (!dut_.can_switch_power()) return dut_.PowerCycle(kind, scenario_.platform.boot);
+  r.cycle = ++cycles_;
+  r.kind = PowerCycleKindName(kind);
+  if (banks_.empty()) {
+    TRY_ASSIGN(banks_, dut_.tpm().PcrBanks());
+  }
+  // What the TPM held when it went down, to judge what it kept.
+  TRY_ASSIGN(TimeInfo before_clock, dut_.tpm().ReadClock());
+  TRY_ASSIGN(PcrValues before_pcrs, dut_.tpm().ReadPcrs(banks_));
+  if (!IsOrderly(kind)) power_lost_ = true;
+  TRY(dut_.PowerCycle(kind, scenario_.platform.boot));
+  // Where the clock restarted after a loss: a quote that says safe = YES
+  // is right when the clock was saved to NV since (a slow, loaded step).
+  std::optional<ClockInfo> clock_at_startup;
+  if (!IsOrderly(kind)) {
+    TRY_ASSIGN(TimeInfo started, dut_.tpm().ReadClock());
+    clock_at_startup = started.clock;
+  }
+  TRY(AfterStartup(StartupAfter(kind), before_pcrs, p.snapshot, r));
+  if (r.snapshot) {
+    auto counters = CheckCounters(kind, before_clock.clock, r.snapshot->clock(), clock_at_startup);
+    r.checks.insert(r.checks.end(), counters.begin(), counters.end());
+  }
+  return Status::Ok();
+}
+}  // namespace tpmlab
