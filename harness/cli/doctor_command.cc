@@ -25,6 +25,7 @@
 #include "harness/ek_certificate.h"
 #include "harness/eventlog.h"
 #include "harness/open_dut.h"
+#include "harness/response_codes.h"
 #include "harness/scenario_yaml.h"
 #include "commands.h"
 
@@ -341,7 +342,7 @@ int RunDoctorCommand(const DoctorArgs& a) {
     } else {
       if (Status s = dut->PowerOn(); !s.ok()) return Unreachable(s);
       Status started = dut->Startup(boot, StartupType::kClear);
-      if (!started.ok() && started.layer() == Layer::kTpm && (started.tpm_rc() & 0xFFF) == 0x100) {
+      if (!started.ok() && IsTpmResponse(started, rc::kInitialize)) {
         // Started before and no switch to reset it: examine it as it is.
         if (!options.eventlog) {
           options.eventlog_missing_reason = "the chip was already started (" + dut->no_power_reason() +

@@ -47,7 +47,7 @@ Status Run::Boot(const BootStep& b, StepResult& r) {
   }
   TRY(dut_.PowerOn());
   Status started = dut_.Startup(scenario_.platform.boot, StartupType::kClear);
-  if (!started.ok() && started.layer() == Layer::kTpm && (started.tpm_rc() & 0xFFF) == 0x100 &&
+  if (!started.ok() && IsTpmResponse(started, rc::kInitialize) &&
       !dut_.can_switch_power()) {
     return Status::Error(Layer::kScenario, started.message() + ": the chip was started before this run, and " +
                                                dut_.no_power_reason() +

@@ -112,7 +112,7 @@ void Run::ExecuteOne(const Step& step) {
     r.error = s.ToString();
     // A TPM that does not answer is what a verifier would see, too.
     if (s.layer() == Layer::kTransport || s.layer() == Layer::kEmulator ||
-        (s.layer() == Layer::kTpm && (s.tpm_rc() & 0xFFF) == 0x101)) {
+        IsTpmResponse(s, rc::kFailure)) {
       r.alarms.push_back(TpmUnreachable(s));
     }
     // When the emulator died, say how, with its log tail.
@@ -154,7 +154,7 @@ void Run::ExecuteOne(const Step& step) {
 
 // Steps whose TPM refusal is an outcome to record, not a broken run.
 bool Run::IsRefusal(const Step& step, const Status& s) {
-  if (s.layer() != Layer::kTpm || (s.tpm_rc() & 0xFFF) == 0x101) return false;  // failure mode is not a refusal
+  if (s.layer() != Layer::kTpm || IsTpmResponse(s, rc::kFailure)) return false;  // failure mode is not a refusal
   return std::holds_alternative<ClearStep>(step.action) || std::holds_alternative<ClearControlStep>(step.action) ||
          std::holds_alternative<ChangeEpsStep>(step.action) || std::holds_alternative<ChangePpsStep>(step.action) ||
          std::holds_alternative<HierarchyStep>(step.action) ||
