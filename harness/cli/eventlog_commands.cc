@@ -4,7 +4,6 @@
 #include <array>
 #include <exception>
 #include <iostream>
-#include <map>
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <string_view>

@@ -4,10 +4,8 @@
 #include <cctype>
 #include <cinttypes>
 #include <cstdio>
-#include <iterator>
 #include <set>
 #include <string_view>
-#include <unordered_map>
 #include <utility>
 
 #include "harness/align.h"
