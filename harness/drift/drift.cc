@@ -171,8 +171,7 @@ struct LogDiff {
 LogDiff DiffLogs(const EventLog& a, const EventLog& b) {
   LogDiff out;
   // The events as AlignEventLogs (harness/align.h) pairs them, the same
-  // pairing `tpmlab eventlog diff` shows. A change of data alone (the same
-  // digests) moves no PCR, so it explains none.
+  // pairing `tpmlab eventlog diff` shows.
   for (const EventDifference& d : AlignEventLogs(a, b).differences) {
     switch (d.kind) {
       case EventDifference::Kind::kRemoved: {
@@ -194,15 +193,16 @@ LogDiff DiffLogs(const EventLog& a, const EventLog& b) {
         break;
       }
     }
-    const bool extends = d.kind != EventDifference::Kind::kChanged || d.digest_differs;
-    if (extends && (d.before ? a.events()[*d.before].type : b.events()[*d.after].type) != ev::kNoAction) {
-      out.extended_changes.insert(d.pcr);
-    }
-  }
-
-  for (const EventChange& c : out.drift.events) {
+    // A change of data alone (the same digests) measured nothing new: it is
+    // listed, but it neither explains a moved PCR nor is a cause. EV_NO_ACTION
+    // records are never extended and count by their data (StartupLocality).
+    const uint32_t type = d.before ? a.events()[*d.before].type : b.events()[*d.after].type;
+    const bool measured = d.kind != EventDifference::Kind::kChanged || d.digest_differs;
+    if (measured && type != ev::kNoAction) out.extended_changes.insert(d.pcr);
+    if (!measured && type != ev::kNoAction) continue;
     // A changed event is one cause, named by what it is now (both, if the
     // two sides classify differently); a removed one by what it was.
+    const EventChange& c = out.drift.events.back();
     std::optional<Class> was, now;
     if (c.before) was = Classify(c.pcr, c.type, a.Data(a.events()[*c.before]), c.before_summary);
     if (c.after) now = Classify(c.pcr, c.type, b.Data(b.events()[*c.after]), c.after_summary);

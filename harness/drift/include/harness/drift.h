@@ -80,8 +80,9 @@ struct Drift {
 
 /// Aligns the two logs per PCR with AlignEventLogs (harness/align.h, the
 /// pairing `tpmlab eventlog diff` shows) and classifies every difference. A
-/// change of data alone (the same digests) is listed but explains no moved
-/// PCR. `pcrs` stays empty.
+/// change of data alone (the same digests: an image loaded by another path)
+/// is listed, but is no cause and explains no moved PCR (EV_NO_ACTION
+/// records, never extended, are causes by their data). `pcrs` stays empty.
 Drift DiffEventLogs(const EventLog& before, const EventLog& after);
 
 /// Everything: PCR values in the banks both snapshots have (a bank in one
