@@ -90,7 +90,7 @@ Matches Match(const std::vector<uint32_t>& a, const std::vector<uint32_t>& b, bo
 
 bool SameBytes(ByteView x, ByteView y) { return std::equal(x.begin(), x.end(), y.begin(), y.end()); }
 
-// The steps of align.h, from the closest match to the loosest.
+// The rules of align.h, from the closest match to the loosest.
 enum Step { kSameMeasurement, kSameData, kSameType, kUnmatched };
 
 class Aligner {
@@ -137,7 +137,7 @@ class Aligner {
   }
 
   // Events [a0, a1) and [b0, b1) of this PCR's sequences, which no closer
-  // step matched, matched by `step` and the looser steps after it.
+  // rule matched, matched by `step` and the looser rules after it.
   void AlignRange(Step step, size_t a0, size_t a1, size_t b0, size_t b1) {
     if (step == kUnmatched || a0 == a1 || b0 == b1) {
       for (size_t k = 0; k < std::max(a1 - a0, b1 - b0); ++k) {

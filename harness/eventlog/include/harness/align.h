@@ -4,30 +4,29 @@
 //
 // What "the same event" is. Events are only ever compared within one PCR,
 // each PCR's events in log order. Two events, one from each log, are
-//   - the same measurement when their type and their digests in every bank
-//     both logs carry are equal; EV_NO_ACTION records (their digests are
-//     zero) and, when the logs have no bank in common, all events must also
-//     have equal data. A pair of these whose data differs (the same digest,
-//     another description: an image loaded from another disk) is "changed",
-//     with the data differing;
-//   - the same thing measured again, changed, when they are not that but
-//     have the same type and the same data (the same variable with other
-//     contents is not this: its value is in the data; the same firmware
-//     volume at the same address with new contents, the same file name
-//     with a new image, are): "changed", the digest differing;
-//   - one event changed in place when they have only the same type and
-//     stand between the same anchors (SecureBoot = 1 became SecureBoot = 0):
-//     "changed", the data and usually the digest differing;
-//   - otherwise unrelated: the first log's event was "removed", the
-//     second's "added".
-// Each step is a longest common subsequence, in this order, of the events
-// the steps before left unmatched between two matched events: inserted and
+//   1. the same measurement when their type and their digests in every bank
+//      both logs carry are equal (EV_NO_ACTION records, whose digests are
+//      zero, and all events when the logs have no bank in common, must also
+//      have equal data). Such a pair whose data differs (the same image
+//      loaded by another path) is "changed", its data differing;
+//   2. else the same thing measured anew when they have the same type and
+//      the same data: the firmware volume at the same address with new
+//      contents, the same file name with a new image. "changed", its
+//      digest differing;
+//   3. else one event changed in place when they only have the same type and
+//      stand between the same matched events (SecureBoot = 1 became
+//      SecureBoot = 0; a variable's value is part of its data). "changed",
+//      its data and, as a rule, its digest differing;
+//   4. else unrelated: the first log's event was "removed", the second's
+//      "added".
+// Each rule is a longest common subsequence, in this order, of what the
+// rules before it left unmatched between two matched events: inserted and
 // removed events never shift the rest, and a closer match always wins over
-// a looser one. Where a PCR's sequences are so different that one step
-// would take more than 2,000 insertions and deletions to search, that step
-// compares them position by position instead, and the PCR is reported
-// positional. Digests compare only in the banks both logs carry; with none
-// in common, a pair's digest counts as differing whenever its data does.
+// a looser one. Where one rule would need more than 2,000 insertions and
+// deletions to search a PCR's unmatched events, it pairs them by position
+// instead (equal ones only), and the PCR is reported positional. Digests
+// compare only in the banks both logs carry; with none in common, a pair's
+// digest counts as differing whenever its data does.
 #pragma once
 
 #include <cstddef>
