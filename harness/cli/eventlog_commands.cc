@@ -4,7 +4,6 @@
 #include <array>
 #include <exception>
 #include <iostream>
-#include <map>
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <string_view>
@@ -12,6 +11,7 @@
 #include <thread>
 
 #include "exit_codes.h"
+#include "harness/align.h"
 #include "harness/event_data.h"
 #include "harness/findings.h"
 #include "harness/replay.h"
@@ -256,139 +256,36 @@ int EventlogReplay(const std::string& file, bool as_json) {
   return kExitPassed;
 }
 
-// Aligning two logs' events on one PCR. Events are equal when type and the
-// digests of the banks both logs carry agree (type and data when they share
-// no bank). A longest common subsequence finds what stayed; an unmatched
-// event of A and one of B with the same type between the same anchors is a
-// change, the rest were removed or added.
-enum class Step { kSame, kRemoved, kAdded };
-struct Aligned {
-  Step step;
-  size_t a = 0, b = 0;  // positions in the per-PCR sequences
-};
-
-constexpr size_t kMaxLcsCells = size_t{1} << 22;  // 16 MB of table; beyond, align by position
-
-std::vector<Aligned> Align(const std::vector<std::string>& a, const std::vector<std::string>& b, bool& positional) {
-  std::vector<Aligned> out;
-  const size_t n = a.size(), m = b.size();
-  size_t pre = 0, suf = 0;
-  while (pre < n && pre < m && a[pre] == b[pre]) out.push_back({Step::kSame, pre, pre}), ++pre;
-  while (suf < n - pre && suf < m - pre && a[n - 1 - suf] == b[m - 1 - suf]) ++suf;
-  const size_t na = n - pre - suf, nb = m - pre - suf;
-  if (na * nb <= kMaxLcsCells) {
-    // lcs[i][j]: the longest common subsequence of a[pre+i..] and b[pre+j..].
-    std::vector<uint32_t> lcs((na + 1) * (nb + 1), 0);
-    auto at = [&](size_t i, size_t j) -> uint32_t& { return lcs[i * (nb + 1) + j]; };
-    for (size_t i = na; i-- > 0;) {
-      for (size_t j = nb; j-- > 0;) {
-        at(i, j) = a[pre + i] == b[pre + j] ? at(i + 1, j + 1) + 1 : std::max(at(i + 1, j), at(i, j + 1));
-      }
-    }
-    size_t i = 0, j = 0;
-    while (i < na || j < nb) {
-      if (i < na && j < nb && a[pre + i] == b[pre + j]) {
-        out.push_back({Step::kSame, pre + i++, pre + j++});
-      } else if (j == nb || (i < na && at(i + 1, j) >= at(i, j + 1))) {
-        out.push_back({Step::kRemoved, pre + i++, 0});
-      } else {
-        out.push_back({Step::kAdded, 0, pre + j++});
-      }
-    }
-  } else {
-    positional = true;
-    for (size_t k = 0; k < std::max(na, nb); ++k) {
-      if (k < na && k < nb && a[pre + k] == b[pre + k]) {
-        out.push_back({Step::kSame, pre + k, pre + k});
-        continue;
-      }
-      if (k < na) out.push_back({Step::kRemoved, pre + k, 0});
-      if (k < nb) out.push_back({Step::kAdded, 0, pre + k});
-    }
-  }
-  for (size_t k = suf; k > 0; --k) out.push_back({Step::kSame, n - k, m - k});
-  return out;
-}
-
-std::vector<uint16_t> Banks(const EventLog& log) {
-  if (log.format() == LogFormat::kSha1) return {static_cast<uint16_t>(HashAlg::kSha1)};
-  std::vector<uint16_t> banks;
-  for (const auto& a : log.spec().algorithms) banks.push_back(a.alg);
-  return banks;
-}
-
-std::string AlignKey(const EventLog& log, const Event& e, const std::vector<uint16_t>& shared) {
-  std::string key = std::to_string(e.type) + ":";
-  if (shared.empty()) {
-    ByteView d = log.Data(e);
-    return key + ToHex(d);
-  }
-  for (uint16_t alg : shared) {
-    auto d = log.DigestFor(e, alg);
-    key += d ? ToHex(*d) : "-";
-    key += ":";
-  }
-  return key;
-}
-
 Json DiffEventJson(const EventLog& log, size_t index) {
   const Event& e = log.events()[index];
   return {{"index", index}, {"offset", e.log_offset}, {"type", EventTypeName(e.type)},
           {"digests", DigestsJson(log, e)}, {"summary", DecodeEventData(log, e).summary}};
 }
 
-bool SameData(const EventLog& a, const Event& ea, const EventLog& b, const Event& eb) {
-  ByteView x = a.Data(ea), y = b.Data(eb);
-  return std::equal(x.begin(), x.end(), y.begin(), y.end());
-}
-
-// Per PCR: {"added": [...], "removed": [...], "changed": [{"a", "b", "differs"}]}.
-Json DiffPcr(const EventLog& la, const std::vector<size_t>& ia, const EventLog& lb, const std::vector<size_t>& ib,
-             const std::vector<uint16_t>& shared) {
-  std::vector<std::string> ka, kb;
-  for (size_t i : ia) ka.push_back(AlignKey(la, la.events()[i], shared));
-  for (size_t i : ib) kb.push_back(AlignKey(lb, lb.events()[i], shared));
-  bool positional = false;
-  const std::vector<Aligned> steps = Align(ka, kb, positional);
-  Json added = Json::array(), removed = Json::array(), changed = Json::array();
-  auto change = [&](size_t a, size_t b, bool digest) {
-    Json differs = Json::array();
-    if (digest) differs.push_back("digest");
-    if (!SameData(la, la.events()[ia[a]], lb, lb.events()[ib[b]])) differs.push_back("data");
-    if (differs.empty()) return;
-    changed.push_back({{"a", DiffEventJson(la, ia[a])}, {"b", DiffEventJson(lb, ib[b])}, {"differs", differs}});
-  };
-  for (size_t s = 0; s < steps.size();) {
-    if (steps[s].step == Step::kSame) {
-      change(steps[s].a, steps[s].b, false);
-      ++s;
-      continue;
-    }
-    // A run of removed and added events between two anchors.
-    std::vector<size_t> gone, came;
-    for (; s < steps.size() && steps[s].step != Step::kSame; ++s) {
-      (steps[s].step == Step::kRemoved ? gone : came).push_back(s);
-    }
-    std::vector<bool> paired(came.size(), false);
-    for (size_t g : gone) {
-      const size_t a = steps[g].a;
-      size_t k = 0;
-      while (k < came.size() && (paired[k] || la.events()[ia[a]].type != lb.events()[ib[steps[came[k]].b]].type)) ++k;
-      if (k < came.size()) {
-        paired[k] = true;
-        change(a, steps[came[k]].b, true);
-      } else {
-        removed.push_back(DiffEventJson(la, ia[a]));
+// Per PCR with a difference: {"added": [...], "removed": [...], "changed":
+// [{"a", "b", "differs"}]}, as AlignEventLogs (harness/align.h) pairs them.
+Json DiffPcrs(const EventLog& la, const EventLog& lb, const LogAlignment& alignment) {
+  Json pcrs = Json::object();
+  for (const EventDifference& d : alignment.differences) {
+    Json& pcr = pcrs[std::to_string(d.pcr)];
+    if (pcr.is_null()) pcr = {{"added", Json::array()}, {"removed", Json::array()}, {"changed", Json::array()}};
+    switch (d.kind) {
+      case EventDifference::Kind::kAdded: pcr["added"].push_back(DiffEventJson(lb, *d.after)); break;
+      case EventDifference::Kind::kRemoved: pcr["removed"].push_back(DiffEventJson(la, *d.before)); break;
+      case EventDifference::Kind::kChanged: {
+        Json differs = Json::array();
+        if (d.digest_differs) differs.push_back("digest");
+        if (d.data_differs) differs.push_back("data");
+        pcr["changed"].push_back(
+            {{"a", DiffEventJson(la, *d.before)}, {"b", DiffEventJson(lb, *d.after)}, {"differs", differs}});
+        break;
       }
     }
-    for (size_t k = 0; k < came.size(); ++k) {
-      if (!paired[k]) added.push_back(DiffEventJson(lb, ib[steps[came[k]].b]));
-    }
   }
-  if (added.empty() && removed.empty() && changed.empty()) return nullptr;
-  Json out = {{"added", added}, {"removed", removed}, {"changed", changed}};
-  if (positional) out["alignment"] = "positional";  // too long for the LCS table
-  return out;
+  for (uint32_t pcr : alignment.positional_pcrs) {
+    if (pcrs.contains(std::to_string(pcr))) pcrs[std::to_string(pcr)]["alignment"] = "positional";
+  }
+  return pcrs;
 }
 
 // "the digest and the data differ" from ["digest", "data"].
@@ -420,21 +317,11 @@ int EventlogDiff(const std::string& file_a, const std::string& file_b, bool as_j
     std::cerr << "tpmlab: " << (ra.ok() ? rb.status() : ra.status()).ToString() << "\n";
     return kExitRunError;
   }
-  std::vector<uint16_t> shared;
-  for (uint16_t alg : Banks(*la)) {
-    const auto bb = Banks(*lb);
-    if (std::find(bb.begin(), bb.end(), alg) != bb.end()) shared.push_back(alg);
-  }
-  std::map<uint32_t, std::pair<std::vector<size_t>, std::vector<size_t>>> by_pcr;
-  for (size_t i = 0; i < la->size(); ++i) by_pcr[la->events()[i].pcr].first.push_back(i);
-  for (size_t i = 0; i < lb->size(); ++i) by_pcr[lb->events()[i].pcr].second.push_back(i);
-  Json pcrs = Json::object();
+  const LogAlignment alignment = AlignEventLogs(*la, *lb);
+  Json pcrs = DiffPcrs(*la, *lb, alignment);
   std::vector<uint32_t> changed_pcrs;  // in numeric order, for the text form
-  for (const auto& [pcr, seqs] : by_pcr) {
-    Json d = DiffPcr(*la, seqs.first, *lb, seqs.second, shared);
-    if (d.is_null()) continue;
-    pcrs[std::to_string(pcr)] = std::move(d);
-    changed_pcrs.push_back(pcr);
+  for (const EventDifference& d : alignment.differences) {
+    if (changed_pcrs.empty() || changed_pcrs.back() != d.pcr) changed_pcrs.push_back(d.pcr);
   }
   Json values = Json::object();
   for (const auto& [alg, va] : ra->pcrs) {
@@ -449,7 +336,7 @@ int EventlogDiff(const std::string& file_a, const std::string& file_b, bool as_j
   Json banks = Json::object();
   for (const auto& [side, log] : {std::pair{"a", &*la}, std::pair{"b", &*lb}}) {
     Json list = Json::array();
-    for (uint16_t alg : Banks(*log)) list.push_back(AlgName(alg));
+    for (uint16_t alg : LogBanks(*log)) list.push_back(AlgName(alg));
     banks[side] = std::move(list);
   }
   Json out = {{"a", file_a}, {"b", file_b},
@@ -466,7 +353,7 @@ int EventlogDiff(const std::string& file_a, const std::string& file_b, bool as_j
     return exit_code;
   }
   std::cout << file_a << " -> " << file_b << ": " << pcrs.size() << " PCRs with event changes, "
-            << (shared.empty() ? "no bank in common" : std::to_string(values.size()) + " banks with PCR values that differ")
+            << (alignment.common_banks.empty() ? "no bank in common" : std::to_string(values.size()) + " banks with PCR values that differ")
             << "\n";
   for (uint32_t pcr : changed_pcrs) {
     const Json& d = pcrs[std::to_string(pcr)];

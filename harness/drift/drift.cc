@@ -4,12 +4,11 @@
 #include <cctype>
 #include <cinttypes>
 #include <cstdio>
-#include <iterator>
 #include <set>
 #include <string_view>
-#include <unordered_map>
 #include <utility>
 
+#include "harness/align.h"
 #include "harness/event_data.h"
 #include "harness/replay.h"
 
@@ -17,121 +16,6 @@ namespace tpmlab {
 namespace {
 
 using json = nlohmann::json;
-
-// --- Alignment --------------------------------------------------------------
-
-// What two events must share to count as the same measurement: their type and
-// their digests in the algorithms both logs carry. EV_NO_ACTION digests are
-// zero, so those records are told apart by their data. Logs with no
-// algorithm in common (a bank swapped for another) fall back to type + data.
-class EventKeys {
- public:
-  EventKeys(const EventLog& a, const EventLog& b) {
-    const std::vector<uint16_t> in_a = Algorithms(a), in_b = Algorithms(b);
-    std::set_intersection(in_a.begin(), in_a.end(), in_b.begin(), in_b.end(), std::back_inserter(common_));
-  }
-
-  // A small integer per distinct key, shared by both logs.
-  int Id(const EventLog& log, const Event& e) {
-    std::string key;
-    auto put = [&key](ByteView v) { key.append(reinterpret_cast<const char*>(v.data()), v.size()); };
-    for (int i = 0; i < 4; ++i) key.push_back(static_cast<char>(e.type >> (8 * i)));
-    for (uint16_t alg : common_) {
-      auto d = log.DigestFor(e, alg);
-      key.push_back(d ? '+' : '-');
-      if (d) put(*d);
-    }
-    if (common_.empty() || e.type == ev::kNoAction) {
-      key.push_back('|');
-      put(log.Data(e));
-    }
-    return ids_.emplace(std::move(key), static_cast<int>(ids_.size())).first->second;
-  }
-
- private:
-  static std::vector<uint16_t> Algorithms(const EventLog& log) {
-    std::vector<uint16_t> algs;
-    if (log.format() == LogFormat::kSha1) {
-      algs.push_back(static_cast<uint16_t>(HashAlg::kSha1));
-    } else {
-      for (const auto& a : log.spec().algorithms) algs.push_back(a.alg);
-    }
-    std::sort(algs.begin(), algs.end());
-    algs.erase(std::unique(algs.begin(), algs.end()), algs.end());
-    return algs;
-  }
-
-  std::vector<uint16_t> common_;
-  std::unordered_map<std::string, int> ids_;
-};
-
-// Past this many edits in the middle of one PCR's sequences (after the common
-// head and tail are set aside) the search stops and that middle is compared
-// position by position: the search keeps O(edits²) positions, about 16 MB here.
-constexpr int kMaxEdits = 2000;
-
-// Matched pairs (i, j) of a longest common subsequence of a and b, ascending
-// (Myers' O(ND) shortest edit script). Empty when it would take more than
-// kMaxEdits edits.
-std::vector<std::pair<size_t, size_t>> CommonSubsequence(const int* a, int n, const int* b, int m) {
-  std::vector<std::pair<size_t, size_t>> matches;
-  if (n == 0 || m == 0) return matches;
-  const int max = std::min(n + m, kMaxEdits);
-  const int off = max + 1;
-  std::vector<int> v(static_cast<size_t>(2 * max + 3), 0);
-  std::vector<std::vector<int>> trace;  // trace[d][k + d] = furthest x on diagonal k after d edits
-  int end_d = -1;
-  for (int d = 0; d <= max && end_d < 0; ++d) {
-    for (int k = -d; k <= d; k += 2) {
-      int x = (k == -d || (k != d && v[off + k - 1] < v[off + k + 1])) ? v[off + k + 1] : v[off + k - 1] + 1;
-      int y = x - k;
-      while (x < n && y < m && a[x] == b[y]) ++x, ++y;
-      v[off + k] = x;
-      if (x >= n && y >= m) end_d = d;
-    }
-    trace.emplace_back(v.begin() + (off - d), v.begin() + (off + d + 1));
-  }
-  if (end_d < 0) return matches;
-  int x = n, y = m;
-  for (int d = end_d; d > 0; --d) {
-    const std::vector<int>& prev = trace[static_cast<size_t>(d - 1)];
-    auto at = [&prev, d](int k) { return prev[static_cast<size_t>(k + d - 1)]; };
-    const int k = x - y;
-    const int pk = (k == -d || (k != d && at(k - 1) < at(k + 1))) ? k + 1 : k - 1;
-    const int px = at(pk), py = px - pk;
-    while (x > px && y > py) {
-      --x, --y;
-      matches.emplace_back(static_cast<size_t>(x), static_cast<size_t>(y));
-    }
-    x = px, y = py;
-  }
-  while (x > 0 && y > 0) {
-    --x, --y;
-    matches.emplace_back(static_cast<size_t>(x), static_cast<size_t>(y));
-  }
-  std::reverse(matches.begin(), matches.end());
-  return matches;
-}
-
-// The common head and tail, then the middle.
-std::vector<std::pair<size_t, size_t>> Align(const std::vector<int>& a, const std::vector<int>& b) {
-  std::vector<std::pair<size_t, size_t>> matches;
-  size_t head = 0;
-  while (head < a.size() && head < b.size() && a[head] == b[head]) {
-    matches.emplace_back(head, head);
-    ++head;
-  }
-  size_t tail = 0;
-  while (tail < a.size() - head && tail < b.size() - head && a[a.size() - 1 - tail] == b[b.size() - 1 - tail]) {
-    ++tail;
-  }
-  const int n = static_cast<int>(a.size() - head - tail), m = static_cast<int>(b.size() - head - tail);
-  for (auto [i, j] : CommonSubsequence(a.data() + head, n, b.data() + head, m)) {
-    matches.emplace_back(head + i, head + j);
-  }
-  for (size_t t = tail; t > 0; --t) matches.emplace_back(a.size() - t, b.size() - t);
-  return matches;
-}
 
 // --- Classification -----------------------------------------------------------
 
@@ -286,69 +170,39 @@ struct LogDiff {
 
 LogDiff DiffLogs(const EventLog& a, const EventLog& b) {
   LogDiff out;
-  EventKeys keys(a, b);
-  std::map<uint32_t, std::vector<size_t>> by_pcr_a, by_pcr_b;
-  std::vector<int> ids_a(a.size()), ids_b(b.size());
-  for (size_t i = 0; i < a.size(); ++i) {
-    by_pcr_a[a.events()[i].pcr].push_back(i);
-    ids_a[i] = keys.Id(a, a.events()[i]);
-  }
-  for (size_t i = 0; i < b.size(); ++i) {
-    by_pcr_b[b.events()[i].pcr].push_back(i);
-    ids_b[i] = keys.Id(b, b.events()[i]);
-  }
-  std::set<uint32_t> pcrs;
-  for (const auto& [pcr, list] : by_pcr_a) pcrs.insert(pcr);
-  for (const auto& [pcr, list] : by_pcr_b) pcrs.insert(pcr);
-
-  const std::vector<size_t> none;
-  for (uint32_t pcr : pcrs) {
-    auto ia = by_pcr_a.find(pcr), ib = by_pcr_b.find(pcr);
-    const std::vector<size_t>& ea = ia == by_pcr_a.end() ? none : ia->second;
-    const std::vector<size_t>& eb = ib == by_pcr_b.end() ? none : ib->second;
-    std::vector<int> sa, sb;
-    for (size_t i : ea) sa.push_back(ids_a[i]);
-    for (size_t i : eb) sb.push_back(ids_b[i]);
-    if (sa == sb) continue;
-
-    auto matches = Align(sa, sb);
-    matches.emplace_back(sa.size(), sb.size());  // the end closes the last gap
-    size_t pa = 0, pb = 0;
-    for (auto [ma, mb] : matches) {
-      size_t i = pa, j = pb;
-      auto removed = [&](size_t k) {
-        const Event& e = a.events()[ea[k]];
-        out.drift.events.push_back({"removed", pcr, e.type, ea[k], std::nullopt, DecodeEventData(a, e).summary, ""});
-      };
-      auto added = [&](size_t k) {
-        const Event& e = b.events()[eb[k]];
-        out.drift.events.push_back({"added", pcr, e.type, std::nullopt, eb[k], "", DecodeEventData(b, e).summary});
-      };
-      // Unmatched events at the same position in the gap: one event changed
-      // when the type is the same, else one removed and one added.
-      for (; i < ma && j < mb; ++i, ++j) {
-        const Event& x = a.events()[ea[i]];
-        const Event& y = b.events()[eb[j]];
-        if (x.type == y.type) {
-          std::string before = DecodeEventData(a, x).summary, after = DecodeEventData(b, y).summary;
-          if (before == after) ShowWhatDiffers(a, x, b, y, before, after);
-          out.drift.events.push_back({"changed", pcr, x.type, ea[i], eb[j], std::move(before), std::move(after)});
-        } else {
-          removed(i);
-          added(j);
-        }
+  // The events as AlignEventLogs (harness/align.h) pairs them, the same
+  // pairing `tpmlab eventlog diff` shows.
+  for (const EventDifference& d : AlignEventLogs(a, b).differences) {
+    switch (d.kind) {
+      case EventDifference::Kind::kRemoved: {
+        const Event& e = a.events()[*d.before];
+        out.drift.events.push_back({"removed", d.pcr, e.type, d.before, std::nullopt, DecodeEventData(a, e).summary, ""});
+        break;
       }
-      for (; i < ma; ++i) removed(i);
-      for (; j < mb; ++j) added(j);
-      pa = ma + 1;
-      pb = mb + 1;
+      case EventDifference::Kind::kAdded: {
+        const Event& e = b.events()[*d.after];
+        out.drift.events.push_back({"added", d.pcr, e.type, std::nullopt, d.after, "", DecodeEventData(b, e).summary});
+        break;
+      }
+      case EventDifference::Kind::kChanged: {
+        const Event& x = a.events()[*d.before];
+        const Event& y = b.events()[*d.after];
+        std::string before = DecodeEventData(a, x).summary, after = DecodeEventData(b, y).summary;
+        if (before == after) ShowWhatDiffers(a, x, b, y, before, after);
+        out.drift.events.push_back({"changed", d.pcr, x.type, d.before, d.after, std::move(before), std::move(after)});
+        break;
+      }
     }
-  }
-
-  for (const EventChange& c : out.drift.events) {
-    if (c.type != ev::kNoAction) out.extended_changes.insert(c.pcr);
+    // A change of data alone (the same digests) measured nothing new: it is
+    // listed, but it neither explains a moved PCR nor is a cause. EV_NO_ACTION
+    // records are never extended and count by their data (StartupLocality).
+    const uint32_t type = d.before ? a.events()[*d.before].type : b.events()[*d.after].type;
+    const bool measured = d.kind != EventDifference::Kind::kChanged || d.digest_differs;
+    if (measured && type != ev::kNoAction) out.extended_changes.insert(d.pcr);
+    if (!measured && type != ev::kNoAction) continue;
     // A changed event is one cause, named by what it is now (both, if the
     // two sides classify differently); a removed one by what it was.
+    const EventChange& c = out.drift.events.back();
     std::optional<Class> was, now;
     if (c.before) was = Classify(c.pcr, c.type, a.Data(a.events()[*c.before]), c.before_summary);
     if (c.after) now = Classify(c.pcr, c.type, b.Data(b.events()[*c.after]), c.after_summary);

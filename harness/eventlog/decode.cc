@@ -379,7 +379,7 @@ std::string GuidLabel(ByteView guid16) {
 
 std::string At(size_t offset) { return " at byte " + Num(offset) + " of the event data"; }
 
-DevicePath DecodeDevicePath(ByteView dp, size_t base) {
+DevicePath DecodeDevicePath(ByteView dp, size_t base, bool full) {
   DevicePath out;
   Cursor c(dp);
   while (c.left() > 0) {
@@ -401,6 +401,7 @@ DevicePath DecodeDevicePath(ByteView dp, size_t base) {
       break;
     }
     if (type == 0x7F && sub == 0xFF) break;  // end of the whole path
+    if (!full) continue;                     // only checking the framing
     if (type == 0x7F) {                      // end of one instance: more follow
       out.text += ",";
       continue;
@@ -415,18 +416,12 @@ DevicePath DecodeDevicePath(ByteView dp, size_t base) {
   return out;
 }
 
-// The same walk as DecodeDevicePath, node framing only.
-bool DevicePathBroken(ByteView dp) {
-  Cursor c(dp);
-  while (c.left() > 0) {
-    uint8_t type = 0, sub = 0;
-    uint16_t len = 0;
-    ByteView body;
-    if (!c.Le(type) || !c.Le(sub) || !c.Le(len)) return true;
-    if (len < 4 || !c.Take(len - 4u, body)) return true;
-    if (type == 0x7F && sub == 0xFF) return false;  // end of the whole path
-  }
-  return false;
+void Fail(Out& out, ByteView d, std::string problem) {
+  out.failed = true;
+  if (!out.full) return;
+  out.problem = std::move(problem);
+  if (!out.data.contains("hex")) PutHex(out.data, d);
+  if (out.summary.empty()) out.summary = "undecodable: " + out.problem;
 }
 
 json DevicePathJson(const DevicePath& p) { return {{"text", p.text}, {"nodes", p.nodes}}; }

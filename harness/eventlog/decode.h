@@ -82,10 +82,36 @@ struct DevicePath {
   std::string text;
   std::string problem;  // a node whose length does not fit; empty when none
 };
-// `base` is where `dp` starts in the event data, for messages.
-DevicePath DecodeDevicePath(ByteView dp, size_t base);
-// Whether DecodeDevicePath(dp, …).problem would be non-empty, decoding nothing.
-bool DevicePathBroken(ByteView dp);
+// `base` is where `dp` starts in the event data, for messages. With `full`
+// false only the node framing is walked: `problem` is set as it would be,
+// and no nodes or text are built.
+DevicePath DecodeDevicePath(ByteView dp, size_t base, bool full = true);
 json DevicePathJson(const DevicePath& p);
+
+// Every event data decoder walks the data once in one of two modes: decoding
+// (`full`: data and summary built, and on failure the problem) or checking
+// only (EventDataUndecodable, which the findings run on every event: no JSON
+// and no strings built unless the data fails). Both modes take the same
+// branches and fail at the same reads; what only decoding needs sits under
+// `if (out.full)` or after `if (!out.full) return`. The fuzz target checks
+// that the two agree (tests/fuzz/eventlog_fuzz.cc). The decoders are in
+// event_data.cc, the UEFI variables' in uefi_variable.cc.
+struct Out {
+  explicit Out(bool full_mode) : full(full_mode) {
+    if (full) data = json::object();
+  }
+  const bool full;
+  bool failed = false;
+  json data;  // stays null when only checking
+  std::string summary;
+  std::string problem;
+};
+
+// The walk stops here: the data does not match its structure. `problem`
+// (built only when decoding) names the byte offset.
+void Fail(Out& out, ByteView d, std::string problem);
+
+// EV_EFI_VARIABLE_* data (uefi_variable.cc).
+void Variable(uint32_t type, ByteView d, Out& out);
 
 }  // namespace tpmlab::decode

@@ -15,7 +15,8 @@ using namespace decode;
 
 // --- per-type decoders ----------------------------------------------------
 
-void Generic(ByteView d, DecodedEvent& out) {
+void Generic(ByteView d, Out& out) {
+  if (!out.full) return;  // never fails
   if (auto text = AsciiText(d)) {
     out.data["text"] = *text;
     out.summary = Clip(*text);
@@ -31,16 +32,11 @@ void Generic(ByteView d, DecodedEvent& out) {
   }
 }
 
-void Fail(DecodedEvent& out, ByteView d, std::string problem) {
-  out.problem = std::move(problem);
-  if (!out.data.contains("hex")) PutHex(out.data, d);
-  if (out.summary.empty()) out.summary = "undecodable: " + out.problem;
-}
-
-void Separator(ByteView d, DecodedEvent& out) {
+void Separator(ByteView d, Out& out) {
   Cursor c(d);
   uint32_t v = 0;
   if (d.size() != 4 || !c.Le(v)) return Fail(out, d, "separator data is " + Num(d.size()) + " bytes, not 4");
+  if (!out.full) return;
   out.data["value"] = Hex32(v);
   out.data["hex"] = ToHex(d);
   if (v == 0) {
@@ -56,26 +52,28 @@ void Separator(ByteView d, DecodedEvent& out) {
   }
 }
 
-void ActionText(ByteView d, DecodedEvent& out) {
-  auto text = AsciiText(d);
-  if (!text) return Fail(out, d, "action data is not printable ASCII");
-  out.data["text"] = *text;
-  out.summary = Clip(*text);
+void ActionText(ByteView d, Out& out) {
+  if (!IsAsciiText(d)) return Fail(out, d, "action data is not printable ASCII");
+  if (!out.full) return;
+  const std::string text = *AsciiText(d);
+  out.data["text"] = text;
+  out.summary = Clip(text);
 }
 
-void Blob(ByteView d, DecodedEvent& out) {
+void Blob(ByteView d, Out& out) {
   Cursor c(d);
   uint64_t base = 0, length = 0;
   if (!c.Le(base) || !c.Le(length)) {
     return Fail(out, d, "UEFI_PLATFORM_FIRMWARE_BLOB is " + Num(d.size()) + " bytes, not 16");
   }
+  if (!out.full) return;
   out.data["base"] = Hex64(base);
   out.data["length"] = length;
   if (c.left() > 0) out.data["trailing_bytes"] = c.left();
   out.summary = "base " + Hex64(base) + " length " + Hex64(length);
 }
 
-void Blob2(ByteView d, DecodedEvent& out) {
+void Blob2(ByteView d, Out& out) {
   Cursor c(d);
   uint8_t size = 0;
   ByteView desc;
@@ -84,6 +82,7 @@ void Blob2(ByteView d, DecodedEvent& out) {
     return Fail(out, d, "UEFI_PLATFORM_FIRMWARE_BLOB2 of " + Num(d.size()) +
                             " bytes is too short for its description size " + Num(size));
   }
+  if (!out.full) return;
   const std::string text = EscapedText(desc);
   out.data["description"] = text;
   out.data["base"] = Hex64(base);
@@ -94,10 +93,12 @@ void Blob2(ByteView d, DecodedEvent& out) {
 
 // EV_POST_CODE and EV_S_CRTM_CONTENTS: a string ("ACPI DATA", "Boot Guard
 // Measured S-CRTM") or the measured region as a blob.
-void TextOrBlob(ByteView d, DecodedEvent& out) {
-  if (auto text = AsciiText(d)) {
-    out.data["text"] = *text;
-    out.summary = Clip(*text);
+void TextOrBlob(ByteView d, Out& out) {
+  if (IsAsciiText(d)) {
+    if (!out.full) return;
+    const std::string text = *AsciiText(d);
+    out.data["text"] = text;
+    out.summary = Clip(text);
   } else if (d.size() == 16) {
     Blob(d, out);
   } else if (!d.empty() && size_t{d[0]} + 17 == d.size()) {
@@ -110,7 +111,8 @@ void TextOrBlob(ByteView d, DecodedEvent& out) {
 // The PFP allows a UCS-2 string or a GUID. Real firmware also logs an
 // empty string (OVMF: one NUL) and vendor records such as the "M60" blob
 // of the go-attestation SHA1 fixtures: shown, not flagged.
-void CrtmVersion(ByteView d, DecodedEvent& out) {
+void CrtmVersion(ByteView d, Out& out) {
+  if (!out.full) return;  // never fails
   const bool all_nul = !d.empty() && d.size() % 2 == 0 && std::all_of(d.begin(), d.end(), [](uint8_t b) { return b == 0; });
   if (all_nul) {
     out.data["version"] = "";
@@ -137,24 +139,27 @@ void CrtmVersion(ByteView d, DecodedEvent& out) {
   }
 }
 
-void Hcrtm(ByteView d, DecodedEvent& out) {
+void Hcrtm(ByteView d, Out& out) {
   if (d.size() != 5 || std::memcmp(d.data(), "HCRTM", 5) != 0) {
     return Fail(out, d, "H-CRTM event data must be the 5 bytes \"HCRTM\"");
   }
+  if (!out.full) return;
   out.data["text"] = "HCRTM";
   out.summary = "HCRTM";
 }
 
-void ImageLoad(ByteView d, DecodedEvent& out) {
+void ImageLoad(ByteView d, Out& out) {
   Cursor c(d);
   uint64_t location = 0, length = 0, link = 0, dp_length = 0;
   if (!c.Le(location) || !c.Le(length) || !c.Le(link) || !c.Le(dp_length)) {
     return Fail(out, d, "UEFI_IMAGE_LOAD_EVENT is " + Num(d.size()) + " bytes, shorter than its 32-byte header");
   }
-  out.data["image_location"] = Hex64(location);
-  out.data["image_length"] = length;
-  out.data["link_time_address"] = Hex64(link);
-  out.data["device_path_length"] = dp_length;
+  if (out.full) {
+    out.data["image_location"] = Hex64(location);
+    out.data["image_length"] = length;
+    out.data["link_time_address"] = Hex64(link);
+    out.data["device_path_length"] = dp_length;
+  }
   ByteView dp = c.rest();
   std::string problem;
   if (dp_length > c.left()) {
@@ -162,169 +167,14 @@ void ImageLoad(ByteView d, DecodedEvent& out) {
               " bytes left)" + At(24);
   } else {
     dp = dp.first(dp_length);
-    if (c.left() > dp_length) out.data["trailing_bytes"] = c.left() - dp_length;
+    if (out.full && c.left() > dp_length) out.data["trailing_bytes"] = c.left() - dp_length;
   }
-  DevicePath path = DecodeDevicePath(dp, 32);
-  out.data["device_path"] = DevicePathJson(path);
-  out.summary = path.text.empty() ? "image of " + Num(length) + " bytes" : Clip(path.text);
+  DevicePath path = DecodeDevicePath(dp, 32, out.full);
+  if (out.full) {
+    out.data["device_path"] = DevicePathJson(path);
+    out.summary = path.text.empty() ? "image of " + Num(length) + " bytes" : Clip(path.text);
+  }
   if (problem.empty()) problem = path.problem;
-  if (!problem.empty()) Fail(out, d, problem);
-}
-
-// --- UEFI variables -------------------------------------------------------
-
-bool IsLoadOptionName(const std::string& name) {
-  for (const char* prefix : {"Boot", "Driver", "SysPrep", "PlatformRecovery"}) {
-    const size_t n = std::strlen(prefix);
-    if (name.size() == n + 4 && name.compare(0, n, prefix) == 0 &&
-        std::all_of(name.begin() + static_cast<std::ptrdiff_t>(n), name.end(),
-                    [](char ch) { return std::isxdigit(static_cast<unsigned char>(ch)) != 0; })) {
-      return true;
-    }
-  }
-  return false;
-}
-
-bool IsSignatureDatabase(const std::string& name) {
-  for (const char* db : {"PK", "KEK", "db", "dbx", "dbt", "dbr", "MokList", "MokListX", "MokListRT",
-                         "MokListXRT", "vendor_db"}) {
-    if (name == db) return true;
-  }
-  return false;
-}
-
-// A DER SEQUENCE with a two-byte length that spans `v` (an X.509 certificate).
-bool IsDerSequence(ByteView v) {
-  return v.size() >= 4 && v[0] == 0x30 && v[1] == 0x82 && (size_t{v[2]} << 8 | v[3]) + 4 == v.size();
-}
-
-std::string BootName(uint16_t n) {
-  char buf[16];
-  std::snprintf(buf, sizeof(buf), "Boot%04X", n);
-  return buf;
-}
-
-// EFI_LOAD_OPTION {u32 Attributes; u16 FilePathListLength; CHAR16
-// Description[] (NUL-terminated); device path; optional data}.
-std::string LoadOption(ByteView v, size_t base, json& j, std::string& summary) {
-  Cursor c(v);
-  uint32_t attributes = 0;
-  uint16_t path_length = 0;
-  if (!c.Le(attributes) || !c.Le(path_length)) return "EFI_LOAD_OPTION header truncated" + At(base);
-  size_t units = 0;
-  const ByteView rest = c.rest();
-  while (units < rest.size() / 2 && Unit(rest, units) != 0) ++units;
-  if (units == rest.size() / 2) return "EFI_LOAD_OPTION description has no terminating NUL" + At(base + 6);
-  ByteView desc, dp;
-  (void)c.Take(2 * units + 2, desc);
-  const std::string description = Utf16ToUtf8(desc);
-  json option = {{"attributes", Hex32(attributes)}, {"active", (attributes & 1) != 0},
-                 {"description", description}};
-  if (!c.Take(path_length, dp)) {
-    j["load_option"] = option;
-    return "EFI_LOAD_OPTION device path of " + Num(path_length) + " bytes runs past the variable (" +
-           Num(c.left()) + " bytes left)" + At(base + c.offset());
-  }
-  DevicePath path = DecodeDevicePath(dp, base + c.offset() - path_length);
-  option["device_path"] = DevicePathJson(path);
-  option["optional_data_length"] = c.left();
-  j["load_option"] = option;
-  summary += ": \"" + description + "\" " + path.text;
-  return path.problem;
-}
-
-// A list of EFI_SIGNATURE_LIST {GUID type; u32 list size; u32 header size;
-// u32 signature size; header; signatures of {GUID owner; data}}.
-std::string SignatureLists(ByteView v, size_t base, json& j, std::string& summary) {
-  json lists = json::array();
-  Cursor c(v);
-  std::string problem;
-  size_t total = 0;
-  while (c.left() > 0) {
-    const size_t at = base + c.offset();
-    ByteView type, body;
-    uint32_t list_size = 0, header_size = 0, sig_size = 0;
-    if (!c.Take(16, type) || !c.Le(list_size) || !c.Le(header_size) || !c.Le(sig_size)) {
-      problem = "EFI_SIGNATURE_LIST header truncated" + At(at);
-      break;
-    }
-    if (list_size < 28 || !c.Take(list_size - 28u, body)) {
-      problem = "EFI_SIGNATURE_LIST size " + Num(list_size) + " does not fit the variable" + At(at);
-      break;
-    }
-    if (header_size > body.size() || sig_size < 16 || (body.size() - header_size) % sig_size != 0) {
-      problem = "EFI_SIGNATURE_LIST with header " + Num(header_size) + " and signatures of " +
-                Num(sig_size) + " bytes does not divide its " + Num(body.size()) + " bytes" + At(at);
-      break;
-    }
-    const size_t count = (body.size() - header_size) / sig_size;
-    json list = {{"signature_size", sig_size}, {"count", count}};
-    PutGuid(list, "type", type);
-    lists.push_back(std::move(list));
-    total += count;
-  }
-  j["signature_lists"] = std::move(lists);
-  summary += ": " + Num(total) + " signatures in " + Num(j["signature_lists"].size()) + " lists";
-  return problem;
-}
-
-void Variable(uint32_t type, ByteView d, DecodedEvent& out) {
-  auto parsed = ParseUefiVariable(d);
-  if (!parsed.ok()) {
-    if (d.size() >= 16) PutGuid(out.data, "guid", d.first(16));
-    return Fail(out, d, parsed.status().message() + At(parsed.status().offset().value_or(0)));
-  }
-  const UefiVariable& var = *parsed;
-  json& j = out.data;
-  j["guid"] = var.guid;
-  if (auto name = GuidName(var.guid); !name.empty()) j["guid_name"] = std::string(name);
-  j["name"] = var.name;
-  j["data_length"] = var.data.size();
-  if (var.trailing > 0) j["trailing_bytes"] = var.trailing;
-  const size_t base = d.size() - var.trailing - var.data.size();  // where VariableData starts
-  const ByteView v = var.data;
-  const bool global = var.guid == "8be4df61-93ca-11d2-aa0d-00e098032b8c";
-  std::string problem;
-  out.summary = var.name.empty() ? var.guid : var.name;
-
-  if (global && var.name == "BootOrder" && v.size() % 2 == 0) {
-    json order = json::array();
-    std::string text;
-    for (size_t i = 0; i < v.size() / 2; ++i) {
-      order.push_back(BootName(Unit(v, i)));
-      text += (i ? "," : "") + BootName(Unit(v, i));
-    }
-    j["boot_order"] = std::move(order);
-    out.summary += " = " + text;
-  } else if (global && (var.name == "BootNext" || var.name == "BootCurrent") && v.size() == 2) {
-    j["value"] = BootName(Unit(v, 0));
-    out.summary += " = " + BootName(Unit(v, 0));
-  } else if (global && IsLoadOptionName(var.name)) {
-    problem = LoadOption(v, base, j, out.summary);
-  } else if (type == ev::kEfiVariableAuthority && IsDerSequence(v)) {
-    // shim logs the bare certificate it verified with ("Shim", "MokList").
-    j["certificate_length"] = v.size();
-    out.summary += ": certificate, " + Num(v.size()) + " bytes";
-  } else if (type == ev::kEfiVariableAuthority && v.size() >= 16 && !AsciiText(v)) {
-    // EFI_SIGNATURE_DATA: the owner and the certificate or hash that verified an image.
-    PutGuid(j, "signature_owner", v.first(16));
-    j["signature_length"] = v.size() - 16;
-    out.summary += ": signature by " + GuidLabel(v.first(16)) + ", " + Num(v.size() - 16) + " bytes";
-  } else if (IsSignatureDatabase(var.name) && !v.empty()) {
-    problem = SignatureLists(v, base, j, out.summary);
-  } else if (v.size() == 1) {
-    j["value"] = v[0];
-    out.summary += " = " + Num(v[0]);
-  } else if (auto text = AsciiText(v)) {
-    j["text"] = *text;
-    out.summary += " = " + Clip(*text);
-  } else if (v.empty()) {
-    out.summary += " (empty)";
-  } else {
-    j["value_hex"] = ToHex(v.first(std::min(v.size(), kHexCap)));
-    if (v.size() > kHexCap) j["value_hex_truncated"] = true;
-    out.summary += ": " + Num(v.size()) + " bytes";
-  }
   if (!problem.empty()) Fail(out, d, problem);
 }
 
@@ -332,7 +182,7 @@ void Variable(uint32_t type, ByteView d, DecodedEvent& out) {
 
 // UEFI_GPT_DATA {UEFI_PARTITION_TABLE_HEADER (92 bytes); u64
 // NumberOfPartitions; entries of the header's SizeOfPartitionEntry}.
-void Gpt(ByteView d, DecodedEvent& out) {
+void Gpt(ByteView d, Out& out) {
   Cursor c(d);
   ByteView signature, disk;
   uint32_t revision = 0, header_size = 0, header_crc = 0, reserved = 0, entries = 0, entry_size = 0,
@@ -345,20 +195,22 @@ void Gpt(ByteView d, DecodedEvent& out) {
     return Fail(out, d, "UEFI_PARTITION_TABLE_HEADER is " + Num(d.size()) + " bytes, need 92");
   }
   json& j = out.data;
-  j["disk_guid"] = GuidText(disk);
-  j["revision"] = Hex32(revision);
-  j["my_lba"] = my_lba;
-  j["alternate_lba"] = alt_lba;
-  j["first_usable_lba"] = first;
-  j["last_usable_lba"] = last;
-  j["partition_entry_lba"] = entry_lba;
-  j["number_of_partition_entries"] = entries;
-  j["partition_entry_size"] = entry_size;
+  if (out.full) {
+    j["disk_guid"] = GuidText(disk);
+    j["revision"] = Hex32(revision);
+    j["my_lba"] = my_lba;
+    j["alternate_lba"] = alt_lba;
+    j["first_usable_lba"] = first;
+    j["last_usable_lba"] = last;
+    j["partition_entry_lba"] = entry_lba;
+    j["number_of_partition_entries"] = entries;
+    j["partition_entry_size"] = entry_size;
+  }
   if (std::memcmp(signature.data(), "EFI PART", 8) != 0) {
     return Fail(out, d, "GPT header signature is \"" + EscapedText(signature) + "\", not \"EFI PART\"" + At(0));
   }
   if (!c.Le(count)) return Fail(out, d, "NumberOfPartitions missing" + At(92));
-  j["number_of_partitions"] = count;
+  if (out.full) j["number_of_partitions"] = count;
   constexpr size_t kNameAt = 56, kNameBytes = 72;  // after two GUIDs and three u64s
   if (entry_size < kNameAt) {
     return Fail(out, d, "partition entry size " + Num(entry_size) + " is smaller than " + Num(kNameAt) + At(84));
@@ -368,6 +220,10 @@ void Gpt(ByteView d, DecodedEvent& out) {
     problem = Num(count) + " partitions of " + Num(entry_size) + " bytes run past the event (" +
               Num(c.left()) + " bytes left)" + At(92);
     count = c.left() / entry_size;
+  }
+  if (!out.full) {
+    if (!problem.empty()) Fail(out, d, problem);
+    return;
   }
   json parts = json::array();
   std::string names;
@@ -393,13 +249,13 @@ void Gpt(ByteView d, DecodedEvent& out) {
 
 // UEFI_HANDOFF_TABLE_POINTERS(2): [u8 size; description;] u64 count;
 // {GUID; u64 address}[count].
-void HandoffTables(bool v2, ByteView d, DecodedEvent& out) {
+void HandoffTables(bool v2, ByteView d, Out& out) {
   Cursor c(d);
   if (v2) {
     uint8_t size = 0;
     ByteView desc;
     if (!c.Le(size) || !c.Take(size, desc)) return Fail(out, d, "table description runs past the event" + At(0));
-    out.data["description"] = EscapedText(desc);
+    if (out.full) out.data["description"] = EscapedText(desc);
   }
   uint64_t count = 0;
   if (!c.Le(count)) return Fail(out, d, "NumberOfTables missing" + At(c.offset()));
@@ -407,6 +263,7 @@ void HandoffTables(bool v2, ByteView d, DecodedEvent& out) {
     return Fail(out, d, Num(count) + " tables of 24 bytes run past the event (" + Num(c.left()) +
                             " bytes left)" + At(c.offset() - 8));
   }
+  if (!out.full) return;
   json tables = json::array();
   std::string text;
   for (uint64_t i = 0; i < count; ++i) {
@@ -423,7 +280,7 @@ void HandoffTables(bool v2, ByteView d, DecodedEvent& out) {
 }
 
 // TCG_PCClientTaggedEvent list: {u32 id; u32 size; u8 data[size]}...
-void EventTags(ByteView d, DecodedEvent& out) {
+void EventTags(ByteView d, Out& out) {
   Cursor c(d);
   json tags = json::array();
   std::string text;
@@ -436,6 +293,7 @@ void EventTags(ByteView d, DecodedEvent& out) {
       return Fail(out, d, "tagged event of " + Num(size) + " bytes runs past the event (" +
                               Num(c.left()) + " bytes left)" + At(at + 4));
     }
+    if (!out.full) continue;
     json t = {{"id", Hex32(id)}, {"size", size}};
     // systemd-boot and systemd-stub tag what they measure into PCR 9/12.
     if (id == 0x8F3B22EC) t["name"] = "systemd initrd";
@@ -448,6 +306,7 @@ void EventTags(ByteView d, DecodedEvent& out) {
     text += (text.empty() ? "" : ", ") + Hex32(id) + (t.contains("text") ? " \"" + t["text"].get<std::string>() + "\"" : "");
     tags.push_back(std::move(t));
   }
+  if (!out.full) return;
   out.data["tags"] = std::move(tags);
   out.summary = Clip(text);
 }
@@ -455,7 +314,7 @@ void EventTags(ByteView d, DecodedEvent& out) {
 // TCG_Sp800_155_PlatformId_Event2/3: vendor and firmware identity, and in
 // Event3 where the reference manifest and platform certificate live.
 // Decoded as far as the data goes; a short record is shown, not flagged.
-void Sp800155(const std::string& signature, ByteView d, DecodedEvent& out) {
+void Sp800155(const std::string& signature, ByteView d, Out& out) {
   json& j = out.data;
   Cursor c(d.subspan(16));
   std::string summary = signature;
@@ -511,146 +370,25 @@ std::optional<std::string> NoActionSignature(ByteView d) {
   return std::string(d.begin(), d.begin() + static_cast<std::ptrdiff_t>(n));
 }
 
-void NoAction(ByteView d, DecodedEvent& out) {
+void NoAction(ByteView d, Out& out) {
   auto sig = NoActionSignature(d);
   if (!sig) return Generic(d, out);
-  out.data["signature"] = *sig;
-  out.summary = *sig;
+  if (out.full) {
+    out.data["signature"] = *sig;
+    out.summary = *sig;
+  }
   if (*sig == "StartupLocality") {
     if (d.size() < 17) return Fail(out, d, "StartupLocality event has no locality byte" + At(16));
+    if (!out.full) return;
     out.data["startup_locality"] = d[16];
     out.summary += " " + Num(d[16]);
+  } else if (!out.full) {
+    return;  // the rest never fails
   } else if (sig->rfind("SP800-155 Event", 0) == 0) {
     Sp800155(*sig, d, out);
   } else if (d.size() > 16) {
     PutHex(out.data, d.subspan(16));
   }
-}
-
-// --- validation only ------------------------------------------------------
-// Each mirrors the decoder above it names, and answers only whether that
-// decoder would call Fail: the same reads in the same order, no output.
-
-// ParseUefiVariable's framing: VariableData, or false when it does not parse.
-bool VariableData(ByteView d, ByteView& name, ByteView& data) {
-  Cursor c(d);
-  ByteView guid;
-  uint64_t name_length = 0, data_length = 0;
-  if (!c.Take(16, guid) || !c.Le(name_length) || !c.Le(data_length)) return false;
-  if (name_length > c.left() / 2) return false;
-  (void)c.Take(2 * name_length, name);
-  return c.Take(data_length, data);
-}
-
-// LoadOption: whether it returns a problem.
-bool LoadOptionBroken(ByteView v) {
-  Cursor c(v);
-  uint32_t attributes = 0;
-  uint16_t path_length = 0;
-  if (!c.Le(attributes) || !c.Le(path_length)) return true;
-  size_t units = 0;
-  const ByteView rest = c.rest();
-  while (units < rest.size() / 2 && Unit(rest, units) != 0) ++units;
-  if (units == rest.size() / 2) return true;
-  ByteView desc, dp;
-  (void)c.Take(2 * units + 2, desc);
-  if (!c.Take(path_length, dp)) return true;
-  return DevicePathBroken(dp);
-}
-
-// SignatureLists: whether it returns a problem.
-bool SignatureListsBroken(ByteView v) {
-  Cursor c(v);
-  while (c.left() > 0) {
-    ByteView type, body;
-    uint32_t list_size = 0, header_size = 0, sig_size = 0;
-    if (!c.Take(16, type) || !c.Le(list_size) || !c.Le(header_size) || !c.Le(sig_size)) return true;
-    if (list_size < 28 || !c.Take(list_size - 28u, body)) return true;
-    if (header_size > body.size() || sig_size < 16 || (body.size() - header_size) % sig_size != 0) return true;
-  }
-  return false;
-}
-
-// Variable: only load options and signature databases can fail once the
-// variable parses, and only when no earlier branch takes the value.
-bool VariableBroken(uint32_t type, ByteView d) {
-  ByteView name_units, v;
-  if (!VariableData(d, name_units, v)) return true;
-  static constexpr uint8_t kGlobal[16] = {0x61, 0xdf, 0xe4, 0x8b, 0xca, 0x93, 0xd2, 0x11,
-                                          0xaa, 0x0d, 0x00, 0xe0, 0x98, 0x03, 0x2b, 0x8c};
-  const bool global = std::memcmp(d.data(), kGlobal, 16) == 0;  // GuidText(guid) == EFI_GLOBAL_VARIABLE
-  const std::string name = Utf16ToUtf8(name_units);
-  if (global && name == "BootOrder" && v.size() % 2 == 0) return false;
-  if (global && (name == "BootNext" || name == "BootCurrent") && v.size() == 2) return false;
-  if (global && IsLoadOptionName(name)) return LoadOptionBroken(v);
-  if (type == ev::kEfiVariableAuthority && IsDerSequence(v)) return false;
-  if (type == ev::kEfiVariableAuthority && v.size() >= 16 && !IsAsciiText(v)) return false;
-  if (IsSignatureDatabase(name) && !v.empty()) return SignatureListsBroken(v);
-  return false;
-}
-
-// ImageLoad
-bool ImageLoadBroken(ByteView d) {
-  Cursor c(d);
-  uint64_t location = 0, length = 0, link = 0, dp_length = 0;
-  if (!c.Le(location) || !c.Le(length) || !c.Le(link) || !c.Le(dp_length)) return true;
-  if (dp_length > c.left()) return true;
-  return DevicePathBroken(c.rest().first(dp_length));
-}
-
-// Blob2 (and Blob: the same without the description)
-bool Blob2Broken(ByteView d) {
-  Cursor c(d);
-  uint8_t size = 0;
-  ByteView desc;
-  uint64_t base = 0, length = 0;
-  return !c.Le(size) || !c.Take(size, desc) || !c.Le(base) || !c.Le(length);
-}
-
-// Gpt
-bool GptBroken(ByteView d) {
-  constexpr size_t kHeader = 92, kEntrySizeAt = 84, kNameAt = 56;
-  if (d.size() < kHeader) return true;
-  if (std::memcmp(d.data(), "EFI PART", 8) != 0) return true;
-  Cursor c(d.subspan(kHeader));
-  uint64_t count = 0;
-  if (!c.Le(count)) return true;
-  uint32_t entry_size = 0;
-  Cursor at(d.subspan(kEntrySizeAt));
-  (void)at.Le(entry_size);
-  if (entry_size < kNameAt) return true;
-  return count > c.left() / entry_size;
-}
-
-// HandoffTables
-bool HandoffTablesBroken(bool v2, ByteView d) {
-  Cursor c(d);
-  if (v2) {
-    uint8_t size = 0;
-    ByteView desc;
-    if (!c.Le(size) || !c.Take(size, desc)) return true;
-  }
-  uint64_t count = 0;
-  if (!c.Le(count)) return true;
-  return count > c.left() / 24;
-}
-
-// EventTags
-bool EventTagsBroken(ByteView d) {
-  Cursor c(d);
-  while (c.left() > 0) {
-    uint32_t id = 0, size = 0;
-    ByteView data;
-    if (!c.Le(id) || !c.Le(size) || !c.Take(size, data)) return true;
-  }
-  return false;
-}
-
-// NoAction: only a StartupLocality record without its byte fails
-// (NoActionSignature gives "StartupLocality" for exactly these 16 bytes).
-bool NoActionBroken(ByteView d) {
-  static constexpr char kStartupLocality[16] = "StartupLocality";  // and its NUL
-  return d.size() == 16 && std::memcmp(d.data(), kStartupLocality, 16) == 0;
 }
 
 }  // namespace
@@ -700,26 +438,6 @@ std::string_view GuidName(std::string_view guid) {
   return {};
 }
 
-Result<UefiVariable> ParseUefiVariable(ByteView d) {
-  Cursor c(d);
-  ByteView guid, name, data;
-  uint64_t name_length = 0, data_length = 0;
-  if (!c.Take(16, guid) || !c.Le(name_length) || !c.Le(data_length)) {
-    return Status::Parse("UEFI_VARIABLE_DATA is " + Num(d.size()) + " bytes, shorter than its 32-byte header",
-                         d.size());
-  }
-  if (name_length > c.left() / 2) {
-    return Status::Parse("UnicodeNameLength " + Num(name_length) + " (CHAR16) runs past the event (" +
-                             Num(c.left()) + " bytes left)", 16);
-  }
-  (void)c.Take(2 * name_length, name);
-  if (!c.Take(data_length, data)) {
-    return Status::Parse("VariableDataLength " + Num(data_length) + " runs past the event (" +
-                             Num(c.left()) + " bytes left)", 24);
-  }
-  return UefiVariable{GuidText(guid), Utf16ToUtf8(name), data, c.left()};
-}
-
 json SpecIdJson(const SpecIdEvent& spec) {
   json algs = json::array();
   for (const auto& a : spec.algorithms) {
@@ -738,36 +456,10 @@ json SpecIdJson(const SpecIdEvent& spec) {
           {"vendor_info", ToHex(spec.vendor_info)}};
 }
 
-bool EventDataUndecodable(uint32_t type, ByteView d) {
-  switch (type) {
-    case ev::kSeparator: return d.size() != 4;
-    case ev::kAction:
-    case ev::kEfiAction: return !IsAsciiText(d);
-    case ev::kPostCode:
-    case ev::kSCrtmContents:  // TextOrBlob: Blob and Blob2 cannot fail on the sizes it hands them
-      return !(IsAsciiText(d) || d.size() == 16 || (!d.empty() && size_t{d[0]} + 17 == d.size()));
-    case ev::kSCrtmVersion: return false;
-    case ev::kEfiHcrtmEvent: return d.size() != 5 || std::memcmp(d.data(), "HCRTM", 5) != 0;
-    case ev::kEfiVariableDriverConfig:
-    case ev::kEfiVariableBoot:
-    case ev::kEfiVariableBoot2:
-    case ev::kEfiVariableAuthority: return VariableBroken(type, d);
-    case ev::kEfiBootServicesApplication:
-    case ev::kEfiBootServicesDriver:
-    case ev::kEfiRuntimeServicesDriver: return ImageLoadBroken(d);
-    case ev::kEfiPlatformFirmwareBlob: return d.size() < 16;
-    case ev::kEfiPlatformFirmwareBlob2: return Blob2Broken(d);
-    case ev::kEfiGptEvent: return GptBroken(d);
-    case ev::kEfiHandoffTables: return HandoffTablesBroken(false, d);
-    case ev::kEfiHandoffTables2: return HandoffTablesBroken(true, d);
-    case ev::kEventTag: return EventTagsBroken(d);
-    case ev::kNoAction: return NoActionBroken(d);
-    default: return false;  // Generic
-  }
-}
+namespace {
 
-DecodedEvent DecodeEventData(uint32_t type, ByteView d) {
-  DecodedEvent out;
+// The one walk: the decoder `type` names, in `out`'s mode.
+void Walk(uint32_t type, ByteView d, Out& out) {
   switch (type) {
     case ev::kSeparator: Separator(d, out); break;
     case ev::kAction:
@@ -792,7 +484,24 @@ DecodedEvent DecodeEventData(uint32_t type, ByteView d) {
     case ev::kNoAction: NoAction(d, out); break;
     default: Generic(d, out); break;
   }
-  return out;
+}
+
+}  // namespace
+
+bool EventDataUndecodable(uint32_t type, ByteView d) {
+  Out out(false);
+  Walk(type, d, out);
+  return out.failed;
+}
+
+DecodedEvent DecodeEventData(uint32_t type, ByteView d) {
+  Out out(true);
+  Walk(type, d, out);
+  DecodedEvent decoded;
+  decoded.data = std::move(out.data);
+  decoded.summary = std::move(out.summary);
+  decoded.problem = std::move(out.problem);
+  return decoded;
 }
 
 }  // namespace tpmlab

@@ -1,6 +1,11 @@
+#include <fcntl.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
 #include <cstring>
 #include <filesystem>
-#include <fstream>
 
 #include "harness/eventlog.h"
 
@@ -126,6 +131,11 @@ std::optional<ByteView> EventLog::DigestFor(const Event& e, uint16_t alg) const 
 
 void EventLog::Append(uint32_t pcr, uint32_t type,
                       const std::vector<std::pair<uint16_t, Bytes>>& digests, ByteView data) {
+  if (mapped_) {  // a log read from a file grows in memory of its own
+    store_.assign(mapped_.get(), mapped_.get() + mapped_size_);
+    mapped_.reset();
+    mapped_size_ = 0;
+  }
   Event e;
   e.pcr = pcr;
   e.type = type;
@@ -162,7 +172,11 @@ bool EventLog::operator==(const EventLog& o) const {
 Result<EventLog> ParseEventLog(Bytes bytes) {
   EventLog log;
   log.store_ = std::move(bytes);
-  const ByteView data = log.store_;
+  return EventLog::Parse(std::move(log));
+}
+
+Result<EventLog> EventLog::Parse(EventLog log) {
+  const ByteView data = log.StoreBytes();
   LeReader r(data);
   if (data.empty()) return Malformed("the log is empty", 0);
 
@@ -239,8 +253,9 @@ Result<EventLog> ParseEventLog(Bytes bytes) {
 
   while (r.remaining() > 0) {
     const size_t start = r.offset();
-    // Firmware reserves the log area and leaves the unused rest zero-filled.
-    if (r.Has(8) && data[start] == 0 && r.RestIsZero()) break;
+    // Firmware reserves the log area and leaves the unused rest zero-filled:
+    // zero bytes to the end are padding, however few (even shorter than a header).
+    if (data[start] == 0 && r.RestIsZero()) break;
     Event e;
     e.log_offset = start;
     if (!agile) {
@@ -293,21 +308,48 @@ Result<EventLog> ParseEventLog(Bytes bytes) {
   return log;
 }
 
+namespace {
+
+// `fd`'s contents mapped read-only, or null when it is no regular file with
+// a size (securityfs's binary_bios_measurements and pipes report none) or
+// cannot be mapped. MAP_POPULATE maps the pages in one go rather than
+// faulting them in one by one.
+std::shared_ptr<const uint8_t> MapFile(int fd, size_t& size) {
+  struct stat st {};
+  if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) || st.st_size <= 0) return nullptr;
+  size = static_cast<size_t>(st.st_size);
+  void* p = mmap(nullptr, size, PROT_READ, MAP_PRIVATE | MAP_POPULATE, fd, 0);
+  if (p == MAP_FAILED) return nullptr;
+  return std::shared_ptr<const uint8_t>(static_cast<const uint8_t*>(p),
+                                        [size](const uint8_t* q) { munmap(const_cast<uint8_t*>(q), size); });
+}
+
+}  // namespace
+
 Result<EventLog> ReadEventLogFile(const std::string& path) {
   std::error_code ec;
   if (std::filesystem::is_directory(path, ec)) return Status::Parse(path + ": is a folder, not an event log");
-  std::ifstream in(path, std::ios::binary);
-  if (!in) return Status::Parse(path + ": cannot read the event log");
-  // Read to the end rather than trusting the size the file reports:
-  // securityfs (binary_bios_measurements) and pipes report none.
-  Bytes bytes;
-  char chunk[1 << 16];
-  while (in.read(chunk, sizeof(chunk)) || in.gcount() > 0) {
-    bytes.insert(bytes.end(), chunk, chunk + in.gcount());
+  const int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return Status::Parse(path + ": cannot read the event log");
+  EventLog log;
+  log.mapped_ = MapFile(fd, log.mapped_size_);
+  if (!log.mapped_) {
+    // Read to the end rather than trusting the size the file reports.
+    uint8_t chunk[1 << 16];
+    ssize_t n = 0;
+    while ((n = read(fd, chunk, sizeof(chunk))) != 0) {
+      if (n < 0 && errno == EINTR) continue;
+      if (n < 0) {
+        close(fd);
+        return Status::Parse(path + ": cannot read the event log");
+      }
+      log.store_.insert(log.store_.end(), chunk, chunk + n);
+    }
   }
-  auto log = ParseEventLog(std::move(bytes));
-  if (!log.ok()) return Status::Parse(path + ": " + log.status().message(), log.status().offset());
-  return log;
+  close(fd);
+  auto parsed = EventLog::Parse(std::move(log));
+  if (!parsed.ok()) return Status::Parse(path + ": " + parsed.status().message(), parsed.status().offset());
+  return parsed;
 }
 
 Bytes WriteEventLog(const EventLog& log) {

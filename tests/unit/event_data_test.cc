@@ -69,11 +69,16 @@ Bytes Path(std::initializer_list<Bytes> nodes) {
 
 std::string Dump(const json& j) { return j.dump(-1, ' ', false, json::error_handler_t::strict); }
 
-// Every prefix of `data` decodes without throwing, to valid UTF-8 JSON.
+// Every prefix of `data` decodes without throwing, to valid UTF-8 JSON, and
+// the check-only walk (EventDataUndecodable) calls exactly the prefixes
+// undecodable that DecodeEventData finds a problem in.
 void EveryPrefixDecodes(uint32_t type, const Bytes& data) {
   for (size_t n = 0; n <= data.size(); ++n) {
-    DecodedEvent d = DecodeEventData(type, ByteView(data).first(n));
+    const ByteView prefix = ByteView(data).first(n);
+    DecodedEvent d = DecodeEventData(type, prefix);
     BOOST_CHECK_NO_THROW(Dump(d.data));
+    BOOST_CHECK_MESSAGE(EventDataUndecodable(type, prefix) == !d.problem.empty(),
+                        EventTypeName(type) << " prefix of " << n << " bytes: problem '" << d.problem << "'");
   }
 }
 

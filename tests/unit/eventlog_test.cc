@@ -10,6 +10,7 @@
 #include <nlohmann/json.hpp>
 #include <random>
 #include <string>
+#include <tuple>
 #include <vector>
 
 #include "harness/event_data.h"
@@ -400,6 +401,51 @@ BOOST_AUTO_TEST_CASE(damaged_sizes_and_counts_parse_or_fail_with_an_offset) {
     }
     BOOST_TEST_MESSAGE(name << ": " << tried << " damaged copies");
     BOOST_CHECK_MESSAGE(problems == 0, name << ": " << problems << " bad results, first " << first_problem);
+  }
+}
+
+// Zero bytes after the last event are padding whatever their length (1 to
+// 11 of them used to be "truncated event header" in a crypto-agile log,
+// where 12 or more were accepted); a short tail with anything non-zero in
+// it is still an error, at the tail's byte offset.
+BOOST_AUTO_TEST_CASE(a_zero_tail_of_any_length_is_padding) {
+  EventLog agile = EventLog::CryptoAgile({HashAlg::kSha1, HashAlg::kSha256});
+  for (uint32_t i = 0; i < 3; ++i) {
+    agile.Append(i, ev::kEfiAction, {{Id(HashAlg::kSha1), FakeDigest(HashAlg::kSha1, i)},
+                                     {Id(HashAlg::kSha256), FakeDigest(HashAlg::kSha256, i)}}, AsBytes("action"));
+  }
+  // A SHA1-format log: TCG_PCR_EVENTs only, a 32-byte header each.
+  Bytes sha1;
+  for (uint32_t i = 0; i < 3; ++i) {
+    Bytes header(32, 0);
+    Put32(header, 0, i);
+    Put32(header, 4, ev::kAction);
+    Put32(header, 28, 4);
+    sha1.insert(sha1.end(), header.begin(), header.end());
+    sha1.insert(sha1.end(), {'t', 'e', 'x', 't'});
+  }
+  for (const auto& [name, log, header] :
+       {std::tuple{"crypto-agile", WriteEventLog(agile), size_t{12}}, std::tuple{"sha1", sha1, size_t{32}}}) {
+    const size_t events = ParseEventLog(ByteView(log))->size();
+    BOOST_REQUIRE(events == 3u);
+    for (size_t tail = 1; tail <= 40; ++tail) {
+      Bytes padded = log;
+      padded.resize(log.size() + tail, 0);
+      auto parsed = ParseEventLog(ByteView(padded));
+      BOOST_TEST_REQUIRE(parsed.ok(), name << " + " << tail << " zero bytes: " << parsed.status().ToString());
+      BOOST_TEST(parsed->size() == events, name << " + " << tail << " zero bytes");
+      // The same tail ending in a non-zero byte is no padding: an error inside the tail.
+      padded.back() = 0x01;
+      parsed = ParseEventLog(ByteView(padded));
+      BOOST_TEST_REQUIRE(!parsed.ok(), name << " + " << tail << " bytes ending in 01");
+      BOOST_TEST(parsed.status().offset().value_or(0) >= log.size(), parsed.status().ToString());
+      BOOST_TEST(parsed.status().offset().value_or(padded.size() + 1) <= padded.size(), parsed.status().ToString());
+      if (tail < header) {
+        BOOST_TEST(*parsed.status().offset() == log.size(), parsed.status().ToString());
+        BOOST_TEST(parsed.status().message().find("truncated event header") != std::string::npos,
+                   parsed.status().ToString());
+      }
+    }
   }
 }
 

@@ -78,9 +78,11 @@ struct Drift {
   bool empty() const { return pcrs.empty() && events.empty() && causes.empty(); }
 };
 
-/// Aligns the two logs per PCR and classifies every difference. Events are
-/// matched on (type, digests of the algorithms both logs carry); EV_NO_ACTION
-/// records, whose digests are zero, also on their data. `pcrs` stays empty.
+/// Aligns the two logs per PCR with AlignEventLogs (harness/align.h, the
+/// pairing `tpmlab eventlog diff` shows) and classifies every difference. A
+/// change of data alone (the same digests: an image loaded by another path)
+/// is listed, but is no cause and explains no moved PCR (EV_NO_ACTION
+/// records, never extended, are causes by their data). `pcrs` stays empty.
 Drift DiffEventLogs(const EventLog& before, const EventLog& after);
 
 /// Everything: PCR values in the banks both snapshots have (a bank in one

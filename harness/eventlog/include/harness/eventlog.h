@@ -4,10 +4,13 @@
 //
 // An EventLog keeps every event's digests and data in one byte store and the
 // events as small records pointing into it, so a 100,000-event log costs a
-// handful of allocations, not hundreds of thousands.
+// handful of allocations, not hundreds of thousands. A log read from a
+// regular file uses the file's pages, mapped read-only, as its store: the
+// bytes are never copied.
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <string>
 #include <utility>
@@ -108,9 +111,9 @@ class EventLog {
   const std::vector<Event>& events() const { return events_; }
   size_t size() const { return events_.size(); }
 
-  ByteView Data(const Event& e) const { return {store_.data() + e.data_offset, e.data_size}; }
+  ByteView Data(const Event& e) const { return {Store() + e.data_offset, e.data_size}; }
   const DigestRef& DigestAt(const Event& e, uint32_t i) const { return digests_[e.first_digest + i]; }
-  ByteView DigestBytes(const DigestRef& d) const { return {store_.data() + d.offset, d.size}; }
+  ByteView DigestBytes(const DigestRef& d) const { return {Store() + d.offset, d.size}; }
   // The event's digest for one algorithm, when it carries one.
   std::optional<ByteView> DigestFor(const Event& e, uint16_t alg) const;
 
@@ -123,10 +126,19 @@ class EventLog {
 
  private:
   friend Result<EventLog> ParseEventLog(Bytes bytes);
+  friend Result<EventLog> ReadEventLogFile(const std::string& path);
+  static Result<EventLog> Parse(EventLog log);  // the header and events of its store
+
+  const uint8_t* Store() const { return mapped_ ? mapped_.get() : store_.data(); }
+  ByteView StoreBytes() const { return mapped_ ? ByteView(mapped_.get(), mapped_size_) : ByteView(store_); }
 
   LogFormat format_ = LogFormat::kCryptoAgile;
   SpecIdEvent spec_;
   Bytes store_;
+  // The file's pages instead of store_ (unmapped with the last copy of the
+  // log); Append copies them into store_ first.
+  std::shared_ptr<const uint8_t> mapped_;
+  size_t mapped_size_ = 0;
   std::vector<DigestRef> digests_;
   std::vector<Event> events_;
 };
