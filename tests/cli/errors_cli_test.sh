@@ -72,13 +72,13 @@ steps:
   - hierarchy: {[owner]: disable}
 EOF
 expect_exit 2 "run: a scenario with a list as a hierarchy name" "$tpmlab" run "$tmp/list-key.yaml" --out "$tmp/list-key"
-expect_stderr "list-key\.yaml:4:16: a value of the wrong shape here" "names file:line:column of the list"
+expect_stderr "list-key\.yaml:4:17: a value of the wrong shape here" "names file:line:column of the list"
 expect_no_abort "run (scenario)"
 [[ -e $tmp/list-key/run.json ]] && fail "a scenario that does not load still wrote a run.json"
 
 cat >"$tmp/bench.yaml" <<'EOF'
 name: odd
-dut: {emulated: {}}
+dut: {transport: emulated}
 allow: {[extend]: true}
 EOF
 expect_exit 2 "bench check: a list as an allow key" "$tpmlab" bench check "$tmp/bench.yaml"
@@ -88,7 +88,6 @@ expect_no_abort "bench check"
 mkdir -p "$tmp/models"
 cat >"$tmp/models/odd.yaml" <<'EOF'
 name: odd
-inherits: baseline
 {[banks]: 1}: 2
 EOF
 cat >"$tmp/odd-model.yaml" <<EOF
@@ -97,7 +96,7 @@ firmware: $tmp/models/odd.yaml
 steps: [boot]
 EOF
 expect_exit 2 "run: a firmware model with a list as a key" "$tpmlab" run "$tmp/odd-model.yaml" --out "$tmp/odd-model"
-expect_stderr "models/odd\.yaml:3:[0-9]+: a value of the wrong shape here" "names the model file, line and column"
+expect_stderr "models/odd\.yaml:2:1: a value of the wrong shape here" "names the model file, line and column"
 expect_no_abort "run (firmware model)"
 
 # 5. The last resort: a path too long for the system makes std::filesystem
