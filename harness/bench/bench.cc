@@ -464,7 +464,11 @@ const char* OperationTitle(Operation op) { return InfoOf(op).title; }
 bool BenchAllow::Get(Operation op) const { return this->*InfoOf(op).field; }
 bool& BenchAllow::At(Operation op) { return this->*InfoOf(op).field; }
 
-Result<Bench> ParseBench(const std::string& text, const std::string& file) { return BenchParser(file).Parse(text); }
+Result<Bench> ParseBench(const std::string& text, const std::string& file) {
+  const BenchParser parser(file);
+  // yaml-cpp throws where a node is not what it is read as: the bench's error, at that node.
+  return parser.Catching([&] { return parser.Parse(text); });
+}
 
 Result<Bench> LoadBench(const fs::path& file) {
   TRY_ASSIGN(std::string text, YamlReader::ReadText(file, Layer::kScenario));

@@ -204,24 +204,27 @@ Result<FirmwareModel> Load(const fs::path& file, const ModelResolver& resolve, i
   TRY_ASSIGN(std::string text, YamlReader::ReadText(file, Layer::kScenario));
   ModelReader reader(file.string());
   TRY_ASSIGN(YAML::Node root, reader.Parse(text));
-  if (!root || root.IsNull()) return reader.Error("the firmware model is empty");
-  TRY(reader.Keys(root, "a firmware model", kModelKeys));
-  FirmwareModel model;
-  if (root["inherits"]) {
-    TRY_ASSIGN(std::string base, reader.String(root["inherits"], "inherits"));
-    if (depth > 8) return reader.Error(root["inherits"], "inherits nests deeper than 8 models");
-    auto base_file = resolve ? resolve(base, file) : ResolveFirmwareModel(base, file.parent_path());
-    if (!base_file.ok()) return reader.Error(root["inherits"], base_file.status().message());
-    auto loaded = Load(*base_file, resolve, depth + 1);
-    if (!loaded.ok()) return reader.Error(root["inherits"], loaded.status().message());
-    model = std::move(*loaded);
-    model.references.push_back({file.string(), base, base_file->string()});
-  }
-  TRY(reader.Read(root, model));
-  if (model.name.empty()) return reader.Error(root, "a firmware model needs a name");
-  model.file = file.string();
-  model.sources.push_back(file.string());
-  return model;
+  // yaml-cpp throws where a node is not what it is read as: this file's error, at that node.
+  return reader.Catching([&]() -> Result<FirmwareModel> {
+    if (!root || root.IsNull()) return reader.Error("the firmware model is empty");
+    TRY(reader.Keys(root, "a firmware model", kModelKeys));
+    FirmwareModel model;
+    if (root["inherits"]) {
+      TRY_ASSIGN(std::string base, reader.String(root["inherits"], "inherits"));
+      if (depth > 8) return reader.Error(root["inherits"], "inherits nests deeper than 8 models");
+      auto base_file = resolve ? resolve(base, file) : ResolveFirmwareModel(base, file.parent_path());
+      if (!base_file.ok()) return reader.Error(root["inherits"], base_file.status().message());
+      auto loaded = Load(*base_file, resolve, depth + 1);
+      if (!loaded.ok()) return reader.Error(root["inherits"], loaded.status().message());
+      model = std::move(*loaded);
+      model.references.push_back({file.string(), base, base_file->string()});
+    }
+    TRY(reader.Read(root, model));
+    if (model.name.empty()) return reader.Error(root, "a firmware model needs a name");
+    model.file = file.string();
+    model.sources.push_back(file.string());
+    return model;
+  });
 }
 
 // A name with a folder in it, or a file name, is a path; anything else names

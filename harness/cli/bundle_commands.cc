@@ -33,7 +33,7 @@ void OnSignal(int) { g_stop = true; }
 
 // A bundle's own faults are bad input (2); anything else kept it from being
 // read or written (3).
-int ExitForBundle(const Status& s) { return s.layer() == Layer::kParse ? kExitUsage : kExitRunError; }
+int ExitForBundle(const Status& s) { return s.kind() == ErrorKind::kBadInput ? kExitUsage : kExitRunError; }
 
 std::string Stamp() {
   std::time_t t = std::time(nullptr);

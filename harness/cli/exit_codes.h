@@ -14,16 +14,23 @@ enum ExitCode {
   kExitInterrupted = 130,
 };
 
+// The exit code of a failed command comes from what kind of error stopped it,
+// never from the layer that noticed it nor from its message.
 inline int ExitFor(const Status& s) {
-  switch (s.layer()) {
-    case Layer::kScenario:
-    case Layer::kParse:
+  switch (s.kind()) {
+    case ErrorKind::kBadInput:
       return kExitUsage;
-    case Layer::kEnvironment:
+    case ErrorKind::kMissingPackage:
       return kExitEnvironment;
-    default:
+    case ErrorKind::kNone:  // not an error; callers never ask (kept as it always was)
+    case ErrorKind::kTpmRefusal:
+    case ErrorKind::kTransport:
+    case ErrorKind::kEmulator:
+    case ErrorKind::kStore:
+    case ErrorKind::kInternal:
       return kExitRunError;
   }
+  return kExitRunError;
 }
 
 }  // namespace tpmlab::cli

@@ -8,6 +8,7 @@
 //   2  bad input or usage: nothing ran (a malformed file names where)
 //   3  the run could not complete: TPM, emulator, transport or store error
 //   4  something tpmlab needs is not installed (the message names the package)
+//   (3 also when tpmlab itself fails: "tpmlab: internal error: ...", never an abort)
 //   130 interrupted (Ctrl-C); every completed step is stored
 // `tpmlab eventlog show | replay` exit 0 when their log parsed, whatever it
 // contains; `tpmlab eventlog diff` exits 1 when the logs differ, as `tpmlab
@@ -19,6 +20,8 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <cstdlib>
+#include <exception>
 #include <iostream>
 #include <string>
 #include <vector>
@@ -78,9 +81,33 @@ std::string UnknownCommand(CLI::App& app, int argc, char** argv) {
   return "";
 }
 
-}  // namespace
+// The last resort: an exception nothing below caught (a bug, or a library
+// throwing where tpmlab did not expect it) is reported and exits 3, never
+// std::terminate's abort and core dump.
+[[noreturn]] void InternalError(const std::string& what) {
+  std::cout.flush();
+  std::cerr << "tpmlab: internal error: " << what << "\n";
+  std::cerr.flush();
+  std::_Exit(tpmlab::cli::kExitRunError);
+}
 
-int main(int argc, char** argv) {
+std::string CurrentExceptionText() {
+  try {
+    throw;
+  } catch (const std::exception& e) {
+    return e.what();
+  } catch (...) {
+    return "an exception that is not a std::exception";
+  }
+}
+
+// Exceptions that cannot reach main's handler (thrown on another thread, or
+// through a noexcept function) end here instead of in abort().
+[[noreturn]] void OnTerminate() {
+  InternalError(std::current_exception() ? CurrentExceptionText() : "std::terminate called without an exception");
+}
+
+int Main(int argc, char** argv) {
   using namespace tpmlab::cli;
   CLI::App app{"tpmlab: drive TPM 2.0 chips through power cycles and record what drifts"};
   app.name("tpmlab");
@@ -119,4 +146,15 @@ int main(int argc, char** argv) {
     if (*c.app) return c.run();
   }
   return kExitUsage;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  std::set_terminate(OnTerminate);
+  try {
+    return Main(argc, argv);
+  } catch (...) {
+    InternalError(CurrentExceptionText());
+  }
 }

@@ -66,15 +66,27 @@ Result<json> ReadRunJson(const fs::path& file) {
   return run;
 }
 
+Result<Snapshot> LoadSnapshotFromRunJson(const SnapshotRef& ref) {
+  TRY_ASSIGN(json run, ReadRunJson(ref.file));
+  if (!run["steps"].is_array()) return Status::Parse(ref.file.string() + ": 'steps' is not a list of steps");
+  for (size_t i = 0; i < run["steps"].size(); ++i) {
+    const json& s = run["steps"][i];
+    // A hand-edited step of another shape is bad input naming its place, never an escaped exception.
+    const std::string pointer = ref.file.string() + " /steps/" + std::to_string(i);
+    auto is_it = CatchingJsonErrors(pointer, [&]() -> Result<bool> { return s.value("index", -1) == ref.step; });
+    if (!is_it.ok()) return is_it.status();
+    if (!*is_it) continue;
+    if (!s.contains("snapshot")) return Status::Parse(ref.text + ": that step took no snapshot");
+    return SnapshotFromJson(s["snapshot"], ref.file.parent_path(), ref.text);
+  }
+  return Status::Parse(ref.text + ": no step " + std::to_string(ref.step) + " in " + ref.file.string());
+}
+
 Result<Snapshot> LoadSnapshot(const SnapshotRef& ref) {
   if (!ref.run) {
-    TRY_ASSIGN(json run, ReadRunJson(ref.file));
-    for (const auto& s : run["steps"]) {
-      if (s.value("index", -1) != ref.step) continue;
-      if (!s.contains("snapshot")) return Status::Parse(ref.text + ": that step took no snapshot");
-      return SnapshotFromJson(s["snapshot"], ref.file.parent_path(), ref.text);
-    }
-    return Status::Parse(ref.text + ": no step " + std::to_string(ref.step) + " in " + ref.file.string());
+    auto snapshot = LoadSnapshotFromRunJson(ref);
+    if (!snapshot.ok()) return snapshot.status().At(Location(ref.file.string()));
+    return snapshot;
   }
   if (!fs::exists(ref.file)) return Status::Parse(ref.file.string() + ": no such database");
   TRY_ASSIGN(auto store, Store::Open(ref.file));
@@ -88,10 +100,12 @@ Result<Snapshot> LoadSnapshotRef(const std::string& text) {
 
 Result<EnrollmentHistory> LoadEnrollmentFile(const std::string& file) {
   std::ifstream in(file);
-  if (!in) return Status::Parse(file + ": cannot read the enrollment");
+  if (!in) return Status::Parse(file + ": cannot read the enrollment").At(Location(file));
   json j = json::parse(in, nullptr, false);
-  if (j.is_discarded()) return Status::Parse(file + ": not JSON");
-  return EnrollmentHistoryFromJson(j, file);
+  if (j.is_discarded()) return Status::Parse(file + ": not JSON").At(Location(file));
+  auto history = EnrollmentHistoryFromJson(j, file);
+  if (!history.ok()) return history.status().At(Location(file));
+  return history;
 }
 
 bool SameFile(const fs::path& a, const fs::path& b) {
@@ -106,9 +120,12 @@ bool FromTheSameRun(const EnrollmentHistory& h, const fs::path& enrollment_file,
   if (h.run && ref.run) return h.run->run_id == *ref.run && SameFile(ref.file, h.run->database);
   if (h.run) {
     auto run = ReadRunJson(ref.file);
-    if (!run.ok() || run->value("run_id", int64_t{-1}) != h.run->run_id) return false;
+    // (a run_id or database of another type, hand-edited, names no run)
+    if (!run.ok() || !(*run)["run_id"].is_number_integer() || (*run)["run_id"].get<int64_t>() != h.run->run_id) {
+      return false;
+    }
     // Both wrote the same absolute path; the folder may have moved since.
-    const std::string db = run->value("database", std::string());
+    const std::string db = (*run)["database"].is_string() ? (*run)["database"].get<std::string>() : std::string();
     return db == h.run->database || SameFile(db, h.run->database);
   }
   auto folder = [](const fs::path& file) { return file.parent_path().empty() ? fs::path(".") : file.parent_path(); };

@@ -151,8 +151,13 @@ Result<Bytes> Hex(const json& j, const char* key, const std::string& where, bool
 
 }  // namespace
 
-Result<Snapshot> SnapshotFromJson(const json& j, const std::filesystem::path& base_dir,
-                                  const std::string& where) {
+Status JsonShapeError(const std::string& where, const json::exception& e) {
+  return Status::Parse(where + ": not the shape tpmlab writes: " + e.what());
+}
+
+namespace {
+
+Result<Snapshot> ReadSnapshot(const json& j, const std::filesystem::path& base_dir, const std::string& where) {
   if (!j.is_object()) return Status::Parse(where + ": a snapshot is a JSON object");
   Snapshot s;
   s.taken_at = j.value("taken_at", "");
@@ -222,6 +227,13 @@ Result<Snapshot> SnapshotFromJson(const json& j, const std::filesystem::path& ba
     s.eventlog_events = log.value("events", size_t{0});
   }
   return s;
+}
+
+}  // namespace
+
+Result<Snapshot> SnapshotFromJson(const json& j, const std::filesystem::path& base_dir,
+                                  const std::string& where) {
+  return CatchingJsonErrors(where, [&] { return ReadSnapshot(j, base_dir, where); });
 }
 
 }  // namespace tpmlab

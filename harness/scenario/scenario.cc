@@ -38,9 +38,8 @@ Status OverrideCycles(Scenario& scenario, int cycles) {
   for (auto& step : scenario.steps) {
     if (auto* r = std::get_if<RepeatStep>(&step.action)) {
       if (target != nullptr) {
-        return Status::Error(Layer::kScenario, step.where.ToString() +
-                                                   ": --cycles is ambiguous: the scenario has more "
-                                                   "than one top-level repeat");
+        return step.where.Error(Layer::kScenario,
+                                "--cycles is ambiguous: the scenario has more than one top-level repeat");
       }
       target = r;
     }
@@ -73,7 +72,7 @@ int CountSteps(const std::vector<Step>& steps) {
 namespace {
 
 Status Invalid(const SourceLocation& where, const std::string& message) {
-  return Status::Error(Layer::kScenario, where.ToString() + ": " + message);
+  return where.Error(Layer::kScenario, message);
 }
 
 Status ValidateSteps(const std::vector<Step>& steps, const Platform& platform) {

@@ -658,16 +658,32 @@ Result<Scenario> LoadScenarioText(const std::string& text, const std::string& fi
   Reader reader(file_name);
   reader.resolve_ = resolve_models;
   TRY_ASSIGN(YAML::Node root, reader.Parse(text));
-  TRY_ASSIGN(Scenario scenario, reader.ReadScenario(root));
-  scenario.text = text;
-  return scenario;
+  // yaml-cpp throws where a node is not what it was read as (a list as a
+  // mapping's key): that is the scenario's mistake, at that node.
+  return reader.Catching([&]() -> Result<Scenario> {
+    TRY_ASSIGN(Scenario scenario, reader.ReadScenario(root));
+    scenario.text = text;
+    return scenario;
+  });
 }
 
 namespace {
 
+// A place in a text file: as the message says it, and as data.
+struct TextPlace {
+  std::string text;  // "line:column" or "line:column (byte N, 0xNN)"
+  Location where;
+};
+
+Location PlaceAt(int line, int column, size_t offset) {
+  Location where("", static_cast<uint32_t>(line), static_cast<uint32_t>(column));
+  where.offset = offset;
+  return where;
+}
+
 // The first byte that cannot be in YAML text (a NUL or other control
 // character, or bytes that are not UTF-8), as "line:column (byte N)".
-std::optional<std::string> FirstNonTextByte(const std::string& text) {
+std::optional<TextPlace> FirstNonTextByte(const std::string& text) {
   int line = 1, column = 1;
   for (size_t i = 0; i < text.size();) {
     const auto c = static_cast<unsigned char>(text[i]);
@@ -685,7 +701,9 @@ std::optional<std::string> FirstNonTextByte(const std::string& text) {
     if (bad) {
       char byte[8];
       std::snprintf(byte, sizeof(byte), "0x%02x", c);
-      return std::to_string(line) + ":" + std::to_string(column) + " (byte " + std::to_string(i) + ", " + byte + ")";
+      return TextPlace{std::to_string(line) + ":" + std::to_string(column) + " (byte " + std::to_string(i) + ", " +
+                           byte + ")",
+                       PlaceAt(line, column, i)};
     }
     if (c == '\n') {
       ++line;
@@ -700,13 +718,17 @@ std::optional<std::string> FirstNonTextByte(const std::string& text) {
 
 // The first tab in a line's indentation, as "line:column": YAML indents with
 // spaces only, and yaml-cpp's own message for it does not say so.
-std::optional<std::string> FirstIndentTab(const std::string& text) {
+std::optional<TextPlace> FirstIndentTab(const std::string& text) {
   int line = 1;
   for (size_t start = 0; start < text.size(); ++line) {
     size_t end = text.find('\n', start);
     if (end == std::string::npos) end = text.size();
     for (size_t i = start; i < end && (text[i] == ' ' || text[i] == '\t'); ++i) {
-      if (text[i] == '\t') return std::to_string(line) + ":" + std::to_string(i - start + 1);
+      if (text[i] == '\t') {
+        const auto column = static_cast<int>(i - start + 1);
+        return TextPlace{std::to_string(line) + ":" + std::to_string(column),
+                         PlaceAt(line, column, i)};
+      }
     }
     start = end + 1;
   }
@@ -735,15 +757,18 @@ Result<Scenario> LoadScenarioFile(const std::filesystem::path& file) {
   if (read_error) {
     return Status::Error(Layer::kScenario, name + ": cannot read the scenario file: " + std::strerror(read_errno));
   }
-  if (auto where = FirstNonTextByte(text)) {
-    return Status::Error(Layer::kScenario, name + ":" + *where + ": not YAML text (a binary file, or not UTF-8)");
+  if (auto bad = FirstNonTextByte(text)) {
+    bad->where.file = name;
+    return Status::Error(Layer::kScenario, name + ":" + bad->text + ": not YAML text (a binary file, or not UTF-8)")
+        .At(bad->where);
   }
   auto scenario = LoadScenarioText(text, name);
   if (!scenario.ok()) {
     // yaml-cpp reports a tab in the indentation as some other syntax error.
     if (auto tab = FirstIndentTab(text)) {
-      return Status::Error(Layer::kScenario,
-                           name + ":" + *tab + ": not YAML text: a tab in the indentation (YAML indents with spaces)");
+      tab->where.file = name;
+      return Status::ErrorAt(Layer::kScenario, tab->where,
+                             "not YAML text: a tab in the indentation (YAML indents with spaces)");
     }
   }
   return scenario;

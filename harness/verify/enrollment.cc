@@ -99,9 +99,7 @@ Result<QuoteRequest> QuoteRequestFromJson(const json& j, const std::string& wher
   return r;
 }
 
-}  // namespace
-
-Result<Enrollment> EnrollmentFromJson(const json& j, const std::string& where) {
+Result<Enrollment> ReadEnrollment(const json& j, const std::string& where) {
   if (!j.is_object()) return Status::Parse(where + ": an enrollment is a JSON object");
   Enrollment e;
   e.dut = j.value("dut", "");
@@ -132,6 +130,12 @@ Result<Enrollment> EnrollmentFromJson(const json& j, const std::string& where) {
   return e;
 }
 
+}  // namespace
+
+Result<Enrollment> EnrollmentFromJson(const json& j, const std::string& where) {
+  return CatchingJsonErrors(where, [&] { return ReadEnrollment(j, where); });
+}
+
 json EnrollmentHistoryToJson(const std::vector<EnrollmentRecord>& history, const EnrollmentRun& run) {
   json all = json::array();
   for (const auto& r : history) {
@@ -146,7 +150,9 @@ json EnrollmentHistoryToJson(const std::vector<EnrollmentRecord>& history, const
   return out;
 }
 
-Result<EnrollmentHistory> EnrollmentHistoryFromJson(const json& j, const std::string& where) {
+namespace {
+
+Result<EnrollmentHistory> ReadEnrollmentHistory(const json& j, const std::string& where) {
   EnrollmentHistory h;
   if (!j.is_object() || !j.contains("enrollments")) {
     TRY_ASSIGN(Enrollment e, EnrollmentFromJson(j, where));
@@ -168,6 +174,12 @@ Result<EnrollmentHistory> EnrollmentHistoryFromJson(const json& j, const std::st
     h.run = EnrollmentRun{j["run_id"].get<int64_t>(), j["database"].get<std::string>()};
   }
   return h;
+}
+
+}  // namespace
+
+Result<EnrollmentHistory> EnrollmentHistoryFromJson(const json& j, const std::string& where) {
+  return CatchingJsonErrors(where, [&] { return ReadEnrollmentHistory(j, where); });
 }
 
 const EnrollmentRecord* EnrollmentInForceAt(const std::vector<EnrollmentRecord>& history, int step) {

@@ -10,18 +10,40 @@ std::string SourceLocation::ToString() const {
   return file + ":" + std::to_string(line) + ":" + std::to_string(column);
 }
 
+Location SourceLocation::AsLocation() const {
+  Location where(file);
+  if (line > 0) {
+    where.line = static_cast<uint32_t>(line);
+    where.column = static_cast<uint32_t>(column);
+  }
+  return where;
+}
+
+Status SourceLocation::Error(Layer layer, const std::string& message) const {
+  if (line == 0) return Status::Error(layer, ToString() + ": " + message);
+  return Status::ErrorAt(layer, AsLocation(), message);
+}
+
 Result<YAML::Node> YamlReader::Parse(const std::string& text) const {
   try {
     return YAML::Load(text);
   } catch (const YAML::Exception& e) {
-    return Status::Error(layer_, file_ + ":" + std::to_string(e.mark.line + 1) + ":" +
-                                     std::to_string(e.mark.column + 1) + ": " + e.msg);
+    return Thrown(e);
   }
+}
+
+Status YamlReader::Thrown(const YAML::Exception& e) const {
+  if (e.mark.is_null()) return Error(e.msg);
+  const SourceLocation where{file_, e.mark.line + 1, e.mark.column + 1};
+  // A syntax error says what yaml-cpp says; anything else is a node read as
+  // what it is not (yaml-cpp's "bad conversion" alone would not say that).
+  if (dynamic_cast<const YAML::ParserException*>(&e) != nullptr) return where.Error(layer_, e.msg);
+  return where.Error(layer_, "a value of the wrong shape here (yaml-cpp: " + e.msg + ")");
 }
 
 Result<std::string> YamlReader::ReadText(const std::filesystem::path& file, Layer layer) {
   std::ifstream in(file);
-  if (!in) return Status::Error(layer, file.string() + ": cannot read the file");
+  if (!in) return Status::ErrorAt(layer, Location(file.string()), "cannot read the file");
   std::stringstream text;
   text << in.rdbuf();
   return text.str();
@@ -34,11 +56,11 @@ SourceLocation YamlReader::Where(const YAML::Node& n) const {
 }
 
 Status YamlReader::Error(const YAML::Node& n, const std::string& message) const {
-  return Status::Error(layer_, Where(n).ToString() + ": " + message);
+  return Where(n).Error(layer_, message);
 }
 
 Status YamlReader::Error(const std::string& message) const {
-  return Status::Error(layer_, file_ + ": " + message);
+  return Status::Error(layer_, file_ + ": " + message).At(Location(file_));
 }
 
 Status YamlReader::Keys(const YAML::Node& map, const std::string& what,

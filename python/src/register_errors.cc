@@ -1,11 +1,12 @@
 // Status → exception, in one place. One class per layer under TpmlabError;
-// each carries the layer's details as attributes: TpmError.rc,
-// ParseError.offset, ScenarioError.file/.line/.column (from the
-// "file:line:col: message" every scenario error starts with).
+// each carries the Status's data as attributes, read from its fields (never
+// parsed back out of the message): kind, layer, rc, timed_out, and where the
+// error is, file/line/column/offset, plus reason (the message without that
+// place in front).
 #include <Python.h>
+#include <pybind11/stl.h>
 
 #include <optional>
-#include <regex>
 
 #include "bindings.h"
 
@@ -33,6 +34,7 @@ PyObject* NewClass(py::module_& m, const char* name, PyObject* base, const char*
 }
 
 PyObject* ClassFor(const Status& status) {
+  if (status.kind() == ErrorKind::kMissingPackage) return classes.missing;
   switch (status.layer()) {
     case Layer::kTpm: return classes.tpm;
     case Layer::kTransport: return classes.transport;
@@ -45,40 +47,22 @@ PyObject* ClassFor(const Status& status) {
   }
 }
 
-// "dir/x.yaml:12:5: unknown key" → (file, 12, 5); the file may contain ':'.
-void SetScenarioLocation(py::object& exc, const std::string& message) {
-  static const std::regex where(R"(^(.*?):(\d+):(\d+): )");
-  std::smatch m;
-  if (std::regex_search(message, m, where)) {
-    exc.attr("file") = m[1].str();
-    exc.attr("line") = std::stoi(m[2].str());
-    exc.attr("column") = std::stoi(m[3].str());
-  }
-}
-
-// A byte offset named in a parse message ("at byte 42", "offset 0x2a").
-std::optional<uint64_t> OffsetInMessage(const std::string& message) {
-  static const std::regex offset(R"((?:byte|offset)\s+(0x[0-9a-fA-F]+|\d+))");
-  std::smatch m;
-  if (!std::regex_search(message, m, offset)) return std::nullopt;
-  return std::stoull(m[1].str(), nullptr, 0);
-}
-
 void Raise(const Status& status) {
   PyObject* cls = ClassFor(status);
   py::object exc = py::reinterpret_steal<py::object>(
       PyObject_CallFunction(cls, "s", status.message().c_str()));
   if (!exc) throw py::error_already_set();
   exc.attr("layer") = LayerName(status.layer());
+  exc.attr("kind") = ErrorKindName(status.kind());
   exc.attr("rc") = status.tpm_rc() != 0 ? py::object(py::int_(status.tpm_rc())) : py::object(py::none());
   exc.attr("timed_out") = status.timed_out();
-  std::optional<uint64_t> off = status.offset();
-  if (!off && status.layer() == Layer::kParse) off = OffsetInMessage(status.message());
-  exc.attr("offset") = off ? py::object(py::int_(*off)) : py::object(py::none());
-  exc.attr("file") = py::none();
-  exc.attr("line") = py::none();
-  exc.attr("column") = py::none();
-  if (status.layer() == Layer::kScenario || status.layer() == Layer::kParse) SetScenarioLocation(exc, status.message());
+  const Location& where = status.location();
+  const auto or_none = [](const auto& value) { return value ? py::object(py::int_(*value)) : py::object(py::none()); };
+  exc.attr("file") = where.file.empty() ? py::object(py::none()) : py::object(py::str(where.file));
+  exc.attr("line") = or_none(where.line);
+  exc.attr("column") = or_none(where.column);
+  exc.attr("offset") = or_none(where.offset);
+  exc.attr("reason") = status.reason();
   PyErr_SetObject(cls, exc.ptr());
 }
 
@@ -86,7 +70,8 @@ void Raise(const Status& status) {
 
 void RegisterErrors(py::module_& m) {
   classes.base = NewClass(m, "TpmlabError", PyExc_Exception,
-                          "Base of every tpmlab error. Attributes: layer, rc, offset, file, line, column, timed_out.");
+                          "Base of every tpmlab error. Attributes: kind, layer, rc, file, line, column, offset, "
+                          "reason, timed_out.");
   classes.tpm = NewClass(m, "TpmError", classes.base, "The TPM answered with a response code (.rc).");
   classes.transport = NewClass(m, "TransportError", classes.base,
                                "Bytes did not reach the TPM or come back (socket, device, timeout).");
@@ -105,17 +90,26 @@ void RegisterErrors(py::module_& m) {
       Raise(e.status());
     }
   });
-  // For tests of the translator itself.
-  m.def("_raise_status", [](const std::string& layer, const std::string& message, uint32_t rc) {
-    for (Layer l : {Layer::kTpm, Layer::kTransport, Layer::kEmulator, Layer::kEnvironment, Layer::kParse,
-                    Layer::kScenario, Layer::kStore, Layer::kHarness}) {
-      if (layer == LayerName(l)) {
-        if (l == Layer::kTpm) throw StatusError(Status::Tpm(rc, message));
-        throw StatusError(Status::Error(l, message));
-      }
-    }
-    throw StatusError(Status::Error(Layer::kHarness, "no layer named " + layer));
-  });
+  // For tests of the translator itself: a Status of `layer`, placed at what is given.
+  m.def(
+      "_raise_status",
+      [](const std::string& layer, const std::string& message, uint32_t rc, const std::string& file,
+         std::optional<uint32_t> line, std::optional<uint32_t> column, std::optional<uint64_t> offset) {
+        Location where(file);
+        where.line = line;
+        where.column = column;
+        where.offset = offset;
+        for (Layer l : {Layer::kTpm, Layer::kTransport, Layer::kEmulator, Layer::kEnvironment, Layer::kParse,
+                        Layer::kScenario, Layer::kStore, Layer::kHarness}) {
+          if (layer == LayerName(l)) {
+            if (l == Layer::kTpm) throw StatusError(Status::Tpm(rc, message).At(where));
+            throw StatusError(Status::Error(l, message).At(where));
+          }
+        }
+        throw StatusError(Status::Error(Layer::kHarness, "no layer named " + layer));
+      },
+      py::arg("layer"), py::arg("message"), py::arg("rc") = 0, py::arg("file") = "", py::arg("line") = py::none(),
+      py::arg("column") = py::none(), py::arg("offset") = py::none());
 }
 
 }  // namespace tpmlab::python

@@ -82,12 +82,45 @@ def test_garbage_event_log_is_a_parse_error_with_its_offset():
         tpmlab.EventLog.parse(b"\x00\x00\x00\x00\x03\x00\x00\x00" + b"\xff" * 40)
     assert info.value.offset is not None, str(info.value)
     assert info.value.layer == "parse"
+    assert info.value.kind == "bad_input"
+
+
+def test_error_fields_come_from_the_status_not_the_message():
+    # The message names no place at all: every field is read from the Status's data.
+    with pytest.raises(tpmlab.ScenarioError) as info:
+        _core._raise_status("scenario", "no place in this text", file="bench.yaml", line=3, column=9)
+    e = info.value
+    assert (e.file, e.line, e.column, e.offset) == ("bench.yaml", 3, 9, None)
+    assert (e.kind, e.layer, e.reason) == ("bad_input", "scenario", "no place in this text")
+    # And text that looks like a place is not taken for one.
+    with pytest.raises(tpmlab.ParseError) as info:
+        _core._raise_status("parse", "other.yaml:12:5: at byte 99")
+    e = info.value
+    assert (e.file, e.line, e.column, e.offset) == (None, None, None, None)
+    with pytest.raises(tpmlab.ParseError) as info:
+        _core._raise_status("parse", "truncated", file="log.bin", offset=40)
+    assert (info.value.file, info.value.offset, info.value.kind) == ("log.bin", 40, "bad_input")
+    with pytest.raises(tpmlab.MissingDependencyError) as info:
+        _core._raise_status("environment", "install swtpm")
+    assert info.value.kind == "missing_package"
+
+
+def test_scenario_file_error_has_file_line_column_and_reason(tmp_path):
+    f = tmp_path / "bad.yaml"
+    f.write_text(BAD_SCENARIO)
+    with pytest.raises(tpmlab.ScenarioError) as info:
+        tpmlab.load_scenario(f)
+    e = info.value
+    assert (e.file, e.line, e.column) == (str(f), 4, 25), str(e)
+    assert str(e) == f"{f}:4:25: {e.reason}"
+    assert "sideways" in e.reason and e.kind == "bad_input"
 
 
 def test_tpm_error_carries_the_response_code():
     with pytest.raises(tpmlab.TpmError) as info:
         _core._raise_status("tpm", "TPM2_Clear: TPM_RC_DISABLED", 0x120)
     assert info.value.rc == 0x120
+    assert (info.value.kind, info.value.layer) == ("tpm_refusal", "tpm")
     with pytest.raises(tpmlab.TransportError):
         _core._raise_status("transport", "connect: refused", 0)
 

@@ -4,15 +4,12 @@ from __future__ import annotations
 
 import functools
 import os
-import re
 import sys
 from typing import Any, Mapping, Optional, Tuple, Union
 
 from . import _core
 
 _PACKAGE_DIR = os.path.realpath(os.path.dirname(__file__))
-# What the harness's loader puts before a message: "FILE:LINE:COLUMN: ".
-_LOCATION = re.compile(r"^(.*?):(\d+):(\d+): ")
 
 
 @functools.lru_cache(maxsize=256)
@@ -41,18 +38,17 @@ def step_name(step: Union[str, Mapping[str, Any]]) -> str:
 
 
 def message_without_location(error: BaseException) -> Tuple[str, Optional[int], Optional[int]]:
-    """The loader's message without its "FILE:LINE:COLUMN: " prefix, and that line and column."""
-    text = str(error)
-    m = _LOCATION.match(text)
-    if m is None:
-        return text, None, None
-    return text[m.end():], int(m.group(2)), int(m.group(3))
+    """The loader's message without the place it names, and that place's line and column:
+    read from the error's fields (``reason``, ``line``, ``column``), never parsed from its text."""
+    return (getattr(error, "reason", None) or str(error), getattr(error, "line", None),
+            getattr(error, "column", None))
 
 
-def scenario_error(message: str, file: Optional[str], line: Optional[int],
+def scenario_error(where: str, reason: str, file: Optional[str], line: Optional[int],
                    column: Optional[int] = None) -> "_core.ScenarioError":
-    """A ScenarioError with the attributes every tpmlab error carries."""
-    e = _core.ScenarioError(message)
+    """A ScenarioError "WHERE: REASON" with the attributes every tpmlab error carries."""
+    e = _core.ScenarioError(f"{where}: {reason}")
+    e.kind = "bad_input"
     e.layer = "scenario"
     e.rc = None
     e.offset = None
@@ -60,4 +56,5 @@ def scenario_error(message: str, file: Optional[str], line: Optional[int],
     e.file = file
     e.line = line
     e.column = column
+    e.reason = reason
     return e

@@ -5,12 +5,14 @@ from typing import Dict, List, Optional, Tuple
 version: str
 
 class TpmlabError(Exception):
+    kind: str
     layer: str
     rc: Optional[int]
-    offset: Optional[int]
     file: Optional[str]
     line: Optional[int]
     column: Optional[int]
+    offset: Optional[int]
+    reason: str
     timed_out: bool
 
 class TpmError(TpmlabError): ...
@@ -21,7 +23,8 @@ class ParseError(TpmlabError): ...
 class ScenarioError(TpmlabError): ...
 class StoreError(TpmlabError): ...
 
-def _raise_status(layer: str, message: str, rc: int) -> None: ...
+def _raise_status(layer: str, message: str, rc: int = 0, file: str = "", line: Optional[int] = None,
+                  column: Optional[int] = None, offset: Optional[int] = None) -> None: ...
 
 class Snapshot:
     pcrs: Dict[str, Dict[int, bytes]]

@@ -63,7 +63,7 @@ class Dut:
             loaded = _core.load_scenario_text(text, str(PACKAGE_DIR / f"{self._scenario.name}.py-step.yaml"))
         except _core.ScenarioError as e:
             message, _, _ = message_without_location(e)
-            raise scenario_error(f"{where}: {step_name(step)}: {message}", file, line) from None
+            raise scenario_error(where, f"{step_name(step)}: {message}", file, line) from None
         loaded.relocate_step(loaded.top_level_steps - 1, where)
         if isinstance(step, Mapping) and "checkpoint" in step:
             self._checkpoints.append(str(step["checkpoint"]))

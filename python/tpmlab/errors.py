@@ -1,9 +1,14 @@
 """The exceptions tpmlab raises, one class per layer (made in ``_core``, where
 every harness error becomes one of them).
 
-``TpmlabError`` is the base; every instance has ``layer``, ``rc`` (TPM response
-code or None), ``offset`` (byte offset of a parse error or None), ``file``,
-``line``, ``column`` (where a scenario is wrong, or None) and ``timed_out``.
+``TpmlabError`` is the base; every instance has ``kind`` (what the error is:
+``bad_input``, ``tpm_refusal``, ``transport``, ``emulator``,
+``missing_package``, ``store`` or ``internal``; the command line's exit code
+follows it), ``layer`` (where it came from), ``rc`` (TPM response code or
+None), where in an input it is: ``file``, ``line``, ``column``, ``offset``
+(byte offset; each None when not known), ``reason`` (the message without
+that place in front) and ``timed_out``. The place is read from the error's
+data, never parsed out of its message.
 
 :class:`ExpectationFailed` is not a ``TpmlabError``: it is an
 ``AssertionError`` (the test's verdict, not a harness failure), raised by

@@ -81,7 +81,7 @@ class Scenario:
         except _core.ScenarioError as e:
             message, text_line, _ = message_without_location(e)
             part = self._part_at(text, text_line)
-            raise scenario_error(f"{file}:{line}: scenario {self.name!r}, {part}: {message}", file, line) from None
+            raise scenario_error(f"{file}:{line}", f"scenario {self.name!r}, {part}: {message}", file, line) from None
         for i in range(loaded.top_level_steps):
             loaded.relocate_step(i, f"{file}:{line} steps[{i}]")
         return loaded
@@ -122,7 +122,7 @@ def load_scenario(source: Union[str, os.PathLike, Scenario], *, text: bool = Fal
             message, line, column = message_without_location(e)
             where = "<scenario text>" + (f":{line}:{column}" if line is not None else "")
             file, called = caller()
-            raise scenario_error(f"{where}: {message} (the text given at {file}:{called})", "<scenario text>",
+            raise scenario_error(where, f"{message} (the text given at {file}:{called})", "<scenario text>",
                                  line, column) from None
     return _core.load_scenario_file(Path(source))
 

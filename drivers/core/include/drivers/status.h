@@ -1,9 +1,15 @@
 // Status and Result: how every layer of tpmlab reports failure.
 //
-// Errors carry the layer that produced them, so a drift report never mistakes
-// "the TPM returned an error" for "the socket dropped". C++ code passes these
-// values up; the CLI turns them into exit codes and the Python binding into
-// exceptions, each in exactly one place.
+// An error carries three things as data, apart from its message:
+//  - the layer that produced it (tpm, transport, emulator, parse, ...), so a
+//    drift report never mistakes "the TPM returned an error" for "the socket
+//    dropped";
+//  - its kind (bad input, TPM refusal, transport, ...), which decides the
+//    exit code and the Python exception; it defaults from the layer;
+//  - where in an input it is (file, line, column, byte offset), so the CLI
+//    and Python read the place instead of parsing it back out of the text.
+// C++ code passes these values up; the CLI turns them into exit codes and the
+// Python binding into exceptions, each in exactly one place.
 #pragma once
 
 #include <cstdint>
@@ -28,6 +34,46 @@ enum class Layer : uint8_t {
 
 const char* LayerName(Layer layer);
 
+// What an error is, whichever layer noticed it. Exit codes and Python
+// exception classes come from the kind (harness/cli/exit_codes.h).
+enum class ErrorKind : uint8_t {
+  kNone,            // no error
+  kBadInput,        // a file, argument or bytes given to tpmlab are wrong: nothing ran
+  kTpmRefusal,      // the TPM answered with an error response code
+  kTransport,       // bytes did not reach the TPM or come back
+  kEmulator,        // the swtpm process died or refused a control command
+  kMissingPackage,  // something tpmlab needs is not installed
+  kStore,           // the results database failed
+  kInternal,        // a harness invariant or a use error inside tpmlab
+};
+
+const char* ErrorKindName(ErrorKind kind);
+// The kind an error of `layer` is unless it says otherwise.
+ErrorKind DefaultKind(Layer layer);
+
+// Where in an input an error is. Every part is optional: a YAML error knows
+// file, line and column; a binary log knows a byte offset.
+struct Location {
+  Location() = default;
+  explicit Location(std::string in_file) : file(std::move(in_file)) {}
+  Location(std::string in_file, uint32_t at_line, uint32_t at_column)
+      : file(std::move(in_file)), line(at_line), column(at_column) {}
+  static Location AtOffset(uint64_t byte_offset) {
+    Location where;
+    where.offset = byte_offset;
+    return where;
+  }
+
+  std::string file;                // empty when not known
+  std::optional<uint32_t> line;    // 1-based
+  std::optional<uint32_t> column;  // 1-based
+  std::optional<uint64_t> offset;  // bytes from the start of the input
+
+  bool empty() const { return file.empty() && !line && !column && !offset; }
+  // "file:line:column", as much of it as is known ("" when none).
+  std::string ToString() const;
+};
+
 class [[nodiscard]] Status {
  public:
   Status() = default;
@@ -36,7 +82,17 @@ class [[nodiscard]] Status {
   static Status Error(Layer layer, std::string message) {
     Status s;
     s.layer_ = layer;
+    s.kind_ = DefaultKind(layer);
     s.message_ = std::move(message);
+    return s;
+  }
+  // An error at a place in an input: the message is "file:line:column: reason"
+  // (as tpmlab has always written them) and the place is also kept as data.
+  static Status ErrorAt(Layer layer, Location where, std::string reason) {
+    const std::string place = where.ToString();
+    Status s = Error(layer, place.empty() ? reason : place + ": " + reason);
+    s.reason_ = std::move(reason);
+    s.location_ = std::move(where);
     return s;
   }
   // A TPM response code that is not TPM_RC_SUCCESS.
@@ -48,7 +104,7 @@ class [[nodiscard]] Status {
   // A malformed input at a byte offset (or a line, for text files).
   static Status Parse(std::string message, std::optional<uint64_t> offset = {}) {
     Status s = Error(Layer::kParse, std::move(message));
-    s.offset_ = offset;
+    s.location_.offset = offset;
     return s;
   }
   static Status Timeout(std::string message) {
@@ -57,28 +113,56 @@ class [[nodiscard]] Status {
     return s;
   }
 
+  // The same error as another kind (a parse error in a file the user gave is
+  // bad input; one in the TPM's own answer is not).
+  Status WithKind(ErrorKind kind) const {
+    Status s = *this;
+    if (!ok()) s.kind_ = kind;
+    return s;
+  }
+  // The same error, placed: the parts of `where` that are known replace
+  // those kept so far. The message is left as it is.
+  Status At(const Location& where) const {
+    Status s = *this;
+    if (ok()) return s;
+    if (!where.file.empty()) s.location_.file = where.file;
+    if (where.line) s.location_.line = where.line;
+    if (where.column) s.location_.column = where.column;
+    if (where.offset) s.location_.offset = where.offset;
+    return s;
+  }
+
   bool ok() const { return layer_ == Layer::kNone; }
   Layer layer() const { return layer_; }
+  ErrorKind kind() const { return kind_; }
   const std::string& message() const { return message_; }
+  // The message without the place ErrorAt put in front of it; the message
+  // itself when it was built without one.
+  const std::string& reason() const { return reason_ ? *reason_ : message_; }
+  const Location& location() const { return location_; }
   uint32_t tpm_rc() const { return tpm_rc_; }
-  std::optional<uint64_t> offset() const { return offset_; }
+  std::optional<uint64_t> offset() const { return location_.offset; }
   bool timed_out() const { return timed_out_; }
 
   // "transport: connect 127.0.0.1:2321: Connection refused"
   std::string ToString() const;
 
-  // Adds context in front of the message, keeping layer and codes.
+  // Adds context in front of the message, keeping layer, kind, place and codes.
   Status Wrap(const std::string& context) const {
     Status s = *this;
-    if (!ok()) s.message_ = context + ": " + message_;
+    if (ok()) return s;
+    s.message_ = context + ": " + message_;
+    if (s.reason_) s.reason_ = context + ": " + *s.reason_;
     return s;
   }
 
  private:
   Layer layer_ = Layer::kNone;
+  ErrorKind kind_ = ErrorKind::kNone;
   std::string message_;
+  std::optional<std::string> reason_;  // set by ErrorAt only
+  Location location_;
   uint32_t tpm_rc_ = 0;
-  std::optional<uint64_t> offset_;
   bool timed_out_ = false;
 };
 

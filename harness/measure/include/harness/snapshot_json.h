@@ -27,4 +27,21 @@ Result<PcrValues> PcrsFromJson(const nlohmann::json& json, const std::string& wh
 Result<Snapshot> SnapshotFromJson(const nlohmann::json& json, const std::filesystem::path& base_dir,
                                   const std::string& where);
 
+/// nlohmann::json throws when a field holds another type than tpmlab writes
+/// (a hand-edited run.json with a number for a string): as a bad-input error
+/// naming `where` and what nlohmann says.
+Status JsonShapeError(const std::string& where, const nlohmann::json::exception& e);
+
+/// Runs `read` (which returns a Result or a Status) with nlohmann's
+/// exceptions turned into JsonShapeError(where): the boundary where a file
+/// read as JSON stops being able to throw.
+template <typename Read>
+auto CatchingJsonErrors(const std::string& where, Read&& read) -> decltype(read()) {
+  try {
+    return read();
+  } catch (const nlohmann::json::exception& e) {
+    return JsonShapeError(where, e);
+  }
+}
+
 }  // namespace tpmlab

@@ -21,6 +21,12 @@ struct SourceLocation {
   int line = 0;    // 1-based; 0 when built in code
   int column = 0;
   std::string ToString() const;
+  // The same place as Status data (file only when line is 0).
+  Location AsLocation() const;
+  // "file:line:column: message" of `layer`, with the place as data too. A
+  // place without a line (a step built in code, named by a label) is left
+  // in the message only.
+  Status Error(Layer layer, const std::string& message) const;
 };
 
 class YamlReader {
@@ -37,6 +43,20 @@ class YamlReader {
   SourceLocation Where(const YAML::Node& n) const;
   Status Error(const YAML::Node& n, const std::string& message) const;
   Status Error(const std::string& message) const;  // the file as a whole
+  // What a yaml-cpp exception says, as this file's error at its mark.
+  Status Thrown(const YAML::Exception& e) const;
+
+  // Runs `read` (which returns a Result or Status); a yaml-cpp exception it
+  // throws (a node read as what it is not, e.g. a list as a mapping's key)
+  // becomes this file's error at that node instead of escaping.
+  template <typename Read>
+  auto Catching(Read&& read) const -> decltype(read()) {
+    try {
+      return read();
+    } catch (const YAML::Exception& e) {
+      return Thrown(e);
+    }
+  }
 
   /// `map` must be a mapping whose keys are all in `allowed`, each once.
   Status Keys(const YAML::Node& map, const std::string& what, const std::set<std::string>& allowed) const;
