@@ -17,8 +17,12 @@ foreach(lib tss2-esys tss2-mu tss2-rc tss2-sys)
 endforeach()
 find_path(TSS2_INCLUDE_DIR tss2/tss2_esys.h REQUIRED)
 
+# Installed (cmake/Package.cmake), it is tss2 through pkg-config instead of
+# this machine's paths: tpmlabConfig.cmake makes PkgConfig::TPMLAB_TSS2.
 add_library(tss2 INTERFACE)
-target_include_directories(tss2 SYSTEM INTERFACE ${TSS2_INCLUDE_DIR})
-target_link_libraries(tss2 INTERFACE ${tss2_esys_LIBRARY} ${tss2_mu_LIBRARY}
-                      ${tss2_rc_LIBRARY} ${tss2_sys_LIBRARY})
+target_include_directories(tss2 SYSTEM INTERFACE $<BUILD_INTERFACE:${TSS2_INCLUDE_DIR}>)
+target_link_libraries(tss2 INTERFACE
+  $<BUILD_INTERFACE:${tss2_esys_LIBRARY}> $<BUILD_INTERFACE:${tss2_mu_LIBRARY}>
+  $<BUILD_INTERFACE:${tss2_rc_LIBRARY}> $<BUILD_INTERFACE:${tss2_sys_LIBRARY}>
+  $<INSTALL_INTERFACE:PkgConfig::TPMLAB_TSS2>)
 add_library(tpmlab::tss2 ALIAS tss2)

@@ -12,7 +12,9 @@ add_library(tpmlab_options INTERFACE)
 target_compile_features(tpmlab_options INTERFACE cxx_std_20)
 
 add_library(tpmlab_warnings INTERFACE)
+# BUILD_INTERFACE: installed, it is an empty target (the libraries name it
+# privately), so a project using tpmlab keeps its own warnings.
 target_compile_options(tpmlab_warnings INTERFACE
-  $<$<COMPILE_LANGUAGE:CXX>:-Wall -Wextra -Wpedantic -Wshadow -Wnon-virtual-dtor
-    -Wold-style-cast -Wcast-align -Wunused -Woverloaded-virtual>
-  $<$<BOOL:${TPMLAB_WARNINGS_AS_ERRORS}>:-Werror>)
+  $<BUILD_INTERFACE:$<$<COMPILE_LANGUAGE:CXX>:-Wall -Wextra -Wpedantic -Wshadow -Wnon-virtual-dtor
+    -Wold-style-cast -Wcast-align -Wunused -Woverloaded-virtual>>
+  $<BUILD_INTERFACE:$<$<BOOL:${TPMLAB_WARNINGS_AS_ERRORS}>:-Werror>>)

@@ -3,6 +3,7 @@
 #include <dlfcn.h>
 
 #include <algorithm>
+#include <cstdlib>
 
 #include "harness/yaml_reader.h"
 
@@ -259,11 +260,23 @@ std::vector<fs::path> InstalledFirmwareDirs() {
     candidates.push_back(dir / "firmware");
     candidates.push_back((dir / ".." / "share" / "tpmlab" / "firmware").lexically_normal());
   }
-#ifdef TPMLAB_SOURCE_DIR
-  candidates.push_back(fs::path(TPMLAB_SOURCE_DIR) / "scenarios" / "firmware");
-#endif
-  std::vector<fs::path> dirs;
+  // A source tree, never compiled in (an installed binary must not name the
+  // folder it was built in): the one the environment names, then the nearest
+  // above the binary (a build folder inside the source tree, out/build/PRESET).
+  if (const char* source = std::getenv("TPMLAB_SOURCE_DIR"); source != nullptr && *source != '\0') {
+    candidates.push_back(fs::path(source) / "scenarios" / "firmware");
+  }
   std::error_code ec;
+  for (const auto& binary_dir : BinaryDirs()) {
+    for (fs::path dir = binary_dir; !dir.empty(); dir = dir.parent_path()) {
+      if (fs::is_directory(dir / "scenarios" / "firmware", ec)) {
+        candidates.push_back(dir / "scenarios" / "firmware");
+        break;
+      }
+      if (dir == dir.parent_path()) break;
+    }
+  }
+  std::vector<fs::path> dirs;
   for (const auto& c : candidates) {
     if (!fs::is_directory(c, ec)) continue;
     const fs::path canonical = fs::weakly_canonical(c, ec);

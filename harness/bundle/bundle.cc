@@ -19,7 +19,7 @@
 #include <vector>
 
 #include "drivers/bytes.h"
-#include "harness/runner.h"
+#include "harness/version.h"
 
 namespace tpmlab {
 namespace {

@@ -6,7 +6,7 @@
 #include <sstream>
 #include <vector>
 
-#include "harness/runner.h"
+#include "harness/version.h"
 
 namespace tpmlab::cli {
 namespace {

@@ -24,6 +24,7 @@
 #include "harness/dut.h"
 #include "harness/ek_certificate.h"
 #include "harness/eventlog.h"
+#include "harness/firmware_model.h"
 #include "harness/open_dut.h"
 #include "harness/response_codes.h"
 #include "harness/scenario_yaml.h"
@@ -58,8 +59,8 @@ struct TempDir {
 };
 
 // scenarios/firmware/baseline.yaml above the executable (a build tree inside
-// the source tree), above the current folder, or in the source tree this
-// tpmlab was built from (a build folder elsewhere).
+// the source tree), above the current folder, or among the installed models
+// (share/tpmlab/firmware, $TPMLAB_SOURCE_DIR; see InstalledFirmwareDirs).
 std::optional<fs::path> FindBaselineModel() {
   const fs::path model = fs::path("scenarios") / "firmware" / "baseline.yaml";
   std::vector<fs::path> starts;
@@ -73,9 +74,9 @@ std::optional<fs::path> FindBaselineModel() {
       if (dir == dir.parent_path()) break;
     }
   }
-#ifdef TPMLAB_SOURCE_DIR
-  if (fs::is_regular_file(fs::path(TPMLAB_SOURCE_DIR) / model, ec)) return fs::path(TPMLAB_SOURCE_DIR) / model;
-#endif
+  for (const fs::path& dir : InstalledFirmwareDirs()) {
+    if (fs::is_regular_file(dir / "baseline.yaml", ec)) return dir / "baseline.yaml";
+  }
   return std::nullopt;
 }
 

@@ -8,7 +8,7 @@
 
 #include "docs.h"
 #include "drivers/swtpm.h"
-#include "harness/runner.h"
+#include "harness/version.h"
 #include "harness/tss2_version.h"
 
 namespace tpmlab::cli {

@@ -1,7 +1,7 @@
 // tpmlab._core: the private extension under the tpmlab package. It only
 // builds the module; each area registers itself (register_*.cc).
 #include "bindings.h"
-#include "harness/runner.h"
+#include "harness/version.h"
 
 PYBIND11_MODULE(_core, m) {
   namespace py = pybind11;

@@ -1,13 +1,11 @@
 #!/usr/bin/env bash
 # `tpmlab eventlog show | replay | diff` as a user meets them: exit codes,
 # JSON shape, PCR values checked against an independent replay in Python, on
-# logs this script writes and, when ../shared/fixtures exists, on the public
-# fixture logs.
+# logs this script writes (the public fixture logs: eventlog_fixtures_cli_test.sh).
 #   eventlog_cli_test.sh TPMLAB_BINARY SOURCE_DIR
 set -uo pipefail
 tpmlab=$1
 src=$2
-fixtures="$src/../shared/fixtures/eventlogs"
 tmp=$(mktemp -d /tmp/tpmlab-eventlog-cli-XXXXXX)
 trap 'rm -rf "$tmp"' EXIT
 failures=0
@@ -190,46 +188,8 @@ expect_exit 2 "an empty file" "$tpmlab" eventlog replay "$tmp/empty.bin"
 expect_exit 2 "diff without its second log" "$tpmlab" eventlog diff "$tmp/a.bin"
 expect_exit 2 "eventlog without a subcommand" "$tpmlab" eventlog
 
-# 3. The public fixtures, when present: every log replays to expected.json
-# through the CLI, show gives valid JSON for each, malformed ones exit 2.
-if [[ -f "$fixtures/expected.json" ]]; then
-  check_py "every fixture through replay --json and show --json" '
-import json, subprocess, sys
-tpmlab, folder = sys.argv[1], sys.argv[2]
-expected = json.load(open(folder + "/expected.json"))
-for name, want in expected.items():
-    path = folder + "/" + name
-    for cmd in ("replay", "show"):
-        r = subprocess.run([tpmlab, "eventlog", cmd, "--json", path], capture_output=True)
-        if want["expect"] == "malformed":
-            assert r.returncode == 2 and b"at byte" in r.stderr, (name, cmd, r.returncode, r.stderr)
-            continue
-        if want["expect"] == "either":
-            assert r.returncode in (0, 2), (name, cmd, r.returncode)
-            continue
-        assert r.returncode == 0, (name, cmd, r.stderr)
-        out = json.loads(r.stdout.decode("utf-8"))  # strict UTF-8
-        if cmd == "replay":
-            assert out["pcrs"] == want["pcrs"], name
-            assert out["events"] == want["events"] and out["format"] == want["format"], name
-        else:
-            assert len(out["events"]) == want["events"], name
-' "$tpmlab" "$fixtures"
-  expect_exit 1 "diff of the two arch-linux copies" "$tpmlab" eventlog diff --json \
-    "$fixtures/arch-linux-workstation.bin" "$fixtures/tpm2tools-event-arch-linux.bin"
-  check_py "the arch-linux copies differ in two PCR4 events only" '
-import json, sys
-out = json.load(open(sys.argv[1]))
-assert list(out["pcrs"]) == ["4"], list(out["pcrs"])
-assert [c["differs"] for c in out["pcrs"]["4"]["changed"]] == [["data"], ["digest", "data"]]
-assert {b: sorted(v) for b, v in out["pcr_values"].items()} == {"sha1": ["4"], "sha256": ["4"]}
-' "$tmp/stdout"
-  expect_exit 0 "tpm2-tools flags event 24 of its arch-linux log" "$tpmlab" eventlog replay \
-    "$fixtures/tpm2tools-event-arch-linux.bin"
-  grep -q "EVENT_DIGEST_MISMATCH: event 23 (PCR8 EV_IPL)" "$tmp/stdout" || fail "arch-linux: no digest finding on event 23"
-else
-  echo "skip: no fixtures at $fixtures"
-fi
+# The public fixtures: eventlog_fixtures_cli_test.sh (a ctest of its own,
+# Skipped without them).
 
 if [[ $failures -ne 0 ]]; then
   echo "$failures failure(s)"

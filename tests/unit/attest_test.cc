@@ -21,6 +21,7 @@
 
 #include "harness/attest.h"
 #include "layer_printing.h"
+#include "needs.h"
 #include "test_certificates.h"
 
 namespace tpmlab {
@@ -498,12 +499,9 @@ BOOST_AUTO_TEST_SUITE_END()
 
 // A quote from the IBM TPM simulator (keylime test data, see
 // ../shared/fixtures/README.md). Skipped when the fixtures are not there.
-BOOST_AUTO_TEST_CASE(ibm_simulator_quote_fixture) {
-  const std::filesystem::path dir = std::filesystem::path(TPMLAB_FIXTURES_DIR) / "quotes";
-  if (!std::filesystem::exists(dir / "ibmsim_quote.attest")) {
-    BOOST_TEST_MESSAGE("skipped: no fixtures at " << dir);
-    return;
-  }
+BOOST_AUTO_TEST_CASE(ibm_simulator_quote_fixture,
+                     TPMLAB_NEEDS("fixtures", test::FixturesDir() / "quotes" / "ibmsim_quote.attest")) {
+  const std::filesystem::path dir = test::FixturesDir() / "quotes";
   const Bytes attest = ReadFile(dir / "ibmsim_quote.attest");
   const Bytes sig = ReadFile(dir / "ibmsim_quote.sig");
   BOOST_REQUIRE(attest.size() == 133u);

@@ -17,6 +17,7 @@
 
 #include "drivers/bytes.h"
 #include "drivers/device_transport.h"
+#include "needs.h"
 
 namespace tpmlab {
 namespace {
@@ -191,11 +192,7 @@ BOOST_AUTO_TEST_CASE(open_errors_name_the_path_and_the_fix) {
 
 // Integration: the host's own TPM, when there is one. TPM2_GetRandom(8) must
 // come back TPM_RC_SUCCESS (or an initialisation error on a TPM nobody started).
-BOOST_AUTO_TEST_CASE(host_tpmrm0_when_present) {
-  if (!std::filesystem::exists("/dev/tpmrm0")) {
-    BOOST_TEST_MESSAGE("skipped: no /dev/tpmrm0 on this machine");
-    return;
-  }
+BOOST_AUTO_TEST_CASE(host_tpmrm0_when_present, TPMLAB_NEEDS("device", "/dev/tpmrm0")) {
   auto t = DeviceTransport::Open("/dev/tpmrm0");
   if (!t.ok()) {
     BOOST_TEST_MESSAGE("skipped: " << t.status().ToString());

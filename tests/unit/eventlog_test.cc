@@ -17,6 +17,7 @@
 #include "harness/eventlog.h"
 #include "harness/findings.h"
 #include "harness/replay.h"
+#include "needs.h"
 
 namespace tpmlab {
 namespace {
@@ -24,18 +25,11 @@ namespace {
 namespace fs = std::filesystem;
 using Digests = std::vector<std::pair<uint16_t, Bytes>>;
 
-const fs::path kFixtures = fs::path(TPMLAB_FIXTURES_DIR) / "eventlogs";
+const fs::path kFixtures = test::FixturesDir() / "eventlogs";
 
 Bytes ReadFile(const fs::path& path) {
   std::ifstream in(path, std::ios::binary);
   return Bytes(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
-}
-
-// The fixture folder is optional (it lives outside the repository).
-bool HaveFixtures() {
-  if (fs::exists(kFixtures / "expected.json")) return true;
-  BOOST_TEST_MESSAGE("skipped: no fixtures at " << kFixtures.string());
-  return false;
 }
 
 nlohmann::json Expected() {
@@ -85,8 +79,8 @@ std::string ParsesOrFailsCleanly(const Bytes& bytes) {
 
 // --- (a) the fixtures --------------------------------------------------------
 
-BOOST_AUTO_TEST_CASE(fixtures_replay_to_their_expected_pcrs) {
-  if (!HaveFixtures()) return;
+// The fixture folder is optional (it lives outside the repository).
+BOOST_AUTO_TEST_CASE(fixtures_replay_to_their_expected_pcrs, TPMLAB_NEEDS("fixtures", kFixtures / "expected.json")) {
   int replayed = 0, malformed = 0, either = 0;
   const nlohmann::json expected = Expected();
   for (const auto& [name, want] : expected.items()) {
@@ -158,8 +152,7 @@ bool SameEvents(const EventLog& a, const EventLog& b) {
   return true;
 }
 
-BOOST_AUTO_TEST_CASE(fixtures_survive_a_write_and_parse) {
-  if (!HaveFixtures()) return;
+BOOST_AUTO_TEST_CASE(fixtures_survive_a_write_and_parse, TPMLAB_NEEDS("fixtures", kFixtures / "expected.json")) {
   int identical = 0;
   const nlohmann::json expected = Expected();
   for (const auto& [name, want] : expected.items()) {

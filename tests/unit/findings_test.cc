@@ -13,6 +13,7 @@
 #include <string>
 
 #include "harness/findings.h"
+#include "needs.h"
 
 namespace tpmlab {
 namespace {
@@ -239,7 +240,7 @@ BOOST_AUTO_TEST_CASE(undecodable_event_data) {
 
 // --- the fixtures -----------------------------------------------------------
 
-const fs::path kFixtures = fs::path(TPMLAB_FIXTURES_DIR) / "eventlogs";
+const fs::path kFixtures = test::FixturesDir() / "eventlogs";
 
 // What the checks say about each public fixture; the rest have nothing.
 // Event 23 of both arch-linux copies is sd-boot's PCR8 command line, which
@@ -263,11 +264,7 @@ const std::map<std::string, std::map<std::string, int>> kExpected = {
     {"windows_gcp_shielded_vm.bin", {{"SEPARATOR_VALUE", 3}}},
 };
 
-BOOST_AUTO_TEST_CASE(fixtures_give_exactly_the_known_findings) {
-  if (!fs::exists(kFixtures / "expected.json")) {
-    BOOST_TEST_MESSAGE("skipped: no fixtures at " << kFixtures.string());
-    return;
-  }
+BOOST_AUTO_TEST_CASE(fixtures_give_exactly_the_known_findings, TPMLAB_NEEDS("fixtures", kFixtures / "expected.json")) {
   std::ifstream in(kFixtures / "expected.json");
   const auto expected = nlohmann::json::parse(in);
   for (const auto& [name, want] : expected.items()) {

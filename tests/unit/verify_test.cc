@@ -37,6 +37,7 @@
 #include "harness/replay.h"
 #include "harness/tpm_types.h"
 #include "harness/verify.h"
+#include "needs.h"
 #include "test_certificates.h"
 
 namespace tpmlab {
@@ -1359,7 +1360,7 @@ BOOST_AUTO_TEST_SUITE_END()
 
 namespace {
 
-const fs::path kQuotes = fs::path(TPMLAB_FIXTURES_DIR) / "quotes";
+const fs::path kQuotes = test::FixturesDir() / "quotes";
 
 std::set<std::string> QuoteAlarms(const Verdict& v) {
   std::set<std::string> out;
@@ -1476,11 +1477,7 @@ Bytes RsaTpmtPublicToDer(ByteView area) {
 
 BOOST_AUTO_TEST_SUITE(fixtures)
 
-BOOST_AUTO_TEST_CASE(ibm_simulator_quote) {
-  if (!fs::exists(kQuotes / "ibmsim_quote.attest")) {
-    BOOST_TEST_MESSAGE("skipped: no fixtures at " << kQuotes);
-    return;
-  }
+BOOST_AUTO_TEST_CASE(ibm_simulator_quote, TPMLAB_NEEDS("fixtures", kQuotes / "ibmsim_quote.attest")) {
   QuoteBlob quote{ReadFile(kQuotes / "ibmsim_quote.attest"), ReadFile(kQuotes / "ibmsim_quote.sig")};
 
   const Bytes pem = ReadFile(kQuotes / "ibmsim_ak.pem");
@@ -1514,12 +1511,8 @@ BOOST_AUTO_TEST_CASE(ibm_simulator_quote) {
   CheckQuoteAlterations(s, HashAlg::kSha256, 16);
 }
 
-BOOST_AUTO_TEST_CASE(windows_gcp_shielded_vm_quote) {
+BOOST_AUTO_TEST_CASE(windows_gcp_shielded_vm_quote, TPMLAB_NEEDS("fixtures", kQuotes / "windows_gcp_shielded_vm.json")) {
   const fs::path file = kQuotes / "windows_gcp_shielded_vm.json";
-  if (!fs::exists(file)) {
-    BOOST_TEST_MESSAGE("skipped: no fixture " << file);
-    return;
-  }
   std::ifstream in(file);
   const nlohmann::json j = nlohmann::json::parse(in);
   const Bytes ak = RsaTpmtPublicToDer(Base64(j.at("AK").at("Public").get<std::string>()));

@@ -115,8 +115,9 @@ Result<FirmwareModel> LoadFirmwareModel(const std::filesystem::path& file, const
 /// Where models installed with tpmlab live, those that exist: `firmware/`
 /// beside the binary that holds this code (the Python package's copy, or one
 /// beside the tpmlab executable), `../share/tpmlab/firmware` from there (an
-/// installed tpmlab), and the scenarios/firmware of the source tree tpmlab
-/// was built from.
+/// installed tpmlab), then the scenarios/firmware of a source tree: the one
+/// $TPMLAB_SOURCE_DIR names, else the nearest above the binary (a build
+/// folder inside the source tree).
 std::vector<std::filesystem::path> InstalledFirmwareDirs();
 
 /// The files a model name may be, in the order they are tried. A name with a

@@ -16,6 +16,7 @@
 #include "harness/bench_dut.h"
 #include "harness/scenario.h"
 #include "harness/store.h"
+#include "harness/version.h"  // kTpmlabVersion, for run.json
 
 namespace tpmlab {
 
@@ -122,7 +123,5 @@ nlohmann::json StepToJson(const StepResult& step, bool with_snapshot = true);
 /// set up (bad options, database, missing swtpm); a run that starts always
 /// ends with a RunResult, its steps stored, and run.json written.
 Result<RunResult> RunScenario(const Scenario& scenario, const RunOptions& options);
-
-inline constexpr const char* kTpmlabVersion = "0.1.0";
 
 }  // namespace tpmlab
