@@ -1,3 +1,6 @@
+// A bench file read whole: every part (transport, bridge, power, allow) and
+// the checks between them. Over 600 lines because the cross-part checks need
+// every part at hand; new parts go in their own files (usb_parts.cc).
 #include "harness/bench.h"
 
 #include <unistd.h>

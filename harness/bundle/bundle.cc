@@ -1,3 +1,6 @@
+// A repro bundle written and read: the archive, its manifest and the store
+// rows it carries. One file (just over 600 lines) because writer and reader
+// share the manifest's layout; replaying a bundle is bundle_replay.cc.
 #include "harness/bundle.h"
 
 #include <archive.h>

@@ -1,3 +1,6 @@
+// Tpm: each typed TPM command on ESAPI, a short function apiece. Over 600
+// lines because these share private session and handle helpers and this file
+// is where tpm2-tss may be included (with tcti_adapter.cc).
 #include "harness/tpm.h"
 
 #include <openssl/rand.h>
