@@ -11,14 +11,6 @@ trap 'rm -rf "$tmp"' EXIT
 failures=0
 
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
-check_py() {  # description, python code reading sys.argv[1:]; more args follow
-  local what=$1 code=$2; shift 2
-  if /usr/bin/python3 -c "$code" "$@" >"$tmp/py.out" 2>&1; then
-    echo "ok: $what"
-  else
-    fail "$what"; sed 's/^/  | /' "$tmp/py.out" | tail -15
-  fi
-}
 
 # 1. Logs written here with the struct module: a short UEFI boot (a), the
 # same boot with PCR4 changed, a PCR8 event added and a PCR5 one removed

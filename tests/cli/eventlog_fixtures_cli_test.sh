@@ -17,14 +17,6 @@ trap 'rm -rf "$tmp"' EXIT
 failures=0
 
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
-check_py() {  # description, python code reading sys.argv[1:]; more args follow
-  local what=$1 code=$2; shift 2
-  if /usr/bin/python3 -c "$code" "$@" >"$tmp/py.out" 2>&1; then
-    echo "ok: $what"
-  else
-    fail "$what"; sed 's/^/  | /' "$tmp/py.out" | tail -15
-  fi
-}
 
 check_py "every fixture through replay --json and show --json" '
 import json, subprocess, sys

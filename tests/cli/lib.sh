@@ -29,3 +29,11 @@ PY
 expect_stderr() {  # pattern, description
   grep -qE -- "$1" "$tmp/stderr" || { fail "$2: stderr lacks /$1/"; sed 's/^/  | /' "$tmp/stderr"; }
 }
+check_py() {  # description, python code reading sys.argv[1:]; more args follow (uses $tmp)
+  local what=$1 code=$2; shift 2
+  if /usr/bin/python3 -c "$code" "$@" >"$tmp/py.out" 2>&1; then
+    echo "ok: $what"
+  else
+    fail "$what"; sed 's/^/  | /' "$tmp/py.out" | tail -15
+  fi
+}
