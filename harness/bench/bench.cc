@@ -32,13 +32,15 @@ struct Named {
 constexpr Named<DutTransportKind> kTransports[] = {
     {"emulated", DutTransportKind::kEmulated},        {"device", DutTransportKind::kDevice},
     {"tis-spi-sim", DutTransportKind::kTisSpiSim},    {"tis-spi-ftdi", DutTransportKind::kTisSpiFtdi},
-    {"tis-spi-tpm2go", DutTransportKind::kTisSpiTpm2go}};
+    {"tis-spi-tpm2go", DutTransportKind::kTisSpiTpm2go}, {"qemu", DutTransportKind::kQemu}};
 constexpr Named<PowerKind> kPowerKinds[] = {
     {"emulated", PowerKind::kEmulated}, {"none", PowerKind::kNone},       {"usb-relay", PowerKind::kUsbRelay},
-    {"usb-hub-port", PowerKind::kUsbHubPort}, {"command", PowerKind::kCommand}, {"manual", PowerKind::kManual}};
+    {"usb-hub-port", PowerKind::kUsbHubPort}, {"command", PowerKind::kCommand}, {"manual", PowerKind::kManual},
+    {"board", PowerKind::kBoard}};
 constexpr Named<BootLogSource> kBootLogSources[] = {{"emulated-firmware", BootLogSource::kEmulatedFirmware},
                                                     {"securityfs", BootLogSource::kSecurityfs},
-                                                    {"file", BootLogSource::kFile}};
+                                                    {"file", BootLogSource::kFile},
+                                                    {"agent", BootLogSource::kAgent}};
 
 template <typename E, size_t N>
 const char* NameOf(const Named<E> (&table)[N], E value) {
@@ -100,7 +102,9 @@ class BenchParser : public YamlReader {
     TRY(Keys(n, "dut", {"transport", "path", "usb", "spi"}));
     BenchDut dut;
     dut.where = Where(n);
-    if (!n["transport"]) return Error(n, "dut needs a transport (emulated | device | tis-spi-sim | tis-spi-ftdi | tis-spi-tpm2go)");
+    if (!n["transport"]) {
+      return Error(n, "dut needs a transport (emulated | device | tis-spi-sim | tis-spi-ftdi | tis-spi-tpm2go | qemu)");
+    }
     TRY_ASSIGN(dut.transport, Enum(n["transport"], "dut.transport", kTransports));
     const bool usb_bridge = dut.transport == DutTransportKind::kTisSpiFtdi || dut.transport == DutTransportKind::kTisSpiTpm2go;
     const bool spi = usb_bridge || dut.transport == DutTransportKind::kTisSpiSim;
@@ -206,7 +210,7 @@ class BenchParser : public YamlReader {
   Result<Bench> Parse(const std::string& text) const {
     TRY_ASSIGN(YAML::Node root, YamlReader::Parse(text));
     if (!root.IsMap()) return Error("a bench file is a mapping (name, dut, power, ...)");
-    TRY(Keys(root, "the bench", {"name", "dut", "power", "firmware_control", "boot_log", "allow"}));
+    TRY(Keys(root, "the bench", {"name", "dut", "power", "firmware_control", "boot_log", "allow", "board"}));
     Bench b;
     b.file = file();
     if (!root["name"]) return Error(root, "the bench needs a name");
@@ -214,11 +218,18 @@ class BenchParser : public YamlReader {
     if (!root["dut"]) return Error(root, "the bench needs a dut");
     TRY_ASSIGN(b.dut, Dut(root["dut"]));
     const bool emulated = b.emulated();
+    if (b.is_board() != static_cast<bool>(root["board"])) {
+      return Error(root["board"] ? root["board"] : root, "board: goes with dut transport qemu, and it needs one");
+    }
+    if (b.is_board()) { TRY_ASSIGN(b.board, ParseBenchBoard(*this, root["board"])); }
 
     if (root["power"]) {
       TRY_ASSIGN(b.power, Power(root["power"]));
     } else {
-      b.power.kind = emulated ? PowerKind::kEmulated : PowerKind::kNone;
+      b.power.kind = emulated ? PowerKind::kEmulated : b.is_board() ? PowerKind::kBoard : PowerKind::kNone;
+    }
+    if ((b.power.kind == PowerKind::kBoard) != b.is_board()) {
+      return Error(root["power"], "power kind board is a QEMU board's own (QMP and its agent), and a board has no other");
     }
     if (b.power.kind == PowerKind::kEmulated && !emulated) {
       return Error(root["power"] ? root["power"] : root, "power kind emulated needs an emulated DUT");
@@ -240,7 +251,7 @@ class BenchParser : public YamlReader {
 
     if (const YAML::Node bl = root["boot_log"]) {
       TRY(Keys(bl, "boot_log", {"source", "path"}));
-      if (!bl["source"]) return Error(bl, "boot_log needs a source (emulated-firmware | securityfs | file)");
+      if (!bl["source"]) return Error(bl, "boot_log needs a source (emulated-firmware | securityfs | file | agent)");
       TRY_ASSIGN(b.boot_log.source, Enum(bl["source"], "boot_log.source", kBootLogSources));
       if (bl["path"]) {
         if (b.boot_log.source == BootLogSource::kEmulatedFirmware) {
@@ -255,14 +266,21 @@ class BenchParser : public YamlReader {
         return Error(bl["source"], "boot_log source emulated-firmware needs a DUT tpmlab starts itself; this "
                                    "machine's platform booted a device DUT (use securityfs or file)");
       }
+      if ((b.boot_log.source == BootLogSource::kAgent) != b.is_board()) {
+        return Error(bl["source"], "boot_log source agent is a board's (its OS reads the log through tpmlab-agent), "
+                                   "and a board has no other");
+      }
     } else {
-      b.boot_log.source = b.harness_boots() ? BootLogSource::kEmulatedFirmware : BootLogSource::kSecurityfs;
+      b.boot_log.source = b.is_board()        ? BootLogSource::kAgent
+                          : b.harness_boots() ? BootLogSource::kEmulatedFirmware
+                                              : BootLogSource::kSecurityfs;
     }
     if (b.boot_log.source == BootLogSource::kSecurityfs && b.boot_log.path.empty()) b.boot_log.path = kSecurityfsLog;
 
     // Everything allowed on an emulated DUT; nothing, unless said, on a real one.
     BenchAllow& a = b.allow;
-    for (Operation op : kAllOperations) a.At(op) = emulated;
+    // A board's chip is an emulator manufactured for the run: nothing lasts.
+    for (Operation op : kAllOperations) a.At(op) = emulated || b.is_board();
     if (const YAML::Node al = root["allow"]) {
       std::set<std::string> keys;
       for (Operation op : kAllOperations) keys.insert(OperationKey(op));
@@ -520,6 +538,12 @@ std::vector<ProbeItem> ProbeBench(const Bench& bench, UsbContext* usb, const std
     case DutTransportKind::kTisSpiTpm2go:
       items.push_back(ProbeUsb("dut", "TPM2Go", *dut.usb, seen));
       break;
+    case DutTransportKind::kQemu:
+      items.push_back(ProbeSwtpm("dut"));
+      for (const auto& p : ProbeBoard(*bench.board)) {
+        items.push_back({p.part, p.present ? ProbeState::kPresent : ProbeState::kMissing, p.detail});
+      }
+      break;
   }
 
   const BenchPower& p = bench.power;
@@ -529,6 +553,9 @@ std::vector<ProbeItem> ProbeBench(const Bench& bench, UsbContext* usb, const std
       break;
     case PowerKind::kNone:
       items.push_back({"power", ProbeState::kPresent, "none (power cycles are refused)"});
+      break;
+    case PowerKind::kBoard:
+      items.push_back({"power", ProbeState::kPresent, "the board's (QEMU's QMP and tpmlab-agent)"});
       break;
     case PowerKind::kUsbRelay:
       items.push_back(ProbeUsb("power", p.relay_type + " relay", *p.usb, seen));
@@ -566,6 +593,9 @@ std::vector<ProbeItem> ProbeBench(const Bench& bench, UsbContext* usb, const std
       break;
     case BootLogSource::kFile:
       items.push_back(ProbeReadable("boot_log", "log file", bench.boot_log.path));
+      break;
+    case BootLogSource::kAgent:
+      items.push_back({"boot_log", ProbeState::kPresent, "read from the board's securityfs by tpmlab-agent"});
       break;
   }
   return items;
@@ -605,7 +635,12 @@ std::string BenchSummaryJson(const Bench& bench) {
                          {"power", power},
                          {"boot_log", {{"source", BootLogSourceName(bench.boot_log.source)},
                                        {"path", bench.boot_log.path}}},
-                         {"allow", allow}})
+                         {"allow", allow},
+                         {"board", bench.board ? nlohmann::json({{"machine", bench.board->machine},
+                                                                 {"tpm", bench.board->tpm_interface},
+                                                                 {"images", bench.board->ImageNames()},
+                                                                 {"default", bench.board->default_image}})
+                                               : nlohmann::json()}})
       .dump();
 }
 

@@ -2,8 +2,32 @@
 
 namespace tpmlab {
 
+namespace {
+
+// A QEMU board: its firmware is real OVMF, its chip an emulator tpmlab does
+// not reach past the board.
+std::string UnrunnableOnBoard(const BenchDemand& demand, const Bench& bench) {
+  for (PowerCycleKind kind : demand.power_cycle_kinds) {
+    if (kind == PowerCycleKind::kRestart) {
+      return "a restart resumes from hibernation (Shutdown(STATE), Startup(CLEAR)), which the board's "
+             "initramfs-only Linux cannot do";
+    }
+  }
+  if (demand.emulator_process) return "this fault freezes or kills the emulator behind the board's firmware";
+  if (demand.emulator_state) return "checkpoints copy the emulator's NV state behind the board's back";
+  if (demand.tpm_image) return "TPM images are swtpm builds: the board's chip is launched by the board";
+  if (demand.firmware_model && !bench.board->Image(demand.firmware_name)) {
+    return "the board boots real firmware images, and the bench names none '" + demand.firmware_name +
+           "' (it has: " + bench.board->ImageNames() + ")";
+  }
+  return "";
+}
+
+}  // namespace
+
 std::string UnrunnableOn(const BenchDemand& demand, const Bench& bench) {
   if (bench.emulated()) return "";
+  if (bench.is_board()) return UnrunnableOnBoard(demand, bench);
   const bool has_power = bench.power.kind != PowerKind::kNone;
   if (demand.power_switch && !has_power) {
     return "a power cycle needs a power switch, and the bench has power: none";
@@ -30,7 +54,8 @@ Status RefusedSteps(const std::vector<PlannedStep>& steps, const Bench& bench) {
     }
   }
   if (refused.empty() && unrunnable.empty()) return Status::Ok();
-  std::string message = "bench '" + bench.name + "' (" + bench.file + ") is a real chip";
+  std::string message = "bench '" + bench.name + "' (" + bench.file + ") is " +
+                        (bench.is_board() ? "a QEMU board" : "a real chip");
   if (!unrunnable.empty()) message += "; these steps cannot run on it:" + unrunnable;
   if (!refused.empty()) {
     message += std::string(unrunnable.empty() ? "" : "\nand it") + " does not allow what this scenario does:" +

@@ -249,6 +249,19 @@ Result<std::unique_ptr<Dut>> OpenBenchDut(const Bench& bench, const BenchDutOpti
   config.power = std::move(*power);
   if (!config.power) config.no_power_reason = BenchLabel(bench) + " has power: none";
 
+  if (bench.is_board()) {
+    TRY_ASSIGN(OpenedBoard board, OpenQemuBoard(bench, options.board));
+    config.transport = std::move(board.transport);
+    config.board = std::move(board.board);
+    config.platform_started = true;  // OVMF sends Startup at every boot
+    config.no_power_reason.clear();
+    DutBusInfo info;
+    info.bus = EmulatedBus::kHardware;
+    info.description = "tpmlab-agent on a QEMU " + bench.board->machine + " board (" + bench.board->tpm_interface + ")";
+    config.bus_info = info;
+    return Dut::OpenHardware(std::move(config));
+  }
+
   if (bench.dut.transport == DutTransportKind::kDevice) {
     auto device = hw.open_device ? hw.open_device(bench.dut.path) : [&]() -> Result<std::unique_ptr<Transport>> {
       TRY_ASSIGN(auto t, DeviceTransport::Open(bench.dut.path));

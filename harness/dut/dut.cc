@@ -64,6 +64,7 @@ Result<std::unique_ptr<Dut>> Dut::OpenHardware(HardwareDutConfig config) {
   dut->warnings_ = config.warnings;
   dut->keep_alive_ = config.keep_alive;
   dut->transport_ = std::move(config.transport);
+  dut->board_ = std::move(config.board);
   dut->transport_->set_command_timeout(config.command_timeout);
   dut->faults_ = std::make_unique<FaultTransport>(*dut->transport_, config.fault_seed);
   dut->trace_ = std::make_unique<TraceTransport>(*dut->faults_, config.trace_bytes);
@@ -143,7 +144,10 @@ DutBusInfo Dut::bus_info() const {
   return info;
 }
 
-Status Dut::Health() { return swtpm_ ? swtpm_->CheckAlive() : Status::Ok(); }
+Status Dut::Health() {
+  if (board_) return board_->Health();
+  return swtpm_ ? swtpm_->CheckAlive() : Status::Ok();
+}
 
 Status Dut::NoPower(const std::string& what) const {
   return Status::Error(Layer::kScenario, what + " needs a power switch, and " +
@@ -151,6 +155,7 @@ Status Dut::NoPower(const std::string& what) const {
 }
 
 Status Dut::PowerOn() {
+  if (board_) return board_->Boot();  // its firmware sends Startup and measures
   if (!power_) return Status::Ok();  // nothing to switch: the chip has power
   // A real chip may have been on since the last run; only a power cycle
   // delivers _TPM_Init to it.
@@ -183,6 +188,15 @@ Status Dut::Startup(const BootOptions& boot, StartupType type) {
 }
 
 Status Dut::PowerCycle(PowerCycleKind kind, const BootOptions& boot) {
+  // A board shuts down, resets and starts its chip itself, as its OS and
+  // firmware do.
+  if (board_) {
+    if (const std::string why = board_->Refuses(kind); !why.empty()) {
+      return Status::Error(Layer::kScenario, std::string("a ") + PowerCycleKindName(kind) + " cycle: " + why);
+    }
+    (void)boot;
+    return board_->PowerCycle(kind);
+  }
   // Refused before the Shutdown: a chip left shut down and never reset
   // would answer nothing but TPM_RC_INITIALIZE.
   if (!power_) return NoPower(std::string("a ") + PowerCycleKindName(kind) + " cycle");
@@ -260,6 +274,7 @@ void Dut::Close() {
   if (!swtpm_ && tpm_ && !platform_started_) (void)tpm_->Shutdown(StartupType::kClear);
   tpm_.reset();
   if (swtpm_) swtpm_->Stop();
+  if (board_) board_->Close();
 }
 
 }  // namespace tpmlab

@@ -28,6 +28,7 @@ Result<std::unique_ptr<Dut>> OpenHardwareDut(const Bench& bench, const DutReques
   o.command_timeout = request.command_timeout;
   o.command_timeouts = request.command_timeouts;
   o.fault_seed = request.fault_seed;
+  o.board = request.board;
   TRY_ASSIGN(std::unique_ptr<Dut> dut, OpenBenchDut(bench, o, request.hardware));
   // Persisting tpmlab's EK, SRK and AK, or evicting someone else's key at
   // their handles, writes NV: only when the bench allows NV writes.

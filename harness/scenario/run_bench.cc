@@ -28,6 +28,12 @@ BenchDemand DemandOf(const Step& step) {
   demand.operation = DestructiveOperation(step);
   const auto& a = step.action;
   demand.power_switch = std::holds_alternative<PowerCycleStep>(a);
+  if (const auto* p = std::get_if<PowerCycleStep>(&a)) {
+    if (p->kind) demand.power_cycle_kinds.push_back(*p->kind);
+    for (const auto& [kind, weight] : p->mix) {
+      if (weight > 0) demand.power_cycle_kinds.push_back(kind);
+    }
+  }
   if (const auto* f = std::get_if<FaultStep>(&a)) {
     using K = FaultStep::Kind;
     demand.emulator_process = f->kind == K::kHang || f->kind == K::kUnhang || f->kind == K::kKill || f->kind == K::kCutPower;
@@ -36,6 +42,7 @@ BenchDemand DemandOf(const Step& step) {
   if (const auto* f = std::get_if<FirmwareUpdateStep>(&a)) {
     demand.tpm_image = !f->model;
     demand.firmware_model = f->model.has_value();
+    if (f->model) demand.firmware_name = f->model->name;
   }
   return demand;
 }

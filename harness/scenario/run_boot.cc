@@ -20,6 +20,44 @@ PowerCycleKind Draw(const std::vector<std::pair<PowerCycleKind, double>>& mix, s
   return mix.back().first;
 }
 
+// On a board the firmware measured before the harness could look: after a
+// reset only the PCRs no firmware or OS of the board extends (16-23) are at
+// their initial values, and the log says what 0-15 hold; after a resume
+// 0-15 are kept as on any TPM.
+Check BoardStartupPcrs(StartupType startup, const PcrValues& before, const PcrValues& now) {
+  std::string wrong;
+  for (const auto& [bank, values] : now) {
+    for (int pcr = 0; pcr < kPcrCount; ++pcr) {
+      const bool kept = startup == StartupType::kState && pcr <= 15 && before.count(bank);
+      if (pcr <= 15 && !kept) continue;
+      const Bytes expected = kept ? before.at(bank)[pcr] : PcrResetValue(bank, pcr);
+      if (values[pcr] != expected && wrong.size() < 400) {
+        wrong += std::string(wrong.empty() ? "" : "; ") + HashAlgName(bank) + ":" + std::to_string(pcr) + " (" +
+                 (kept ? "kept" : "reset") + ") expected " + ToHex(expected).substr(0, 16) + "… saw " +
+                 ToHex(values[pcr]).substr(0, 16) + "…";
+      }
+    }
+  }
+  const char* what = startup == StartupType::kClear
+                         ? "PCRs 16-23 at their initial values after the board's Startup(CLEAR) (0-15: its firmware's)"
+                         : "PCRs 0-15 kept and 16-23 reset after the board's Startup(STATE)";
+  return {"pcrs_after_startup", wrong.empty(), wrong.empty() ? what : wrong};
+}
+
+// What the board's firmware and OS said to the chip while it came up.
+nlohmann::json BusCommandsJson(std::vector<BusCommand> commands) {
+  nlohmann::json list = nlohmann::json::array();
+  for (const BusCommand& c : commands) {
+    nlohmann::json one = {{"command", TpmCommandName(TpmHeaderCode(c.command))}};
+    if (TpmHeaderCode(c.command) == 0x144 || TpmHeaderCode(c.command) == 0x145) {  // Startup, Shutdown
+      if (c.command.size() >= 12) one["type"] = (c.command[10] << 8 | c.command[11]) == 1 ? "STATE" : "CLEAR";
+    }
+    if (c.response.size() >= kTpmHeaderSize) one["rc"] = TpmHeaderCode(c.response);
+    list.push_back(std::move(one));
+  }
+  return list;
+}
+
 }  // namespace
 
 // After Startup: check the PCRs against the rules, measure, snapshot.
@@ -29,7 +67,13 @@ Status Run::AfterStartup(StartupType startup, const PcrValues& before, bool snap
     TRY_ASSIGN(banks_, dut_.tpm().PcrBanks());
   }
   TRY_ASSIGN(PcrValues now, dut_.tpm().ReadPcrs(banks_));
-  r.checks.push_back(CheckStartupPcrs(startup, scenario_.platform.boot, before, now));
+  if (Board* board = dut_.board()) {
+    r.checks.push_back(BoardStartupPcrs(startup, before, now));
+    r.detail["board"] = board->Describe();
+    r.detail["platform_commands"] = BusCommandsJson(board->TakeBusCommands());
+  } else {
+    r.checks.push_back(CheckStartupPcrs(startup, scenario_.platform.boot, before, now));
+  }
   // The platform firmware measures and logs (not again on an S3 resume).
   if (firmware_) TRY(firmware_->AfterStartup(dut_.tpm(), startup, banks_));
   if (snapshot) TRY(Snap(r));
@@ -38,6 +82,11 @@ Status Run::AfterStartup(StartupType startup, const PcrValues& before, bool snap
 
 Status Run::Boot(const BootStep& b, StepResult& r) {
   banks_.clear();
+  if (dut_.board()) {
+    // The board's firmware sends Startup and measures; tpmlab powers it on.
+    TRY(dut_.PowerOn());
+    return AfterStartup(StartupType::kClear, {}, b.snapshot, r);
+  }
   if (dut_.platform_started()) {
     // This machine's firmware booted and measured the TPM; tpmlab attests
     // what it finds, so there is no reset state to check.

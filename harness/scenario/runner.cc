@@ -238,6 +238,12 @@ bool Run::MeasuresFirmware() const {
 // The log a verifier would get now: the firmware model's, or the bench's file.
 Result<EventLog> Run::CurrentEventLog() const {
   if (firmware_) return firmware_->log();
+  if (Board* board = dut_.board()) {
+    TRY_ASSIGN(Bytes bytes, board->ReadEventLog());
+    auto log = ParseEventLog(bytes);
+    if (!log.ok()) return log.status().Wrap("the board's event log (from tpmlab-agent)");
+    return log;
+  }
   if (options_.bench && !MeasuresFirmware()) {
     auto log = ReadEventLogFile(options_.bench->boot_log.path);
     if (!log.ok()) {

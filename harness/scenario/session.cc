@@ -83,6 +83,9 @@ DutRequest DutRequestOf(const Scenario& scenario, const RunOptions& options, uin
   }
   request.fault_seed = seed;
   request.hardware = options.hardware;
+  request.board.work_dir = options.out_dir / "board";
+  request.board.banks = scenario.platform.banks;
+  if (scenario.platform.firmware) request.board.firmware = scenario.platform.firmware->name;
   return request;
 }
 

@@ -12,13 +12,14 @@
 
 #include "drivers/status.h"
 #include "drivers/usb_device.h"
+#include "harness/bench_board.h"
 #include "harness/yaml_reader.h"
 
 namespace tpmlab {
 
-enum class DutTransportKind { kEmulated, kDevice, kTisSpiSim, kTisSpiFtdi, kTisSpiTpm2go };
-enum class PowerKind { kEmulated, kNone, kUsbRelay, kUsbHubPort, kCommand, kManual };
-enum class BootLogSource { kEmulatedFirmware, kSecurityfs, kFile };
+enum class DutTransportKind { kEmulated, kDevice, kTisSpiSim, kTisSpiFtdi, kTisSpiTpm2go, kQemu };
+enum class PowerKind { kEmulated, kNone, kUsbRelay, kUsbHubPort, kCommand, kManual, kBoard };
+enum class BootLogSource { kEmulatedFirmware, kSecurityfs, kFile, kAgent };
 
 const char* DutTransportName(DutTransportKind kind);  // as in the file: "tis-spi-ftdi"
 const char* PowerKindName(PowerKind kind);
@@ -64,7 +65,7 @@ struct BenchPower {
 // measured (any DUT tpmlab boots), the kernel's securityfs copy of this
 // machine's log (a device DUT), or a file.
 struct BenchBootLog {
-  BootLogSource source = BootLogSource::kEmulatedFirmware;
+  BootLogSource source = BootLogSource::kEmulatedFirmware;  // kAgent: a board's OS, through tpmlab-agent
   std::string path;  // securityfs: defaults to /sys/kernel/security/tpm0/binary_bios_measurements
 };
 
@@ -98,6 +99,7 @@ struct Bench {
   std::optional<std::string> firmware_model;  // firmware_control.model, resolved against the file
   BenchBootLog boot_log;
   BenchAllow allow;
+  std::optional<BenchBoard> board;  // dut transport qemu: the virtual board
 
   /// An emulated DUT (swtpm, also behind the simulated SPI TPM) may undergo anything.
   bool emulated() const {
@@ -106,7 +108,10 @@ struct Bench {
   /// Whether tpmlab plays the platform: it powers the chip, sends Startup and
   /// measures the scenario's firmware model. Not for a device DUT, which this
   /// machine's own firmware and kernel started and measured.
-  bool harness_boots() const { return dut.transport != DutTransportKind::kDevice; }
+  bool harness_boots() const { return dut.transport != DutTransportKind::kDevice && !is_board(); }
+  /// A whole board (QEMU + OVMF): its firmware starts and measures the chip,
+  /// tpmlab powers, resets and suspends the board.
+  bool is_board() const { return dut.transport == DutTransportKind::kQemu; }
   /// Whether a part is a USB device (a bridge, a relay, a hub port), so that
   /// checking the bench means enumerating USB.
   bool uses_usb() const { return dut.usb.has_value() || power.usb.has_value() || power.kind == PowerKind::kUsbHubPort; }

@@ -9,6 +9,7 @@
 
 #include "drivers/status.h"
 #include "harness/bench.h"
+#include "harness/platform.h"
 
 namespace tpmlab {
 
@@ -20,6 +21,8 @@ struct BenchDemand {
   bool emulator_state = false;         // a checkpoint or rollback: copies the emulator's NV state
   bool tpm_image = false;              // installs a TPM image (a swtpm build)
   bool firmware_model = false;         // switches the platform firmware model tpmlab measures
+  std::string firmware_name;           // ...named so (a board boots the image of that name)
+  std::vector<PowerCycleKind> power_cycle_kinds;  // the kinds a power cycle may take
 };
 
 /// Why a step asking `demand` cannot run on the bench's chip at all, or ""

@@ -16,6 +16,7 @@
 #include "drivers/usb_device.h"
 #include "harness/bench.h"
 #include "harness/dut.h"
+#include "harness/qemu_board.h"
 
 namespace tpmlab {
 
@@ -38,6 +39,7 @@ struct BenchDutOptions {
   std::chrono::milliseconds command_timeout{30000};
   std::map<uint32_t, std::chrono::milliseconds> command_timeouts;
   uint64_t fault_seed = 1;
+  QemuBoardOptions board;  // a qemu bench: where the board works, its chip's banks, its first image
 };
 
 /// Opens the bench's chip and power switch. A chip with a switch is powered

@@ -17,6 +17,7 @@
 #include "drivers/tis_simulator.h"
 #include "drivers/tis_spi.h"
 #include "drivers/trace.h"
+#include "harness/board.h"
 #include "harness/platform.h"
 #include "harness/tpm.h"
 
@@ -62,6 +63,9 @@ struct HardwareDutConfig {
   std::vector<std::string> warnings;  // a ganged hub, CS not held, ...
   // What the transport and the switch use and must outlive them (the USB context).
   std::shared_ptr<void> keep_alive;
+  // A whole board around the chip (QEMU + OVMF): it boots, cycles and logs;
+  // its firmware sends Startup (set platform_started too).
+  std::unique_ptr<Board> board;
 };
 
 class Dut {
@@ -85,7 +89,9 @@ class Dut {
   void Close();
 
   /// Whether the power can be switched (a power cycle is possible).
-  bool can_switch_power() const { return power_ != nullptr; }
+  bool can_switch_power() const { return power_ != nullptr || board_ != nullptr; }
+  /// The board around the chip, when the DUT is a whole platform; null otherwise.
+  Board* board() { return board_.get(); }
   /// Why not, when it cannot: "bench 'host' has power: none".
   const std::string& no_power_reason() const { return no_power_reason_; }
   /// This machine's platform started and measured the chip (a device DUT).
@@ -132,6 +138,7 @@ class Dut {
   Status NoPower(const std::string& what) const;
 
   std::shared_ptr<void> keep_alive_;  // destroyed last
+  std::unique_ptr<Board> board_;      // outlives the transport to its agent
   std::string name_;
   std::string kind_ = "swtpm";
   std::vector<std::string> warnings_;

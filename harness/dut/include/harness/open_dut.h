@@ -32,6 +32,8 @@ struct DutRequest {
   bool manufacture_new = false;
   // A real chip: this machine's parts (a seam for tests).
   BenchHardware hardware;
+  // A board bench (qemu): its work folder, its chip's banks, its first image.
+  QemuBoardOptions board;
 };
 
 /// Launches the emulated DUT (no bench, or an emulated one) or opens the

@@ -1,0 +1,39 @@
+// The QEMU + OVMF board (bench dut transport `qemu`): swtpm manufactured as
+// for any emulated DUT, QEMU booting a real OVMF image that measures into it,
+// the Debian kernel and an initramfs whose /init is tpmlab-agent, which
+// carries the harness's TPM commands over the board's second serial port.
+#pragma once
+
+#include <filesystem>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "drivers/transport.h"
+#include "harness/bench.h"
+#include "harness/board.h"
+
+namespace tpmlab {
+
+struct QemuBoardOptions {
+  std::filesystem::path work_dir;       // the board's flash copies, kernel, initramfs, sockets, logs
+  std::vector<std::string> banks = {"sha1", "sha256"};  // the chip is manufactured with these
+  std::string firmware;                 // the image to boot first ("" = the bench's default)
+};
+
+struct OpenedBoard {
+  std::unique_ptr<Board> board;
+  std::unique_ptr<Transport> transport;  // to the TPM, through the agent; needs the board
+};
+
+/// Prepares the board (manufactures its chip, signs the kernel when the
+/// bench says so, writes the initramfs) without powering it on: Boot() does.
+/// @returns kind missing_package naming the Debian package of what is absent
+///          (qemu-system-x86, ovmf, linux-image-cloud-amd64, sbsigntool).
+Result<OpenedBoard> OpenQemuBoard(const Bench& bench, const QemuBoardOptions& options);
+
+/// Where tpmlab-agent is: $TPMLAB_AGENT, beside the running tpmlab binary,
+/// in ../libexec/tpmlab, or on PATH.
+Result<std::filesystem::path> FindAgentBinary();
+
+}  // namespace tpmlab
