@@ -325,10 +325,32 @@ int RunDoctorCommand(const DoctorArgs& a) {
     fs::create_directories(config.state_dir, ec);
     if (ec) return Usage("--state " + a.state + ": " + ec.message());
   }
+  if (bench && bench->is_board()) {
+    std::string tmpl = (fs::temp_directory_path() / "tpmlab-doctor-XXXXXX").string();
+    if (::mkdtemp(tmpl.data()) == nullptr) {
+      return Unreachable(Status::Error(Layer::kHarness, "cannot make a temporary folder in " +
+                                                            fs::temp_directory_path().string()));
+    }
+    temp.path = tmpl;
+    request.board.work_dir = temp.path / "board";
+    if (chosen && chosen->model && bench->board->Image(chosen->model->name)) request.board.firmware = chosen->model->name;
+  }
   auto opened = OpenDut(bench, request);
   if (!opened.ok()) return Unreachable(opened.status());
   dut = std::move(*opened);
-  if (!emulated) {
+  if (Board* board = dut->board()) {
+    // A board is examined as booted: its firmware measured, its OS's agent
+    // hands over the log.
+    if (Status s = dut->PowerOn(); !s.ok()) return Unreachable(s);
+    tpm = bench->name + ": " + dut->bus_info().description;
+    if (!options.eventlog) {
+      if (auto log = board->ReadEventLog(); log.ok()) {
+        options.eventlog = *log;
+      } else {
+        options.eventlog_missing_reason = "boot log (agent): " + log.status().message();
+      }
+    }
+  } else if (!emulated) {
     tpm = bench->name + ": " + dut->kind() + " " + dut->bus_info().description;
     if (dut->platform_started()) {
       // This machine booted it: examine it as it is, with the platform's log.
