@@ -35,6 +35,7 @@ constexpr const char* kUsage =
     "                    [--power-dry-run] [--version]\n"
     "  --stdio           serve on stdin/stdout (status lines on stderr)\n"
     "  --channel DEV     serve on a serial tty (raw, 115200 baud, no flow control)\n"
+    "                    or a virtio serial port\n"
     "  --tpm PATH        the TPM device (default /dev/tpmrm0)\n"
     "  --tpm-fd N        an already-open fd that behaves like /dev/tpmrm0 (tests)\n"
     "  --event-log PATH  the firmware event log (default\n"
