@@ -35,6 +35,7 @@ constexpr const char* kUsage =
     "                    [--power-dry-run] [--version]\n"
     "  --stdio           serve on stdin/stdout (status lines on stderr)\n"
     "  --channel DEV     serve on a serial tty (raw, 115200 baud, no flow control)\n"
+    "                    or a virtio serial port\n"
     "  --tpm PATH        the TPM device (default /dev/tpmrm0)\n"
     "  --tpm-fd N        an already-open fd that behaves like /dev/tpmrm0 (tests)\n"
     "  --event-log PATH  the firmware event log (default\n"
@@ -135,7 +136,9 @@ int Serve(const Options& options, bool pid1) {
   // Log size is what the HELLO reports too.
   const std::string tpm_text = options.tpm_fd ? "fd " + std::to_string(*options.tpm_fd) : options.tpm;
   const AgentHello self = DescribeAgent(tpm_text, options.event_log, "start", "");
-  Say("serving on " + server.channel + ", TPM " + tpm_text + ", log " + std::to_string(self.log_size) + " bytes");
+  Say("serving on " + server.channel + ", TPM " + tpm_text +
+      (agent.tpm_error().empty() ? "" : " (not open: " + agent.tpm_error() + ")") + ", log " +
+      std::to_string(self.log_size) + " bytes");
   const int code = agent.Run();
   if (pid1) Pid1Fatal("the serving loop ended");
   return code;
@@ -154,7 +157,6 @@ int main(int argc, char** argv) {
     if (console >= 0) SetStatusFd(console);
     Say(std::string("started (tpmlab ") + kTpmlabVersion + ")");
     if (!failed.empty()) Say(failed);
-    options.channel = KernelParameter("tpmlab.channel").value_or(kDefaultPid1Channel);
     if (auto tpm = KernelParameter("tpmlab.tpm")) options.tpm = *tpm;
   }
   std::string error;
@@ -173,6 +175,10 @@ int main(int argc, char** argv) {
     if (pid1) Pid1Fatal(error);
     std::fprintf(stderr, "tpmlab-agent: %s\n%s", error.c_str(), kUsage);
     return 2;
+  }
+  // As PID 1 the kernel command line picks the channel, unless argv says --stdio or --channel.
+  if (pid1 && !options.stdio && options.channel.empty()) {
+    options.channel = KernelParameter("tpmlab.channel").value_or(kDefaultPid1Channel);
   }
   if (!options.stdio && options.channel.empty()) {
     std::fprintf(stderr, "tpmlab-agent: say where to serve: --stdio or --channel DEV\n%s", kUsage);

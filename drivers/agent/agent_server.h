@@ -34,6 +34,8 @@ class Server {
   // Serves until the channel closes (never returns when PID 1). The return
   // value is the process exit code.
   int Run();
+  // Why the TPM is not open ("" when it is).
+  const std::string& tpm_error() const { return tpm_error_; }
 
  private:
   void OpenTpmDevice();

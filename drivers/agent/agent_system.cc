@@ -33,11 +33,20 @@ int MillisLeft(std::chrono::steady_clock::time_point deadline) {
 
 }  // namespace
 
-void SetStatusFd(int fd) { status_fd = fd; }
+// Also to stderr when that is not the console (PID 1 of a container, a test).
+bool echo_to_stderr = false;
+
+void SetStatusFd(int fd) {
+  status_fd = fd;
+  struct stat status_file{}, stderr_file{};
+  echo_to_stderr = fd != 2 && ::fstat(2, &stderr_file) == 0 && ::fstat(fd, &status_file) == 0 &&
+                   !(S_ISCHR(stderr_file.st_mode) && stderr_file.st_rdev == status_file.st_rdev);
+}
 
 void Say(const std::string& line) {
   const std::string text = "tpmlab-agent: " + line + "\n";
   (void)WriteAll(status_fd, AsBytes(text));
+  if (echo_to_stderr) (void)WriteAll(2, AsBytes(text));
 }
 
 bool WriteAll(int fd, ByteView data) {
@@ -146,7 +155,9 @@ Result<int> OpenSerial(const std::string& path) {
   if (fd < 0) return Errno("open " + path);
   termios tio{};
   if (::tcgetattr(fd, &tio) != 0) {
-    Status error = Errno("tcgetattr " + path + " (not a tty?)");
+    // A virtio serial port (/dev/vport0p1) is a plain byte pipe: nothing to set.
+    if (errno == ENOTTY) return fd;
+    Status error = Errno("tcgetattr " + path);
     ::close(fd);
     return error;
   }

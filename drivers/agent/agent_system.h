@@ -33,7 +33,8 @@ std::optional<std::string> KernelParameter(const std::string& key);
 // Waits up to `timeout` for `path` to exist (drivers probe asynchronously).
 bool WaitForPath(const std::string& path, std::chrono::milliseconds timeout);
 
-// Opens a serial tty raw (cfmakeraw), 115200 baud, no flow control.
+// Opens a serial tty raw (cfmakeraw), 115200 baud, no flow control; a
+// channel that is not a tty (a virtio serial port) is used as it is.
 Result<int> OpenSerial(const std::string& path);
 // Opens the TPM character device read-write.
 Result<int> OpenTpm(const std::string& path);
