@@ -93,6 +93,43 @@ BootSeen FollowBoot(QemuProcess& qemu, uint64_t offset, milliseconds timeout) {
 
 }  // namespace
 
+// swtpm in QEMU mode without QEMU: only the control socket, state paths made
+// absolute (a relative one fails CMD_INIT with 0x9), CMD_INIT as QEMU sends
+// it, and a relaunch on the same state after a hard kill.
+BOOST_AUTO_TEST_CASE(swtpm_qemu_mode_serves_the_control_socket_only) {
+  char tmpl[] = "/tmp/tpmlab-swtpm-qemu-XXXXXX";
+  BOOST_REQUIRE(::mkdtemp(tmpl) != nullptr);
+  const fs::path root = tmpl;
+  const fs::path cwd = fs::current_path();
+  fs::current_path(root);  // the folders below are given relative
+  SwtpmConfig config;
+  config.state_dir = "tpm";
+  config.qemu_ctrl_socket = "ctrl.sock";
+  auto launched = SwtpmProcess::Launch(config);
+  fs::current_path(cwd);
+  EXPECT_OK(launched.status());
+  std::unique_ptr<SwtpmProcess> swtpm = std::move(*launched);
+  BOOST_TEST(swtpm->qemu_mode());
+  BOOST_TEST(swtpm->config().state_dir == root / "tpm");
+  BOOST_TEST(swtpm->ctrl_endpoint().path == (root / "ctrl.sock").string());
+  BOOST_TEST(!swtpm->data_endpoint().is_unix());
+  BOOST_TEST(swtpm->data_endpoint().port == 0);
+  BOOST_TEST(fs::is_socket(root / "ctrl.sock"));
+  EXPECT_OK(swtpm->control().Init());
+
+  const pid_t first = swtpm->pid();
+  swtpm->Kill(SIGKILL);
+  BOOST_TEST(!PidAlive(first));
+  EXPECT_OK(swtpm->Relaunch());
+  EXPECT_OK(swtpm->control().Init());
+  // CMD_SHUTDOWN (what QEMU sends on quit) ends it.
+  EXPECT_OK(swtpm->control().Shutdown());
+  BOOST_TEST(swtpm->EndedWithin(milliseconds(10000)));
+  swtpm.reset();
+  std::error_code ignored;
+  fs::remove_all(root, ignored);
+}
+
 BOOST_AUTO_TEST_CASE(boots_ovmf_measures_into_swtpm_resets_and_quits_cleanly,
                      TPMLAB_NEEDS("qemu", kOvmfCode) *
                          boost::unit_test::precondition(tpmlab::test::PathPresent{kOvmfVars}) *
