@@ -2,6 +2,7 @@
 
 #include <fcntl.h>
 #include <signal.h>
+#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -55,6 +56,11 @@ ChildProcess& ChildProcess::operator=(ChildProcess&& other) noexcept {
 
 Result<ChildProcess> ChildProcess::Spawn(const std::vector<std::string>& argv,
                                          const fs::path& log_file) {
+  return Spawn(argv, log_file, Options{});
+}
+
+Result<ChildProcess> ChildProcess::Spawn(const std::vector<std::string>& argv,
+                                         const fs::path& log_file, Options options) {
   if (argv.empty()) return Status::Error(Layer::kHarness, "empty command line");
   int log_fd = ::open(log_file.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
   if (log_fd < 0) {
@@ -65,6 +71,7 @@ Result<ChildProcess> ChildProcess::Spawn(const std::vector<std::string>& argv,
   for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
   args.push_back(nullptr);
 
+  const pid_t parent = ::getpid();
   pid_t pid = ::fork();
   if (pid < 0) {
     ::close(log_fd);
@@ -74,6 +81,11 @@ Result<ChildProcess> ChildProcess::Spawn(const std::vector<std::string>& argv,
     // Child: its own process group, so a terminal's Ctrl-C reaches the harness
     // first and the harness decides how the emulator stops.
     ::setpgid(0, 0);
+    if (options.die_with_parent) {
+      ::prctl(PR_SET_PDEATHSIG, SIGKILL);
+      // The parent may have died before prctl took effect.
+      if (::getppid() != parent) ::_exit(127);
+    }
     int devnull = ::open("/dev/null", O_RDONLY);
     ::dup2(devnull, 0);
     ::dup2(log_fd, 1);

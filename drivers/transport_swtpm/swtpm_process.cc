@@ -64,6 +64,11 @@ Result<SwtpmCapabilities> ProbeSwtpm(const std::string& binary) {
 Result<std::unique_ptr<SwtpmProcess>> SwtpmProcess::Launch(SwtpmConfig config) {
   TRY_ASSIGN(SwtpmCapabilities caps, ProbeSwtpm(config.binary));
   std::error_code ec;
+  if (!config.qemu_ctrl_socket.empty()) {
+    // swtpm started by QEMU's CMD_INIT fails with 0x9 on a relative state folder.
+    config.state_dir = fs::absolute(config.state_dir);
+    config.qemu_ctrl_socket = fs::absolute(config.qemu_ctrl_socket);
+  }
   fs::create_directories(config.state_dir, ec);
   if (ec) {
     return Status::Error(Layer::kEmulator, "cannot create state folder " +
@@ -83,6 +88,14 @@ std::vector<std::string> SwtpmProcess::CommandLine() const {
   // env(1) execs swtpm in place, so the pid stays the emulator's.
   if (!config_.library_dir.empty()) argv = {"env", "LD_LIBRARY_PATH=" + config_.library_dir};
   argv.insert(argv.end(), {config_.binary, "socket", "--tpm2", "--tpmstate", "dir=" + dir});
+  const std::string log = "file=" + log_file().string() + ",level=" + std::to_string(config_.log_level);
+  if (qemu_mode()) {
+    // QEMU hands over the data channel and sends CMD_INIT itself.
+    argv.insert(argv.end(), {"--ctrl", "type=unixio,path=" + ctrl_.path});
+    if (caps_.disable_auto_shutdown) argv.insert(argv.end(), {"--flags", "disable-auto-shutdown"});
+    argv.insert(argv.end(), {"--log", log});
+    return argv;
+  }
   if (data_.is_unix()) {
     argv.insert(argv.end(), {"--server", "type=unixio,path=" + data_.path,
                              "--ctrl", "type=unixio,path=" + ctrl_.path});
@@ -95,9 +108,7 @@ std::vector<std::string> SwtpmProcess::CommandLine() const {
   // turning each power loss into an orderly cycle; keep losses unorderly.
   std::string flags = "not-need-init";
   if (caps_.disable_auto_shutdown) flags += ",disable-auto-shutdown";
-  argv.insert(argv.end(), {"--flags", flags, "--locality", "allow-set-locality", "--log",
-                           "file=" + log_file().string() + ",level=" +
-                               std::to_string(config_.log_level)});
+  argv.insert(argv.end(), {"--flags", flags, "--locality", "allow-set-locality", "--log", log});
   return argv;
 }
 
@@ -105,7 +116,12 @@ Status SwtpmProcess::Start(bool keep_ports) {
   constexpr int kAttempts = 8;
   Status last;
   for (int attempt = 0; attempt < kAttempts; ++attempt) {
-    if (config_.unix_sockets) {
+    if (qemu_mode()) {
+      data_ = Endpoint{"", 0, ""};
+      ctrl_ = Endpoint{"", 0, config_.qemu_ctrl_socket.string()};
+      std::error_code ignored;
+      fs::remove(ctrl_.path, ignored);
+    } else if (config_.unix_sockets) {
       data_ = Endpoint{"", 0, (config_.state_dir / "swtpm-data.sock").string()};
       ctrl_ = Endpoint{"", 0, (config_.state_dir / "swtpm-ctrl.sock").string()};
       std::error_code ignored;
@@ -127,16 +143,19 @@ Status SwtpmProcess::Start(bool keep_ports) {
     // swtpm exits when it cannot bind: the port was taken (by someone else,
     // or between our check and its bind). Try another pair. A swtpm that
     // runs but does not answer is a different failure: give up.
-    if (config_.unix_sockets || last.timed_out()) break;
+    if (qemu_mode() || config_.unix_sockets || last.timed_out()) break;
   }
   return last.ok() ? Status::Error(Layer::kEmulator, "no free loopback port pair found") : last;
 }
 
 Status SwtpmProcess::StartOnce() {
   const auto deadline = Clock::now() + config_.start_timeout;
-  TRY_ASSIGN(child_, ChildProcess::Spawn(CommandLine(), log_file()));
+  ChildProcess::Options options;
+  options.die_with_parent = qemu_mode();
+  TRY_ASSIGN(child_, ChildProcess::Spawn(CommandLine(), log_file(), options));
   ++generation_;
-  // Ready means the control channel answers a command, not just accepts.
+  // Ready means the control channel answers a command, not just accepts
+  // (in QEMU mode too: the probe's connection closes before QEMU connects).
   for (;;) {
     if (!child_.running()) {
       return Status::Error(Layer::kEmulator, "swtpm " + child_.exit_description().value_or("ended") +

@@ -27,8 +27,17 @@ class ChildProcess final {
   ChildProcess(const ChildProcess&) = delete;
   ChildProcess& operator=(const ChildProcess&) = delete;
 
+  struct Options {
+    // The child gets SIGKILL when the thread that spawned it ends, even when
+    // the harness itself is SIGKILLed (PR_SET_PDEATHSIG): for children that
+    // must never outlive it (QEMU and its swtpm). Spawn from a thread that
+    // lives as long as the child.
+    bool die_with_parent = false;
+  };
   static Result<ChildProcess> Spawn(const std::vector<std::string>& argv,
                                     const std::filesystem::path& log_file);
+  static Result<ChildProcess> Spawn(const std::vector<std::string>& argv,
+                                    const std::filesystem::path& log_file, Options options);
 
   pid_t pid() const { return pid_; }
   bool running();

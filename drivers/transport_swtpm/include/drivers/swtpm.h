@@ -26,6 +26,13 @@ struct SwtpmConfig {
                                           // free pair is used when it is taken; 0 = any
   std::chrono::milliseconds start_timeout{10000};
   int log_level = 1;
+  // QEMU mode: when set, swtpm serves only this control socket (absolute;
+  // QEMU's `-tpmdev emulator` chardev) and gets its data channel from QEMU
+  // (CMD_SET_DATAFD); no TCP ports, no --server. QEMU sends CMD_INIT at
+  // start, reset and wake, and CMD_SHUTDOWN on quit, after which swtpm exits.
+  // The process dies with the harness (PR_SET_PDEATHSIG). SwtpmTransport
+  // cannot be used in this mode.
+  std::filesystem::path qemu_ctrl_socket;
 };
 
 // What `swtpm socket --print-capabilities` says this binary can do.
@@ -59,6 +66,7 @@ class SwtpmProcess final {
   Status SetImage(const std::string& binary, const std::string& library_dir);
 
   bool alive();
+  bool qemu_mode() const { return !config_.qemu_ctrl_socket.empty(); }
   /// True when the process has ended or ends within `grace` (a connection
   /// reset often arrives a moment before the kernel reports the exit).
   bool EndedWithin(std::chrono::milliseconds grace) { return child_.Wait(grace); }
