@@ -1,6 +1,7 @@
 // The `board:` section of a bench file and what it needs on this machine.
 #include "harness/bench_board.h"
 
+#include <string.h>
 #include <unistd.h>
 
 #include <algorithm>

@@ -109,6 +109,7 @@ Result<std::unique_ptr<PowerControl>> OpenPower(const Bench& bench, const BenchH
   switch (p.kind) {
     case PowerKind::kEmulated:
     case PowerKind::kNone:
+    case PowerKind::kBoard:  // the board powers itself (QemuBoard)
       return std::unique_ptr<PowerControl>();
     case PowerKind::kUsbRelay: {
       const UsbMatch match = UsbMatchFor(*p.usb);

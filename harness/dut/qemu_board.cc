@@ -3,6 +3,7 @@
 // cycles mapped to what a real platform does.
 #include "harness/qemu_board.h"
 
+#include <signal.h>
 #include <unistd.h>
 
 #include <cstdlib>
@@ -42,7 +43,18 @@ std::vector<BusCommand> ParseSwtpmIo(const std::string& text) {
   std::istringstream lines(text);
   std::string line;
   Bytes* into = nullptr;
+  bool control = false;  // the line after "Ctrl Cmd:" holds the control command's code
   while (std::getline(lines, line)) {
+    if (line.find("Ctrl Cmd:") != std::string::npos) {
+      control = true;
+      into = nullptr;
+      continue;
+    }
+    if (control) {
+      control = false;
+      if (line.rfind(" 00 00 00 02", 0) == 0) commands.push_back({{}, {}, /*tpm_init=*/true});  // CMD_INIT
+      continue;
+    }
     if (line.find("SWTPM_IO_Read:") != std::string::npos) {
       commands.emplace_back();
       into = &commands.back().command;

@@ -48,6 +48,10 @@ Check BoardStartupPcrs(StartupType startup, const PcrValues& before, const PcrVa
 nlohmann::json BusCommandsJson(std::vector<BusCommand> commands) {
   nlohmann::json list = nlohmann::json::array();
   for (const BusCommand& c : commands) {
+    if (c.tpm_init) {
+      list.push_back({{"command", "_TPM_Init"}});
+      continue;
+    }
     nlohmann::json one = {{"command", TpmCommandName(TpmHeaderCode(c.command))}};
     if (TpmHeaderCode(c.command) == 0x144 || TpmHeaderCode(c.command) == 0x145) {  // Startup, Shutdown
       if (c.command.size() >= 12) one["type"] = (c.command[10] << 8 | c.command[11]) == 1 ? "STATE" : "CLEAR";

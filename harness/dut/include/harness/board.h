@@ -22,6 +22,7 @@ namespace tpmlab {
 struct BusCommand {
   Bytes command;
   Bytes response;
+  bool tpm_init = false;  // not a command: _TPM_Init, the chip's power-on or reset signal
 };
 
 // How long the last boot took, by stage (0 when a stage was not seen).
