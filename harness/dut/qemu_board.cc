@@ -98,6 +98,7 @@ class QemuBoard final : public Board {
   }
 
   Status Boot() override {
+    (void)TakeBusCommands();  // what came before this boot is not its traffic
     if (qemu_ && qemu_->alive()) {
       // Already up: a cold boot is an orderly power-off, then power on.
       TRY(PowerOffInOrder());
@@ -107,6 +108,7 @@ class QemuBoard final : public Board {
 
   Status PowerCycle(PowerCycleKind kind) override {
     if (const std::string why = Refuses(kind); !why.empty()) return Status::Error(Layer::kScenario, why);
+    (void)TakeBusCommands();  // the harness's own commands until now
     if (!qemu_ || !qemu_->alive()) return LaunchAndWait();
     switch (kind) {
       case PowerCycleKind::kReset:
@@ -178,7 +180,8 @@ class QemuBoard final : public Board {
   }
 
   std::vector<BusCommand> TakeBusCommands() override {
-    if (!swtpm_) return {};
+    std::vector<BusCommand> taken = std::exchange(pending_bus_, {});
+    if (!swtpm_) return taken;
     std::ifstream in(swtpm_->log_file(), std::ios::binary);
     in.seekg(static_cast<std::streamoff>(swtpm_log_offset_));
     std::ostringstream text;
@@ -188,7 +191,8 @@ class QemuBoard final : public Board {
     const size_t end = s.rfind('\n');
     if (end == std::string::npos) return {};
     swtpm_log_offset_ += end + 1;
-    return ParseSwtpmIo(s.substr(0, end + 1));
+    for (BusCommand& c : ParseSwtpmIo(s.substr(0, end + 1))) taken.push_back(std::move(c));
+    return taken;
   }
 
   BootTimes last_boot() const override { return times_; }
@@ -228,6 +232,9 @@ class QemuBoard final : public Board {
 
  private:
   Status LaunchSwtpm() {
+    // What the last emulator saw (the OS's Shutdown before a power-off) is
+    // still this cycle's traffic.
+    for (BusCommand& c : TakeBusCommands()) pending_bus_.push_back(std::move(c));
     swtpm_.reset();
     SwtpmConfig config;
     config.state_dir = tpm_state_;
@@ -282,6 +289,7 @@ class QemuBoard final : public Board {
       if (now >= BootStage::kKernel && kernel_at == Clock::time_point{}) kernel_at = Clock::now();
       if (now >= BootStage::kAgent && agent_at == Clock::time_point{}) agent_at = Clock::now();
       seen = std::max(seen, now);
+      if (times_.startup_seen == Clock::time_point{} && StartupSent()) times_.startup_seen = Clock::now();
       if (hello.ok()) {
         if (resume && hello->reason != "resume") continue;  // a stale one
         hello_ = *hello;
@@ -310,6 +318,17 @@ class QemuBoard final : public Board {
                                  (tail.empty() ? " (the console printed nothing)" : "; console:\n" + tail));
       }
     }
+  }
+
+  // Whether the firmware sent TPM2_Startup since the bus trace was last taken
+  // (its header in swtpm's hex log; the log is only read, not taken).
+  bool StartupSent() const {
+    if (!swtpm_) return false;
+    std::ifstream in(swtpm_->log_file(), std::ios::binary);
+    in.seekg(static_cast<std::streamoff>(swtpm_log_offset_));
+    std::ostringstream text;
+    text << in.rdbuf();
+    return text.str().find("80 01 00 00 00 0C 00 00 01 44") != std::string::npos;
   }
 
   static std::string StoppedIn(BootStage seen, bool resume) {
@@ -346,6 +365,7 @@ class QemuBoard final : public Board {
     }
     qemu_->Quit();
     qemu_.reset();
+    for (BusCommand& c : TakeBusCommands()) pending_bus_.push_back(std::move(c));
     swtpm_.reset();
     return Status::Ok();
   }
@@ -371,6 +391,7 @@ class QemuBoard final : public Board {
   BootTimes times_;
   uint64_t console_offset_ = 0;
   uint64_t swtpm_log_offset_ = 0;
+  std::vector<BusCommand> pending_bus_;  // taken from an emulator since replaced
   bool closed_ = false;
 };
 

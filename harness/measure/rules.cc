@@ -16,7 +16,7 @@ std::string Was(uint64_t expected, uint64_t seen) {
 }  // namespace
 
 std::vector<Check> CheckCounters(PowerCycleKind kind, const ClockInfo& before, const ClockInfo& after,
-                                 std::optional<ClockInfo> at_startup) {
+                                 std::optional<ClockInfo> at_startup, std::optional<uint64_t> ran_before_read_ms) {
   std::vector<Check> checks;
   const bool tpm_reset = kind == PowerCycleKind::kReset || kind == PowerCycleKind::kPowerLoss ||
                          kind == PowerCycleKind::kHardLoss;
@@ -54,7 +54,12 @@ std::vector<Check> CheckCounters(PowerCycleKind kind, const ClockInfo& before, c
                                                  at_startup->clock_ms / kClockSaveIntervalMs;
     const bool saved_before_read =
         at_startup && at_startup->safe && at_startup->clock_ms % kClockSaveIntervalMs < kSavedJustNowMs;
-    if (after.safe && (crossed_since || saved_before_read)) {
+    if (after.safe && ran_before_read_ms && *ran_before_read_ms >= kClockSaveIntervalMs) {
+      checks.push_back(Expect("safe", true,
+                              "YES after an unorderly power loss: the chip ran " + std::to_string(*ran_before_read_ms) +
+                                  " ms after its Startup (the board's boot) before the first read, past an NV "
+                                  "clock save (every " + std::to_string(kClockSaveIntervalMs) + " ms)"));
+    } else if (after.safe && (crossed_since || saved_before_read)) {
       checks.push_back(Expect("safe", true,
                               "YES after an unorderly power loss: the clock passed an NV save (" +
                                   std::to_string(at_startup->clock_ms) + " -> " + std::to_string(after.clock_ms) +

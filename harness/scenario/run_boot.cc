@@ -127,13 +127,20 @@ Status Run::PowerCycle(const PowerCycleStep& p, StepResult& r) {
   // Where the clock restarted after a loss: a quote that says safe = YES
   // is right when the clock was saved to NV since (a slow, loaded step).
   std::optional<ClockInfo> clock_at_startup;
+  // A board's chip has run through its firmware's and OS's boot by now.
+  std::optional<uint64_t> ran_before_read;
+  if (Board* board = dut_.board(); board && board->last_boot().startup_seen != std::chrono::steady_clock::time_point{}) {
+    ran_before_read = static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::milliseconds>(
+                                                std::chrono::steady_clock::now() - board->last_boot().startup_seen)
+                                                .count());
+  }
   if (!IsOrderly(kind)) {
     TRY_ASSIGN(TimeInfo started, dut_.tpm().ReadClock());
     clock_at_startup = started.clock;
   }
   TRY(AfterStartup(StartupAfter(kind), before_pcrs, p.snapshot, r));
   if (r.snapshot) {
-    auto counters = CheckCounters(kind, before_clock.clock, r.snapshot->clock(), clock_at_startup);
+    auto counters = CheckCounters(kind, before_clock.clock, r.snapshot->clock(), clock_at_startup, ran_before_read);
     r.checks.insert(r.checks.end(), counters.begin(), counters.end());
   }
   return Status::Ok();

@@ -31,6 +31,9 @@ struct BootTimes {
   std::chrono::milliseconds kernel{0};    // kernel to the agent's first line
   std::chrono::milliseconds agent{0};     // agent start to its hello
   std::chrono::milliseconds total{0};
+  // When the chip's Startup was first seen on its bus (polled, so at most a
+  // poll late): how long the chip has run is at least now minus this.
+  std::chrono::steady_clock::time_point startup_seen{};
 };
 
 class Board {

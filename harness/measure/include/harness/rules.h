@@ -33,8 +33,12 @@ inline constexpr uint64_t kClockSaveIntervalMs = 4096;
 /// safe = YES after a power loss when the clock was saved to NV since: it
 /// crossed a save between that read and the quote, or that read already said
 /// YES just past a save (a loaded host delays the read after the Startup).
+// `ran_before_read_ms`: how long, at least, the chip ran after its Startup
+// before the harness first read its clock (a board's firmware and OS boot
+// first); past one NV save interval, safe = YES after a loss is the rule.
 std::vector<Check> CheckCounters(PowerCycleKind kind, const ClockInfo& before, const ClockInfo& after,
-                                 std::optional<ClockInfo> at_startup = std::nullopt);
+                                 std::optional<ClockInfo> at_startup = std::nullopt,
+                                 std::optional<uint64_t> ran_before_read_ms = std::nullopt);
 
 /// PCRs right after Startup and before any measurement: reset to their
 /// initial values (PCR0 per locality or H-CRTM) after Startup(CLEAR); after
