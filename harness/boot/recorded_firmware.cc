@@ -41,8 +41,8 @@ Status CheckBank(const EventLog& log, HashAlg bank, const std::string& where) {
     auto digest = log.DigestFor(e, static_cast<uint16_t>(bank));
     if (!digest || digest->size() != HashSize(bank)) {
       return Bad(where + ": " + EventName(i, e) + " carries no " + HashAlgName(bank) +
-                 " digest, so it cannot be replayed into the TPM's " + HashAlgName(bank) +
-                 " bank (allocate only the banks the log carries)");
+                 " digest, so it cannot be replayed into a TPM's " + HashAlgName(bank) +
+                 " bank (a model with `recorded:` may give `banks:` without it)");
     }
   }
   return Status::Ok();
