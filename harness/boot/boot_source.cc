@@ -157,10 +157,14 @@ EventLog MeasuredBootLog(const FirmwareModel& m, const BootOptions& boot,
 
 Status EmulatedFirmware::AfterStartup(Tpm& tpm, StartupType type, const std::vector<HashAlg>& banks) {
   if (type == StartupType::kState) return Status::Ok();  // S3 resume: nothing is measured again
-  log_ = MeasuredBootLog(model_, boot_, banks);
+  if (model_.recorded_log) {
+    TRY_ASSIGN(log_, RecordedBootLog(model_, banks));
+  } else {
+    log_ = MeasuredBootLog(model_, boot_, banks);
+  }
   for (const Event& e : log_.events()) {
     // The TPM measured the H-CRTM itself before Startup; NO_ACTION is never extended.
-    if (e.type == ev::kNoAction || e.type == ev::kEfiHcrtmEvent) continue;
+    if (e.type == ev::kNoAction || (e.type == ev::kEfiHcrtmEvent && e.pcr == 0)) continue;
     std::map<HashAlg, Bytes> digests;
     for (uint32_t i = 0; i < e.digest_count; ++i) {
       const auto& d = log_.DigestAt(e, i);

@@ -4,8 +4,10 @@
 
 #include <algorithm>
 #include <cstdlib>
+#include <fstream>
 
 #include "harness/yaml_reader.h"
+#include "recorded.h"
 
 namespace tpmlab {
 namespace {
@@ -56,6 +58,8 @@ class ModelReader : public YamlReader {
         m.startup_locality = static_cast<uint8_t>(loc);
       } else if (key == "hcrtm") {
         TRY_ASSIGN(m.hcrtm, String(v, "hcrtm"));
+      } else if (key == "recorded") {
+        TRY_ASSIGN(m.recorded, String(v, "recorded"));
       }
     }
     return Status::Ok();
@@ -199,9 +203,28 @@ class ModelReader : public YamlReader {
 const std::set<std::string> kModelKeys = {
     "name", "description", "inherits", "s_crtm_version", "firmware_blobs", "option_roms",
     "platform_config", "secure_boot", "boot_order", "boot_entries", "gpt", "boot_loader",
-    "kernel", "os_measurements", "banks", "startup_locality", "hcrtm"};
+    "kernel", "os_measurements", "banks", "startup_locality", "hcrtm", "recorded"};
+// What a recorded model may say besides its log: the log is the measurements.
+const std::set<std::string> kRecordedModelKeys = {"name", "description", "recorded", "banks", "hcrtm"};
+
+// A binary event log, not YAML: its first 8 bytes (PCR index, event type)
+// hold a NUL, which no YAML text does.
+bool IsBinaryLog(const fs::path& file) {
+  std::ifstream in(file, std::ios::binary);
+  char head[8] = {};
+  in.read(head, sizeof(head));
+  return std::find(head, head + in.gcount(), '\0') != head + in.gcount();
+}
 
 Result<FirmwareModel> Load(const fs::path& file, const ModelResolver& resolve, int depth) {
+  if (IsBinaryLog(file)) {
+    FirmwareModel model;
+    model.name = file.stem().string();
+    model.description = "recorded from " + file.filename().string();
+    model.file = file.string();
+    TRY(AttachRecordedLog(model, file));
+    return model;
+  }
   TRY_ASSIGN(std::string text, YamlReader::ReadText(file, Layer::kScenario));
   ModelReader reader(file.string());
   TRY_ASSIGN(YAML::Node root, reader.Parse(text));
@@ -224,13 +247,22 @@ Result<FirmwareModel> Load(const fs::path& file, const ModelResolver& resolve, i
     if (model.name.empty()) return reader.Error(root, "a firmware model needs a name");
     model.file = file.string();
     model.sources.push_back(file.string());
+    if (root["recorded"]) {
+      TRY(reader.Keys(root, "a recorded firmware model", kRecordedModelKeys));
+      const fs::path log = fs::path(model.recorded).is_absolute() ? fs::path(model.recorded)
+                                                                  : file.parent_path() / model.recorded;
+      Status attached = AttachRecordedLog(model, log);
+      if (!attached.ok()) return reader.Error(root["recorded"], attached.message());
+    }
     return model;
   });
 }
 
 // A name with a folder in it, or a file name, is a path; anything else names
 // a model to search for.
-bool IsModelPath(const std::string& name) { return name.find('/') != std::string::npos || name.ends_with(".yaml"); }
+bool IsModelPath(const std::string& name) {
+  return name.find('/') != std::string::npos || name.ends_with(".yaml") || name.ends_with(".bin");
+}
 
 // The folder of the executable or shared object this code is linked into
 // (the Python extension, or the tpmlab command).

@@ -2,9 +2,16 @@
 #pragma once
 
 #include <CLI/CLI.hpp>
+#include <cstdint>
 #include <functional>
+#include <optional>
 #include <string>
 #include <vector>
+
+namespace tpmlab {
+struct Drift;
+struct RunResult;
+}  // namespace tpmlab
 
 namespace tpmlab::cli {
 
@@ -20,6 +27,20 @@ std::vector<Command> AddVerifyCommands(CLI::App& app);      // verify_commands.c
 std::vector<Command> AddBundleCommands(CLI::App& app);      // bundle_commands.cc: bundle, replay
 Command AddDoctorCommand(CLI::App& app);                    // doctor_command.cc
 std::vector<Command> AddBenchCommands(CLI::App& app);      // bench_commands.cc: bench check, hw list
+Command AddReproduceCommand(CLI::App& app);                 // reproduce_command.cc
+
+// tpmlab run's options, and the run itself with its summary and exit code;
+// `on_result` sees a run that completed (tpmlab reproduce explains its drift).
+struct RunArgs {
+  std::string scenario, out_dir, db, bench;
+  std::optional<uint64_t> seed;
+  std::optional<int> cycles;
+  bool keep_state = false, unix_sockets = false, quiet = false, progress = false, fail_on_alarm = false;
+};
+int RunScenarioCommand(RunArgs args, const std::function<void(const RunResult&)>& on_result = {});  // run_command.cc
+
+// What changed, event by event, and the causes, as tpmlab diff prints it.
+void PrintDrift(const Drift& drift);  // verify_commands.cc
 
 // A progress line's start, "[step    5 | 6/20]": the step's index as run.json,
 // the database and RUN.json:STEP number it, then how many of the total are done.

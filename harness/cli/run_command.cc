@@ -84,14 +84,7 @@ std::string AlarmSummary(const std::vector<StepResult>& steps) {
   return out.empty() ? "none" : out;
 }
 
-struct RunArgs {
-  std::string scenario, out_dir, db, bench;
-  std::optional<uint64_t> seed;
-  std::optional<int> cycles;
-  bool keep_state = false, unix_sockets = false, quiet = false, progress = false, fail_on_alarm = false;
-};
-
-int Run(RunArgs a) {
+int Run(RunArgs a, const std::function<void(const RunResult&)>& on_result) {
   auto scenario = LoadScenarioFile(a.scenario);
   if (!scenario.ok()) {
     std::cerr << "tpmlab: " << scenario.status().message() << "\n";
@@ -188,6 +181,7 @@ int Run(RunArgs a) {
             << "  results: " << result->run_json.string() << "\n"
             << "  database: " << db << " (run " << result->run_id << ")\n";
   if (!result->error.empty()) std::cerr << "tpmlab: " << result->error << "\n";
+  if (on_result) on_result(*result);
   switch (result->status) {
     case RunStatus::kPassed: return kExitPassed;
     case RunStatus::kFailed: return kExitFailed;
@@ -198,6 +192,10 @@ int Run(RunArgs a) {
 }
 
 }  // namespace
+
+int RunScenarioCommand(RunArgs args, const std::function<void(const RunResult&)>& on_result) {
+  return Run(std::move(args), on_result);
+}
 
 // A whole number from 0 to `max`, written as plain decimal digits: no sign
 // (a -1 must not wrap to 2^64-1) and a short message instead of CLI11's
@@ -246,7 +244,7 @@ Command AddRunCommand(CLI::App& app) {
   run->add_flag("--progress", a->progress, "Progress lines even when stderr is not a terminal (CI logs)");
   run->add_flag("--fail-on-alarm", a->fail_on_alarm,
                 "Fail the run on any alarm no expect step names (as unexpected_alarms: fail)");
-  return {run, [a] { return Run(*a); }};
+  return {run, [a] { return Run(*a, {}); }};
 }
 
 }  // namespace tpmlab::cli

@@ -208,27 +208,6 @@ void PrintVerdict(const Verdict& v) {
   for (const auto& n : v.not_run) std::cout << "not run: " << n << "\n";
 }
 
-void PrintDrift(const Drift& d) {
-  if (d.empty()) {
-    std::cout << "no drift\n";
-    return;
-  }
-  for (const auto& [bank, pcrs] : d.pcrs) {
-    std::cout << HashAlgName(bank) << " PCRs changed:";
-    for (int p : pcrs) std::cout << " " << p;
-    std::cout << "\n";
-  }
-  for (const auto& e : d.events) {
-    std::cout << "  PCR " << e.pcr << " " << e.change << " " << EventTypeName(e.type);
-    if (!e.before_summary.empty()) std::cout << "\n      before: " << e.before_summary;
-    if (!e.after_summary.empty()) std::cout << "\n      after:  " << e.after_summary;
-    std::cout << "\n";
-  }
-  for (const auto& c : d.causes) {
-    std::cout << "cause " << c.code << (c.pcr >= 0 ? " (PCR " + std::to_string(c.pcr) + ")" : "") << ": "
-              << c.detail << "\n";
-  }
-}
 
 int Fail(const Status& s) {
   std::cerr << "tpmlab: " << s.message() << "\n";
@@ -400,6 +379,28 @@ int RunVerify(const VerifyArgs& a) {
 }
 
 }  // namespace
+
+void PrintDrift(const Drift& d) {
+  if (d.empty()) {
+    std::cout << "no drift\n";
+    return;
+  }
+  for (const auto& [bank, pcrs] : d.pcrs) {
+    std::cout << HashAlgName(bank) << " PCRs changed:";
+    for (int p : pcrs) std::cout << " " << p;
+    std::cout << "\n";
+  }
+  for (const auto& e : d.events) {
+    std::cout << "  PCR " << e.pcr << " " << e.change << " " << EventTypeName(e.type);
+    if (!e.before_summary.empty()) std::cout << "\n      before: " << e.before_summary;
+    if (!e.after_summary.empty()) std::cout << "\n      after:  " << e.after_summary;
+    std::cout << "\n";
+  }
+  for (const auto& c : d.causes) {
+    std::cout << "cause " << c.code << (c.pcr >= 0 ? " (PCR " + std::to_string(c.pcr) + ")" : "") << ": "
+              << c.detail << "\n";
+  }
+}
 
 std::vector<Command> AddVerifyCommands(CLI::App& app) {
   std::vector<Command> commands;

@@ -189,7 +189,9 @@ class Judge {
   /// Whether PCR `pcr` of `bank` may be believed: the verifier's own check
   /// of the quote passed and the quote covers that PCR (go-attestation
   /// trusts only quote-covered PCR values).
-  bool Trusted(HashAlg bank, int pcr) const { return quote_.Covers(bank, pcr); }
+  bool Trusted(HashAlg bank, int pcr) const {
+    return quote_.Covers(bank, pcr) || (options_.trust_unquoted_pcrs && pcr >= 0 && pcr < kPcrCount);
+  }
 
  private:
   // "0-7,10,14-15"

@@ -51,9 +51,15 @@ class EmulatedFirmware final : public BootSource {
 };
 
 // The events a model produces at a cold boot, in PC Client order, with their
-// digests for `banks`; Boot() extends them. Exposed for tests and tools.
+// digests for `banks`; Boot() extends them. Not for a recorded model
+// (RecordedBootLog). Exposed for tests and tools.
 EventLog MeasuredBootLog(const FirmwareModel& model, const BootOptions& boot,
                          const std::vector<HashAlg>& banks);
+
+// A recorded model's boot: its log's events in order, with their recorded
+// digests for `banks` (EV_NO_ACTION with zeros). An event that carries no
+// digest for one of `banks` is an error naming it (index, PCR, type, bank).
+Result<EventLog> RecordedBootLog(const FirmwareModel& model, const std::vector<HashAlg>& banks);
 
 // A real platform: the log its firmware wrote, read from a file.
 class PlatformLog final : public BootSource {

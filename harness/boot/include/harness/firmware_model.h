@@ -7,11 +7,13 @@
 #include <cstdint>
 #include <filesystem>
 #include <functional>
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
 
 #include "drivers/status.h"
+#include "harness/eventlog.h"
 
 namespace tpmlab {
 
@@ -99,6 +101,11 @@ struct FirmwareModel {
   std::optional<std::vector<std::string>> banks;
   std::optional<uint8_t> startup_locality;
   std::optional<std::string> hcrtm;
+  // A recorded firmware (`recorded: LOG`, or a binary event log loaded as a
+  // model): the log a real machine wrote, replayed as it stands instead of
+  // the measurements above. `recorded` is the log file.
+  std::string recorded;
+  std::shared_ptr<const EventLog> recorded_log;
 };
 
 /// Turns a model name, as written in `named_in`, into the file to load.
@@ -107,7 +114,9 @@ struct FirmwareModel {
 using ModelResolver =
     std::function<Result<std::filesystem::path>(const std::string& name, const std::filesystem::path& named_in)>;
 
-/// Loads a model. `inherits: NAME` starts from the model NAME resolves to
+/// Loads a model: a YAML file, or a binary event log (a TCG log such as
+/// binary_bios_measurements: no YAML starts with a NUL byte), which is a
+/// recorded model named after the file. `inherits: NAME` starts from the model NAME resolves to
 /// (resolved like a scenario's `firmware`, from this file's folder) and
 /// replaces each top-level key the file gives. Errors name file:line:column.
 Result<FirmwareModel> LoadFirmwareModel(const std::filesystem::path& file, const ModelResolver& resolve = {});

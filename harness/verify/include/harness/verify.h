@@ -78,6 +78,10 @@ struct VerifyOptions {
   // certificate must chain to (LoadEkRoots). None: the chain is not checked,
   // and not_run says so.
   std::vector<Bytes> ek_roots;
+  // Judge the PCRs read as if a verified quote covered them: a prediction of
+  // what a verifier would raise on evidence built from event logs alone
+  // (tpmlab reproduce), never for evidence from a TPM.
+  bool trust_unquoted_pcrs = false;
 };
 
 /// Judges `now`. `previous` is the last snapshot of the same DUT (for the
