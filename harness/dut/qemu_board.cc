@@ -334,7 +334,7 @@ class QemuBoard final : public Board {
   static std::string StoppedIn(BootStage seen, bool resume) {
     if (resume) return "the resume (the firmware or kernel did not wake the agent)";
     switch (seen) {
-      case BootStage::kNothing: return "the firmware (nothing on the console)";
+      case BootStage::kNothing: return "the firmware";
       case BootStage::kFirmware: return "the firmware (it never started the kernel)";
       case BootStage::kKernel: return "the kernel (the agent never started)";
       case BootStage::kAgent: return "the agent (it started but never served its channel)";
@@ -343,10 +343,15 @@ class QemuBoard final : public Board {
     return "an unknown stage";
   }
 
+  // The last `lines` lines of `text` (the console may end mid-line).
   static std::string TailLines(const std::string& text, size_t lines) {
-    size_t pos = text.size();
-    for (size_t n = 0; n <= lines && pos != std::string::npos && pos > 0; ++n) pos = text.rfind('\n', pos - 1);
-    return text.substr(pos == std::string::npos ? 0 : pos + 1);
+    size_t start = text.size();
+    for (size_t n = 0; n < lines && start > 0; ++n) {
+      const size_t nl = text.rfind('\n', start - 1 > 0 && text[start - 1] == '\n' ? start - 2 : start - 1);
+      if (nl == std::string::npos) return text;
+      start = nl;
+    }
+    return start < text.size() && text[start] == '\n' ? text.substr(start + 1) : text.substr(start);
   }
 
   // An error from the agent or QMP, with how QEMU ended if it did.

@@ -43,6 +43,13 @@ fi
 # 3. The USB benches: valid files whose bridges are not here. Whether libusb
 # starts and sees nothing or cannot start, the line names what was looked for.
 usb_reason='(among [0-9]+ enumerated|USB cannot be enumerated)'
+# The QEMU board: present when QEMU, OVMF, a kernel and sbsign are (tools/setup installs them).
+if [[ -x /usr/bin/qemu-system-x86_64 && -e /usr/share/OVMF/OVMF_CODE_4M.secboot.fd && -x /usr/bin/sbsign ]] &&
+   ls /boot/vmlinuz-* >/dev/null 2>&1; then
+  expect_exit 0 "bench check qemu-ovmf" "$tpmlab" bench check "$benches/qemu-ovmf.yaml"
+else
+  expect_exit 1 "bench check qemu-ovmf without QEMU, OVMF or a kernel" "$tpmlab" bench check "$benches/qemu-ovmf.yaml"
+fi
 expect_exit 1 "bench check ftdi-relay" "$tpmlab" bench check "$benches/ftdi-relay.yaml"
 expect_stdout '^\[MISS\] dut: FTDI bridge.* 0403:6014 serial FT6XYZ01' "the FTDI bridge is missing, named by VID:PID and serial"
 expect_stdout '^\[MISS\] power: dcttech relay.* 16c0:05df' "the relay is missing, named by VID:PID"

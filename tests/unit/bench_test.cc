@@ -244,6 +244,54 @@ BOOST_AUTO_TEST_CASE(policy_names_every_step_a_real_chip_cannot_run_or_does_not_
              "  s.yaml:3:5: clear needs allow.clear\n(set those keys under allow: in the bench file to permit them)");
 }
 
+BOOST_AUTO_TEST_CASE(a_qemu_board_names_its_images_and_refuses_what_a_board_cannot_do) {
+  auto board = LoadBench(kBenches + "qemu-ovmf.yaml");
+  BOOST_REQUIRE_MESSAGE(board.ok(), board.status().ToString());
+  BOOST_TEST(board->is_board());
+  BOOST_TEST(!board->emulated());
+  BOOST_TEST(!board->harness_boots());
+  BOOST_TEST((board->power.kind == PowerKind::kBoard));
+  BOOST_TEST((board->boot_log.source == BootLogSource::kAgent));
+  BOOST_REQUIRE(board->board.has_value());
+  BOOST_TEST(board->board->default_image == "baseline");
+  BOOST_TEST(board->board->ImageNames() == "baseline, firmware-blob, secure-boot-off");
+  BOOST_TEST(board->board->Image("baseline")->smm);
+  BOOST_TEST(!board->board->Image("firmware-blob")->smm);
+  BOOST_TEST(board->allow.clear);  // its chip is manufactured for the run
+
+  BenchDemand restart;
+  restart.power_switch = true;
+  restart.power_cycle_kinds = {PowerCycleKind::kReset, PowerCycleKind::kRestart};
+  BOOST_TEST(Contains(UnrunnableOn(restart, *board), "hibernation"));
+  BenchDemand resume;
+  resume.power_switch = true;
+  resume.power_cycle_kinds = {PowerCycleKind::kResume, PowerCycleKind::kPowerLoss, PowerCycleKind::kHardLoss};
+  BOOST_TEST(UnrunnableOn(resume, *board) == "");
+  BenchDemand hang;
+  hang.emulator_process = true;
+  BOOST_TEST(Contains(UnrunnableOn(hang, *board), "behind the board's firmware"));
+  BenchDemand known, unknown;
+  known.firmware_model = unknown.firmware_model = true;
+  known.firmware_name = "secure-boot-off";
+  unknown.firmware_name = "option-rom";
+  BOOST_TEST(UnrunnableOn(known, *board) == "");
+  BOOST_TEST(Contains(UnrunnableOn(unknown, *board), "names none 'option-rom'"));
+  BOOST_TEST(Contains(RefusedSteps({{"s.yaml:4:5", "firmware_update", unknown}}, *board).message(), "is a QEMU board"));
+
+  const std::string images = "  firmware: {images: {a: {code: c.fd, vars: v.fd}}}\n";
+  const Bench minimal = Parse("name: b\ndut: {transport: qemu}\nboard:\n" + images);
+  BOOST_TEST(minimal.board->default_image == "a");
+  BOOST_TEST(minimal.board->Image("a")->code.string() == "c.fd");  // relative to the bench file's folder
+  BOOST_TEST(Contains(ErrorOf("name: b\ndut: {transport: qemu}\n"), "board: goes with dut transport qemu"));
+  BOOST_TEST(Contains(ErrorOf("name: b\ndut: {transport: emulated}\nboard:\n" + images), "b.yaml:4:"));
+  BOOST_TEST(Contains(ErrorOf("name: b\ndut: {transport: qemu}\nboard:\n  tpm: tpm-spi\n" + images),
+                      "board.tpm must be tpm-tis or tpm-crb"));
+  BOOST_TEST(Contains(ErrorOf("name: b\ndut: {transport: qemu}\nboard:\n  firmware: {default: z, images: {a: {code: c, vars: v}}}\n"),
+                      "names no image: 'z'"));
+  BOOST_TEST(Contains(ErrorOf("name: b\ndut: {transport: qemu}\npower: {kind: none}\nboard:\n" + images),
+                      "power kind board"));
+}
+
 BOOST_AUTO_TEST_CASE(probing_says_what_is_missing) {
   Bench absent = Parse("name: a\ndut: {transport: device, path: /nonexistent/tpmrm7}\nboot_log: {source: file, path: /nonexistent/log.bin}\n");
   auto items = ProbeBench(absent, nullptr, "not looked at");
