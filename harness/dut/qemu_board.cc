@@ -3,6 +3,7 @@
 // cycles mapped to what a real platform does.
 #include "harness/qemu_board.h"
 
+#include <dlfcn.h>
 #include <signal.h>
 #include <unistd.h>
 
@@ -433,16 +434,23 @@ Result<fs::path> FindAgentBinary() {
     if (::access(env, X_OK) == 0) return fs::path(env);
     return Status::Error(Layer::kHarness, std::string("TPMLAB_AGENT=") + env + " is not an executable file");
   }
+  // Beside the running program (the tpmlab command), or beside the binary
+  // holding this code (the Python package's extension module).
+  std::vector<fs::path> homes;
   std::error_code ec;
-  const fs::path self = fs::read_symlink("/proc/self/exe", ec);
-  if (!ec) {
-    for (const fs::path& candidate : {self.parent_path() / "tpmlab-agent",
-                                      self.parent_path().parent_path() / "libexec" / "tpmlab" / "tpmlab-agent"}) {
+  if (fs::path exe = fs::read_symlink("/proc/self/exe", ec); !ec) homes.push_back(exe.parent_path());
+  Dl_info self_info{};
+  if (::dladdr(reinterpret_cast<void*>(&FindAgentBinary), &self_info) && self_info.dli_fname) {
+    if (fs::path lib = fs::canonical(self_info.dli_fname, ec); !ec) homes.push_back(lib.parent_path());
+  }
+  for (const fs::path& home : homes) {
+    for (const fs::path& candidate : {home / "tpmlab-agent", home.parent_path() / "libexec" / "tpmlab" / "tpmlab-agent"}) {
       if (::access(candidate.c_str(), X_OK) == 0) return candidate;
     }
   }
   if (auto found = FindProgram("tpmlab-agent")) return *found;
-  return Status::Error(Layer::kHarness, "tpmlab-agent not found (beside " + self.string() +
+  return Status::Error(Layer::kHarness, "tpmlab-agent not found (beside " +
+                                            (homes.empty() ? std::string("tpmlab") : homes.front().string()) +
                                             ", in ../libexec/tpmlab or on PATH): build or install tpmlab whole, or set TPMLAB_AGENT")
       .WithKind(ErrorKind::kMissingPackage);
 }

@@ -161,3 +161,20 @@ def test_every_public_function_has_a_docstring():
     undocumented = [name for name in tpmlab.__all__
                     if callable(getattr(tpmlab, name)) and not inspect.getdoc(getattr(tpmlab, name))]
     assert undocumented == []
+
+
+@pytest.mark.skipif(not (Path("/usr/bin/qemu-system-x86_64").exists() and Path("/usr/bin/sbsign").exists()
+                         and Path("/usr/share/OVMF/OVMF_CODE_4M.secboot.fd").exists()
+                         and any(Path("/boot").glob("vmlinuz-*"))),
+                    reason="the QEMU board needs qemu-system-x86, ovmf, sbsigntool and a kernel in /boot")
+def test_a_qemu_board_runs_a_scenario_from_python(source_dir, tmp_path):
+    # One real boot of OVMF: the agent is found beside the extension module.
+    board = tpmlab.Bench(source_dir / "hw/benches/qemu-ovmf.yaml")
+    assert board.transport == "qemu" and not board.emulated and board.missing() == []
+    result = board.run(source_dir / "scenarios/attest.yaml", out_dir=tmp_path / "board")
+    assert result.passed, result
+    run = json.loads((tmp_path / "board" / "run.json").read_text())
+    assert run["dut"]["kind"] == "qemu"
+    boot = run["steps"][0]["detail"]
+    assert boot["board"]["accel"] in ("tcg", "kvm") and boot["board"]["firmware"] == "baseline"
+    assert {"command": "TPM2_Startup", "type": "CLEAR", "rc": 0} in boot["platform_commands"]
