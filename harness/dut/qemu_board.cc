@@ -284,7 +284,7 @@ class QemuBoard final : public Board {
     Clock::time_point kernel_at{}, agent_at{};
     std::string console;
     while (true) {
-      auto hello = agent_->WaitHello(milliseconds(500));
+      auto hello = agent_->WaitHello(milliseconds(100));  // a poll: the console says how far the boot got
       console += ReadConsoleFrom(qemu_->console_log(), console_offset_ + console.size());
       const BootStage now = BootStageFromConsole(console);
       if (now >= BootStage::kKernel && kernel_at == Clock::time_point{}) kernel_at = Clock::now();
