@@ -134,7 +134,11 @@ else
   fail "the firmware-update run kept ${#logs[@]} distinct event logs, expected 2"
 fi
 
-# 5. How a board fails.
+# 5. The doctor's checklist on the board as booted, with OVMF's log.
+expect_exit 0 "doctor on the board" "$tpmlab" doctor --bench "$bench"
+grep -q "^\[ OK \] Event log replays to the PCRs" "$tmp/stdout" || { fail "doctor: OVMF's log does not replay"; cat "$tmp/stdout"; }
+
+# 6. How a board fails.
 sed "s|^  machine: q35|  machine: q35\n  qemu: /nonexistent/qemu-system-x86_64|" "$bench" >"$tmp/noqemu.yaml"
 expect_exit 4 "QEMU missing" "$tpmlab" run "$src/scenarios/attest.yaml" --bench "$tmp/noqemu.yaml" -o "$tmp/nq" --quiet
 expect_stderr "qemu-system-x86" "QEMU missing names the Debian package"
