@@ -1,5 +1,7 @@
 #include "drivers/process.h"
 
+#include <atomic>
+
 #include <fcntl.h>
 #include <signal.h>
 #include <sys/prctl.h>
@@ -54,6 +56,12 @@ ChildProcess& ChildProcess::operator=(ChildProcess&& other) noexcept {
   return *this;
 }
 
+namespace {
+std::atomic<bool> die_with_parent_by_default{false};
+}  // namespace
+
+void ChildProcess::DieWithParentByDefault(bool on) { die_with_parent_by_default = on; }
+
 Result<ChildProcess> ChildProcess::Spawn(const std::vector<std::string>& argv,
                                          const fs::path& log_file) {
   return Spawn(argv, log_file, Options{});
@@ -62,6 +70,7 @@ Result<ChildProcess> ChildProcess::Spawn(const std::vector<std::string>& argv,
 Result<ChildProcess> ChildProcess::Spawn(const std::vector<std::string>& argv,
                                          const fs::path& log_file, Options options) {
   if (argv.empty()) return Status::Error(Layer::kHarness, "empty command line");
+  if (die_with_parent_by_default) options.die_with_parent = true;
   int log_fd = ::open(log_file.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
   if (log_fd < 0) {
     return Status::Error(Layer::kEmulator,

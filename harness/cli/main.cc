@@ -27,6 +27,7 @@
 #include <vector>
 
 #include "commands.h"
+#include "drivers/process.h"
 #include "docs.h"
 #include "exit_codes.h"
 
@@ -153,6 +154,9 @@ int Main(int argc, char** argv) {
 
 int main(int argc, char** argv) {
   std::set_terminate(OnTerminate);
+  // This thread outlives every emulator a command starts: they die with it,
+  // even when tpmlab is killed with SIGKILL.
+  tpmlab::ChildProcess::DieWithParentByDefault(true);
   try {
     return Main(argc, argv);
   } catch (...) {

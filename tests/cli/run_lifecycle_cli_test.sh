@@ -148,6 +148,26 @@ run = json.load(open(sys.argv[1]))
 assert run["status"] == "interrupted" and run["steps"][0]["status"] == "passed", (run["status"], run["steps"][:1])
 PY
 
+# A run killed with SIGKILL takes its emulator along: no swtpm of it is left.
+"$tpmlab" run "$src/scenarios/power-cycle.yaml" --cycles 100000 --out "$tmp/killed" -q >/dev/null 2>&1 &
+killed=$!
+for _ in $(seq 1 100); do
+  pgrep -f -- "--tpmstate dir=$tmp/killed" >/dev/null && break
+  sleep 0.1
+done
+if pgrep -f -- "--tpmstate dir=$tmp/killed" >/dev/null; then
+  kill -9 "$killed"; wait "$killed" 2>/dev/null
+  for _ in $(seq 1 50); do pgrep -f -- "--tpmstate dir=$tmp/killed" >/dev/null || break; sleep 0.1; done
+  if pgrep -f -- "--tpmstate dir=$tmp/killed" >/dev/null; then
+    fail "kill -9 of tpmlab left its swtpm running: $(pgrep -af -- "--tpmstate dir=$tmp/killed")"
+    pkill -9 -f -- "--tpmstate dir=$tmp/killed"
+  else
+    echo "ok: kill -9 of a run takes its swtpm along"
+  fi
+else
+  fail "the run to kill never launched its swtpm"; kill -9 "$killed" 2>/dev/null
+fi
+
 if [[ $failures -ne 0 ]]; then
   echo "run_lifecycle_cli_test: $failures failure(s)"
   exit 1

@@ -34,6 +34,11 @@ class ChildProcess final {
     // lives as long as the child.
     bool die_with_parent = false;
   };
+  /// Makes every later Spawn die_with_parent. A program whose main thread
+  /// lives as long as its children (the tpmlab command) turns it on, so a
+  /// `kill -9` of the harness takes its emulators along; a library user's
+  /// threads may end before the DUT they opened, so it stays off there.
+  static void DieWithParentByDefault(bool on);
   static Result<ChildProcess> Spawn(const std::vector<std::string>& argv,
                                     const std::filesystem::path& log_file);
   static Result<ChildProcess> Spawn(const std::vector<std::string>& argv,
