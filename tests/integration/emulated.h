@@ -7,8 +7,10 @@
 #include <unistd.h>
 
 #include <filesystem>
+#include <map>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "harness/dut.h"
 
@@ -23,27 +25,34 @@ inline fs::path MakeTempDir(const std::string& tag) {
   return made;
 }
 
-// A folder holding a manufactured chip (sha1 + sha256, EK and certificates).
-inline const fs::path& ProvisionedTemplate() {
-  static const fs::path dir = [] {
-    fs::path d = MakeTempDir("template") / "state";
-    Status s = ProvisionSwtpmState(d, ProvisionOptions{});
+inline const std::vector<std::string> kDefaultBanks = ProvisionOptions{}.banks;
+
+// A folder holding a manufactured chip with `banks` allocated (EK and
+// certificates); one per set of banks and test program.
+inline const fs::path& ProvisionedTemplate(const std::vector<std::string>& banks = kDefaultBanks) {
+  static std::map<std::vector<std::string>, fs::path> templates;
+  fs::path& dir = templates[banks];
+  if (dir.empty()) {
+    dir = MakeTempDir("template") / "state";
+    ProvisionOptions options;
+    options.banks = banks;
+    Status s = ProvisionSwtpmState(dir, options);
     BOOST_REQUIRE_MESSAGE(s.ok(), s.ToString());
-    return d;
-  }();
+  }
   return dir;
 }
 
 // A DUT on its own swtpm, removed with its folder at the end of the test.
 struct EmulatedDut {
-  explicit EmulatedDut(bool unix_sockets = false) {
+  explicit EmulatedDut(bool unix_sockets = false, const std::vector<std::string>& banks = kDefaultBanks) {
     root = MakeTempDir("dut");
     EmulatedDutConfig config;
     config.state_dir = root / "dut0";
+    config.banks = banks;
     config.unix_sockets = unix_sockets;
     config.command_timeout = std::chrono::milliseconds(20000);
     fs::create_directories(config.state_dir);
-    fs::copy_file(ProvisionedTemplate() / "tpm2-00.permall", config.state_dir / "tpm2-00.permall");
+    fs::copy_file(ProvisionedTemplate(banks) / "tpm2-00.permall", config.state_dir / "tpm2-00.permall");
     auto launched = Dut::LaunchEmulated(config);
     BOOST_REQUIRE_MESSAGE(launched.ok(), launched.status().ToString());
     dut = std::move(*launched);

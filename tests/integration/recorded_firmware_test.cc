@@ -39,36 +39,6 @@ std::vector<HashAlg> BanksOf(const FirmwareModel& model) {
   return banks;
 }
 
-// A swtpm with exactly `banks` allocated; one chip is manufactured per set of
-// banks and copied for each DUT.
-struct BankedDut {
-  explicit BankedDut(const std::vector<std::string>& banks) {
-    static std::map<std::vector<std::string>, fs::path> templates;
-    fs::path& made = templates[banks];
-    if (made.empty()) {
-      made = MakeTempDir("recorded-template") / "state";
-      ProvisionOptions options;
-      options.banks = banks;
-      REQUIRE_OK(ProvisionSwtpmState(made, options));
-    }
-    root = MakeTempDir("recorded-dut");
-    EmulatedDutConfig config;
-    config.state_dir = root / "dut0";
-    config.banks = banks;
-    config.command_timeout = std::chrono::milliseconds(20000);
-    fs::create_directories(config.state_dir);
-    fs::copy_file(made / "tpm2-00.permall", config.state_dir / "tpm2-00.permall");
-    dut = Require(Dut::LaunchEmulated(config));
-  }
-  ~BankedDut() {
-    dut.reset();
-    std::error_code ignored;
-    fs::remove_all(root, ignored);
-  }
-  fs::path root;
-  std::unique_ptr<Dut> dut;
-};
-
 // The platform options a recorded model brings (as a scenario takes them).
 BootOptions BootOf(const FirmwareModel& model) {
   BootOptions boot;
@@ -112,7 +82,7 @@ BOOST_AUTO_TEST_CASE(a_tpmlab_log_replays_on_swtpm_with_locality_3_and_hcrtm) {
       BOOST_TEST(*model.banks == (std::vector<std::string>{"sha1", "sha256"}), boost::test_tools::per_element());
       BOOST_TEST(model.startup_locality.has_value() == !hcrtm);  // an H-CRTM decides PCR0's start
 
-      BankedDut dut(*model.banks);
+      EmulatedDut dut(/*unix_sockets=*/false, *model.banks);
       const BootOptions boot = BootOf(model);
       EmulatedFirmware firmware(model, boot);
       REQUIRE_OK(dut.dut->Startup(boot));
@@ -202,7 +172,7 @@ BOOST_AUTO_TEST_CASE(fixture_logs_replay_on_swtpm_to_their_replayed_pcrs,
         BOOST_TEST((model.status().kind() == ErrorKind::kBadInput));
         continue;
       }
-      BankedDut dut(*model->banks);
+      EmulatedDut dut(/*unix_sockets=*/false, *model->banks);
       const BootOptions boot = BootOf(*model);
       EmulatedFirmware firmware(*model, boot);
       REQUIRE_OK(dut.dut->Startup(boot));
