@@ -4,6 +4,8 @@
 #pragma once
 
 #include <filesystem>
+#include <functional>
+#include <map>
 #include <memory>
 #include <optional>
 #include <string>
@@ -53,6 +55,35 @@ struct RunInfo {
   std::string host;
   std::string dut;             // "dut0 (swtpm 0.7.1)"
   std::string config_json;     // the scenario as run, and the DUT's setup
+  // The process writing the run: a run left `running` by a process that is
+  // gone from this host is shown as interrupted (it was killed).
+  int64_t pid = 0;
+  std::string pid_started;     // the process's start time (/proc/PID/stat), against reuse
+};
+
+// A stored run, as `tpmlab runs` and `tpmlab export` see it.
+struct StoredRun {
+  int64_t id = 0;
+  RunInfo info;                // as BeginRun got it
+  // running, passed, failed, error, interrupted. A run whose process died
+  // without finishing it (kill -9, power loss) reads as interrupted.
+  std::string status;
+  std::string finished_at;     // empty while running or when killed
+  int steps = 0;               // steps stored
+  int power_cycles = 0;
+  std::map<std::string, int> alarms;  // alarm code -> steps that raised it
+  std::vector<std::string> firmware;  // platform firmware names the run booted, in order
+  // What the run stored when it finished (FinishRun): expectations, error,
+  // expected failures, the DUT, inputs. Null for a run that never finished.
+  nlohmann::json outcome;
+};
+
+// Which runs ListRuns returns; empty fields do not filter.
+struct RunFilter {
+  std::string since;     // runs started at or after this UTC time ("2026-12-01", "2026-12-01T10:00:00Z")
+  std::string dut;       // the DUT label contains this
+  std::string alarm;     // a step raised this alarm code
+  std::string firmware;  // the run booted this platform firmware
 };
 
 inline constexpr int kStoreSchemaVersion = 6;
@@ -67,13 +98,24 @@ class Store {
 
   Result<int64_t> BeginRun(const RunInfo& run);
   Status RecordStep(int64_t run_id, const StepResult& step);
-  Status FinishRun(int64_t run_id, const std::string& status, const std::string& finished_at);
+  /// Ends a run; `outcome` (JSON) is what export needs to write its run.json
+  /// and junit.xml again later: expectations, error, expected failures, DUT.
+  Status FinishRun(int64_t run_id, const std::string& status, const std::string& finished_at,
+                   const nlohmann::json& outcome = nullptr);
   Status RecordEnrollment(int64_t run_id, int step_index, const Enrollment& enrollment);
 
   /// The snapshot a stored step took (its quote verified again from the bytes).
   Result<Snapshot> LoadSnapshot(int64_t run_id, int step_index);
   /// The latest enrollment of a run, if it made one.
   Result<std::optional<Enrollment>> LoadEnrollment(int64_t run_id);
+
+  /// Runs, oldest first.
+  Result<std::vector<StoredRun>> ListRuns(const RunFilter& filter = {});
+  Result<StoredRun> LoadRun(int64_t run_id);
+  /// Each stored step of a run, in order, rebuilt whole: checks, alarms,
+  /// drift, detail, its snapshot (with the event log's bytes) and its command
+  /// trace. One step is in memory at a time; an error from `each` stops the walk.
+  Status ForEachStep(int64_t run_id, const std::function<Status(StepResult&&)>& each);
 
   const std::filesystem::path& file() const { return file_; }
 
