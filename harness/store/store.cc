@@ -20,7 +20,10 @@ CREATE TABLE IF NOT EXISTS runs (
   tpmlab_version TEXT,
   host TEXT,
   dut TEXT,
-  config_json TEXT
+  config_json TEXT,
+  pid INTEGER,                     -- the process writing it, and when that process started:
+  pid_started TEXT,                -- a running run whose process is gone was killed
+  outcome_json TEXT                -- expectations, error, DUT: what export needs (set at finish)
 );
 CREATE TABLE IF NOT EXISTS steps (
   id INTEGER PRIMARY KEY,
@@ -105,6 +108,9 @@ constexpr const char* kMigrations[] = {
     /* 4 -> 5 */ "ALTER TABLE steps ADD COLUMN detail_json TEXT;",
     /* 5 -> 6 */ "ALTER TABLE steps ADD COLUMN rc INTEGER;"
                  "ALTER TABLE steps ADD COLUMN rc_name TEXT;",
+    /* 6 -> 7 */ "ALTER TABLE runs ADD COLUMN pid INTEGER;"
+                 "ALTER TABLE runs ADD COLUMN pid_started TEXT;"
+                 "ALTER TABLE runs ADD COLUMN outcome_json TEXT;",
 };
 
 // A prepared statement that finalises itself.
@@ -217,11 +223,11 @@ Result<std::unique_ptr<Store>> Store::Open(const std::filesystem::path& file) {
 
 Result<int64_t> Store::BeginRun(const RunInfo& run) {
   Statement st(db_, "INSERT INTO runs (scenario, scenario_file, seed, status, started_at, "
-                    "tpmlab_version, host, dut, config_json) VALUES (?,?,?,'running',?,?,?,?,?)");
+                    "tpmlab_version, host, dut, config_json, pid, pid_started) VALUES (?,?,?,'running',?,?,?,?,?,?,?)");
   if (!st.ok()) return Error("prepare run");
   st.Text(1, run.scenario).Text(2, run.scenario_file).Int(3, static_cast<int64_t>(run.seed))
       .Text(4, run.started_at).Text(5, run.tpmlab_version).Text(6, run.host).Text(7, run.dut)
-      .Text(8, run.config_json);
+      .Text(8, run.config_json).Int(9, run.pid).Text(10, run.pid_started);
   if (!st.Run()) return Error("insert run");
   return static_cast<int64_t>(sqlite3_last_insert_rowid(db_));
 }
@@ -377,10 +383,12 @@ Result<std::optional<Enrollment>> Store::LoadEnrollment(int64_t run_id) {
   return std::optional<Enrollment>(std::move(e));
 }
 
-Status Store::FinishRun(int64_t run_id, const std::string& status, const std::string& finished_at) {
-  Statement st(db_, "UPDATE runs SET status = ?, finished_at = ? WHERE id = ?");
+Status Store::FinishRun(int64_t run_id, const std::string& status, const std::string& finished_at,
+                        const nlohmann::json& outcome) {
+  Statement st(db_, "UPDATE runs SET status = ?, finished_at = ?, outcome_json = ? WHERE id = ?");
   if (!st.ok()) return Error("prepare finish");
-  st.Text(1, status).Text(2, finished_at).Int(3, run_id);
+  st.Text(1, status).Text(2, finished_at).Int(4, run_id);
+  outcome.is_null() ? st.Null(3) : st.Text(3, outcome.dump());
   if (!st.Run()) return Error("finish run");
   return Status::Ok();
 }

@@ -86,7 +86,7 @@ struct RunFilter {
   std::string firmware;  // the run booted this platform firmware
 };
 
-inline constexpr int kStoreSchemaVersion = 6;
+inline constexpr int kStoreSchemaVersion = 7;
 
 class Store {
  public:
