@@ -28,6 +28,7 @@ std::vector<Command> AddBundleCommands(CLI::App& app);      // bundle_commands.c
 Command AddDoctorCommand(CLI::App& app);                    // doctor_command.cc
 std::vector<Command> AddBenchCommands(CLI::App& app);      // bench_commands.cc: bench check, hw list
 Command AddReproduceCommand(CLI::App& app);                 // reproduce_command.cc
+Command AddExportCommand(CLI::App& app);                    // export_command.cc
 
 // tpmlab run's options, and the run itself with its summary and exit code;
 // `on_result` sees a run that completed (tpmlab reproduce explains its drift).
@@ -36,6 +37,7 @@ struct RunArgs {
   std::optional<uint64_t> seed;
   std::optional<int> cycles;
   bool keep_state = false, unix_sockets = false, quiet = false, progress = false, fail_on_alarm = false;
+  std::string run_json = "auto";  // --run-json: full, compact, auto
 };
 int RunScenarioCommand(RunArgs args, const std::function<void(const RunResult&)>& on_result = {});  // run_command.cc
 

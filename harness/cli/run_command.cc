@@ -61,24 +61,13 @@ void ShowProgress(const StepResult& r, int total) {
 }
 
 // "PCR_POLICY_MISMATCH x2 (steps 5, 9); CLOCK_NOT_SAFE x1 (step 9)": each
-// code with the steps that raised it, by index.
-std::string AlarmSummary(const std::vector<StepResult>& steps) {
-  std::vector<std::string> order;
-  std::map<std::string, std::vector<int>> at;
-  for (const auto& s : steps) {
-    for (const auto& code : DistinctAlarmCodes(s.alarms)) {
-      if (!at.count(code)) order.push_back(code);
-      at[code].push_back(s.index);
-    }
-  }
+// code with the first steps that raised it, by index (the run's bounded tally).
+std::string AlarmSummary(const std::vector<AlarmTally>& alarms) {
   std::string out;
-  for (const auto& code : order) {
-    const auto& indices = at[code];
-    out += (out.empty() ? "" : "; ") + code + " x" + std::to_string(indices.size()) +
-           (indices.size() == 1 ? " (step " : " (steps ");
-    constexpr size_t kShown = 8;
-    for (size_t i = 0; i < indices.size() && i < kShown; ++i) out += (i ? ", " : "") + std::to_string(indices[i]);
-    if (indices.size() > kShown) out += ", ...";
+  for (const auto& a : alarms) {
+    out += (out.empty() ? "" : "; ") + a.code + " x" + std::to_string(a.steps) + (a.steps == 1 ? " (step " : " (steps ");
+    for (size_t i = 0; i < a.first_steps.size(); ++i) out += (i ? ", " : "") + std::to_string(a.first_steps[i]);
+    if (static_cast<size_t>(a.steps) > a.first_steps.size()) out += ", ...";
     out += ")";
   }
   return out.empty() ? "none" : out;
@@ -143,6 +132,7 @@ int Run(RunArgs a, const std::function<void(const RunResult&)>& on_result) {
   options.keep_state = a.keep_state;
   options.unix_sockets = a.unix_sockets;
   options.fail_on_alarm = a.fail_on_alarm;
+  options.run_json_form = a.run_json;
   options.stop = &g_stop;
   if (a.progress || (!a.quiet && ::isatty(STDERR_FILENO))) options.on_step = ShowProgress;
 
@@ -160,13 +150,9 @@ int Run(RunArgs a, const std::function<void(const RunResult&)>& on_result) {
     }
     return ExitFor(result.status());
   }
-  int cycles_run = 0, failed = 0, expected = 0, met = 0;
-  for (const auto& s : result->steps) {
-    cycles_run += s.cycle ? 1 : 0;
-    // A step whose failure an expect step asked for is not a failed check.
-    if (result->expected_failures.count(s.index)) continue;
-    for (const auto& c : s.checks) failed += c.passed || s.action == "expect" ? 0 : 1;
-  }
+  // Counted as the run went: its steps are in the store, not in memory.
+  const int cycles_run = result->power_cycles, failed = result->failed_checks;
+  int expected = 0, met = 0;
   for (const auto& e : result->expectations) {
     ++expected;
     met += e.passed ? 1 : 0;
@@ -177,7 +163,7 @@ int Run(RunArgs a, const std::function<void(const RunResult&)>& on_result) {
             << " power cycles, " << failed << " failed checks"
             << (expected > 0 ? ", " + std::to_string(met) + "/" + std::to_string(expected) + " expectations met" : "")
             << "\n"
-            << "  alarms: " << AlarmSummary(result->steps) << "\n"
+            << "  alarms: " << AlarmSummary(result->alarms) << "\n"
             << "  results: " << result->run_json.string() << "\n"
             << "  database: " << db << " (run " << result->run_id << ")\n";
   if (!result->error.empty()) std::cerr << "tpmlab: " << result->error << "\n";
@@ -242,6 +228,10 @@ Command AddRunCommand(CLI::App& app) {
   run->add_flag("--unix-sockets", a->unix_sockets, "Talk to swtpm over unix sockets instead of loopback TCP");
   run->add_flag("-q,--quiet", a->quiet, "No progress lines, only the summary");
   run->add_flag("--progress", a->progress, "Progress lines even when stderr is not a terminal (CI logs)");
+  run->add_option("--run-json", a->run_json,
+                  "How run.json holds each step's snapshot: full (inline), compact (a reference to the database; "
+                  "tpmlab export DB:RUN --step N prints it), auto (full up to 1000 steps, default)")
+      ->check(CLI::IsMember({"auto", "full", "compact"}));
   run->add_flag("--fail-on-alarm", a->fail_on_alarm,
                 "Fail the run on any alarm no expect step names (as unexpected_alarms: fail)");
   return {run, [a] { return Run(*a, {}); }};

@@ -11,6 +11,7 @@
 #include "harness/drift.h"
 #include "harness/ek_certificate.h"
 #include "harness/replay.h"
+#include "harness/run_files.h"
 #include "harness/snapshot_json.h"
 #include "harness/store.h"
 #include "harness/verify.h"
@@ -77,7 +78,8 @@ Result<Snapshot> LoadSnapshotFromRunJson(const SnapshotRef& ref) {
     if (!is_it.ok()) return is_it.status();
     if (!*is_it) continue;
     if (!s.contains("snapshot")) return Status::Parse(ref.text + ": that step took no snapshot");
-    return SnapshotFromJson(s["snapshot"], ref.file.parent_path(), ref.text);
+    // Inline, or (a compact run.json) in the database it names.
+    return SnapshotOfRunStep(s["snapshot"], ref.file.parent_path(), ref.text);
   }
   return Status::Parse(ref.text + ": no step " + std::to_string(ref.step) + " in " + ref.file.string());
 }

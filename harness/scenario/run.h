@@ -6,6 +6,7 @@
 
 #include <chrono>
 #include <filesystem>
+#include <fstream>
 #include <map>
 #include <memory>
 #include <nlohmann/json.hpp>
@@ -28,12 +29,15 @@ class Run {
   Run(const Scenario& scenario, const RunOptions& options, Store& store, Dut& dut, int64_t run_id,
       uint64_t seed);
 
-  /// Runs one step of the scenario or one built elsewhere (a session).
-  void Execute(const Step& step);
+  /// Runs one step of the scenario or one built elsewhere (a session);
+  /// the results it produced are appended to `keep` when given (they are in
+  /// the store either way: the run itself keeps none).
+  void Execute(const Step& step, std::vector<StepResult>* keep = nullptr);
   /// Judges what is left and hands over the result.
   RunResult Finish();
   bool Stopped() const;
   const RunResult& result() const { return result_; }
+  int steps_run() const { return steps_run_; }
 
  private:
   using Clock = std::chrono::steady_clock;
@@ -52,6 +56,7 @@ class Run {
   Result<EventLog> CurrentEventLog() const;
   bool HasEventLog() const;
   Status Dispatch(const Step& step, StepResult& r);
+  void Tally(const StepResult& r);
 
   // --- boot and power (run_boot.cc) -------------------------------------------
   Status AfterStartup(StartupType startup, const PcrValues& before, bool snapshot, StepResult& r);
@@ -102,8 +107,11 @@ class Run {
   bool power_lost_ = false;   // an unorderly power loss happened in this run
   int cut_armed_for_ = 0;     // steps an armed power cut still applies to
   int last_step_with_snapshot_ = -1;
+  int steps_run_ = 0;
+  std::vector<StepResult>* keep_ = nullptr;  // where Execute's caller wants the results
   // The last step that is not an expect, which expect steps judge, and what they covered.
   int judged_ = -1;
+  std::optional<StepResult> judged_step_;  // that step, kept until the next one
   int settled_ = -1;
   std::string judged_where_;
   bool covered_alarms_ = false, covered_error_ = false, covered_refusal_ = false, covered_checks_ = false;
@@ -128,15 +136,32 @@ std::optional<Operation> DestructiveOperation(const Step& step);
 /// it (harness/bench_policy.h), in the order they are written.
 std::vector<PlannedStep> PlanOf(const std::vector<Step>& steps);
 
-// --- run.json (run_json.cc) -----------------------------------------------------
+// --- junit.xml (run_files.cc) ----------------------------------------------------
 
-/// Writes each distinct event log the run's snapshots saw as
-/// eventlogs/<sha256>.bin under `out_dir` (the files run.json names).
-/// @returns kStore naming the file that could not be written.
-Status SaveEventLogs(const std::filesystem::path& out_dir, const RunResult& result);
-/// Writes run.json (and junit.xml beside it).
-Status WriteRunJson(const std::filesystem::path& file, const Scenario& scenario, const RunResult& result,
-                    const nlohmann::json& dut, const RunOptions& options, const std::string& started_at,
-                    const nlohmann::json& inputs);
+/// JUnit XML for CI, written as a run's steps stream by: one test case for
+/// the run as a whole, one per expectation and one per failed step; the
+/// properties say what ran. Step cases wait in a spool file beside it.
+class JunitWriter {
+ public:
+  struct Case {
+    std::string name;
+    double ms = 0;
+    std::string failure;  // empty: passed
+    bool error = false;   // <error> (could not run) rather than <failure> (wrong result)
+  };
+  explicit JunitWriter(std::filesystem::path file);
+  ~JunitWriter();
+  void AddStepCase(const std::string& suite, const Case& c);
+  /// Writes the file: `run_case` (its time is the run's), the expectations, then the step cases.
+  Status Finish(const std::string& suite, const nlohmann::json& properties, const Case& run_case,
+                const std::vector<Case>& expectation_cases);
+
+ private:
+  static std::string CaseXml(const std::string& suite, const Case& c);
+  void Count(const Case& c);
+  std::filesystem::path file_, spool_path_;
+  std::ofstream spool_;
+  int tests_ = 0, failures_ = 0, errors_ = 0;
+};
 
 }  // namespace tpmlab

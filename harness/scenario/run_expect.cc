@@ -51,7 +51,7 @@ Status Run::Expect(const ExpectStep& e, const SourceLocation& where, StepResult&
     result_.expectations.push_back({r.index, where.ToString(), "expect", false, "no step before it"});
     return Status::Ok();
   }
-  const StepResult& s = result_.steps[static_cast<size_t>(judged_)];
+  const StepResult& s = *judged_step_;
   std::vector<Check> checks;
   std::set<std::string> raised;
   for (const auto& a : s.alarms) raised.insert(a.code);

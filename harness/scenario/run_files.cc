@@ -3,6 +3,8 @@
 #include <fstream>
 #include <set>
 
+#include "run.h"
+
 namespace tpmlab {
 
 namespace fs = std::filesystem;
@@ -105,72 +107,70 @@ Result<json> SaveRunInputs(const Scenario& scenario, const fs::path& out_dir) {
   return inputs;
 }
 
-std::string JunitXml(const Scenario& scenario, const RunResult& result, const json& properties) {
-  struct Case {
-    std::string name;
-    double ms = 0;
-    std::string failure;  // empty: passed
-    bool error = false;   // <error> (could not run) rather than <failure> (wrong result)
-  };
-  std::vector<Case> cases;
-  double total_ms = 0;
-  for (const auto& s : result.steps) total_ms += s.duration_ms;
-  cases.push_back({"run completes", total_ms,
-                   result.status == RunStatus::kError || result.status == RunStatus::kInterrupted ? result.error : "",
-                   true});
-  // A step that could not complete is an <error>, not a wrong result.
-  std::set<int> errored;
-  for (const auto& s : result.steps) {
-    if (s.status == "error") errored.insert(s.index);
-  }
-  for (const auto& e : result.expectations) {
-    const bool step_error = !e.passed && errored.count(e.step) && e.name.find("completes") != std::string::npos;
-    cases.push_back({e.name, 0, e.passed ? "" : e.detail, step_error});
-  }
-  for (const auto& s : result.steps) {
-    // Expect steps and refusals are judged by the expectations above.
-    // (a step error always has one: expected, or "step N completes" failed).
-    if (s.status == "passed" || s.status == "refused" || s.status == "error" || s.action == "expect" ||
-        result.expected_failures.count(s.index)) {
-      continue;
-    }
-    std::string failed = s.error;
-    for (const auto& c : s.checks) {
-      if (!c.passed) failed += std::string(failed.empty() ? "" : "\n") + c.name + ": " + c.detail;
-    }
-    cases.push_back({"step " + std::to_string(s.index) + " (" + s.action + ")", s.duration_ms, failed, s.status == "error"});
-  }
-  int failures = 0, errors = 0;
-  for (const auto& c : cases) {
-    if (c.failure.empty()) continue;
-    (c.error ? errors : failures)++;
-  }
-  const std::string suite = XmlEscape(scenario.name);
+JunitWriter::JunitWriter(fs::path file) : file_(std::move(file)), spool_path_(file_.string() + ".cases.tmp") {
+  spool_.open(spool_path_, std::ios::binary | std::ios::trunc);
+}
+
+JunitWriter::~JunitWriter() {
+  std::error_code ec;
+  fs::remove(spool_path_, ec);
+}
+
+std::string JunitWriter::CaseXml(const std::string& suite, const Case& c) {
+  std::string x = "    <testcase classname=\"" + suite + "\" name=\"" + XmlEscape(c.name) + "\" time=\"" +
+                  Seconds(c.ms) + "\"";
+  if (c.failure.empty()) return x + "/>\n";
+  const char* tag = c.error ? "error" : "failure";
+  const std::string first_line = c.failure.substr(0, c.failure.find('\n'));
+  return x + ">\n      <" + tag + " message=\"" + XmlEscape(first_line) + "\">" + XmlEscape(c.failure) + "</" +
+         tag + ">\n    </testcase>\n";
+}
+
+void JunitWriter::Count(const Case& c) {
+  ++tests_;
+  if (!c.failure.empty()) (c.error ? errors_ : failures_)++;
+}
+
+void JunitWriter::AddStepCase(const std::string& suite, const Case& c) {
+  Count(c);
+  spool_ << CaseXml(XmlEscape(suite), c);
+}
+
+Status JunitWriter::Finish(const std::string& suite_name, const json& properties, const Case& run_case,
+                           const std::vector<Case>& expectation_cases) {
+  spool_.close();
+  if (!spool_) return Status::Error(Layer::kStore, "cannot write " + spool_path_.string());
+  Count(run_case);
+  for (const auto& c : expectation_cases) Count(c);
+  const std::string suite = XmlEscape(suite_name);
+  const std::string total = Seconds(run_case.ms);
   std::string x = "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n";
-  x += "<testsuites name=\"tpmlab\" tests=\"" + std::to_string(cases.size()) + "\" failures=\"" +
-       std::to_string(failures) + "\" errors=\"" + std::to_string(errors) + "\" time=\"" + Seconds(total_ms) + "\">\n";
-  x += "  <testsuite name=\"" + suite + "\" tests=\"" + std::to_string(cases.size()) + "\" failures=\"" +
-       std::to_string(failures) + "\" errors=\"" + std::to_string(errors) + "\" skipped=\"0\" time=\"" +
-       Seconds(total_ms) + "\">\n";
+  x += "<testsuites name=\"tpmlab\" tests=\"" + std::to_string(tests_) + "\" failures=\"" +
+       std::to_string(failures_) + "\" errors=\"" + std::to_string(errors_) + "\" time=\"" + total + "\">\n";
+  x += "  <testsuite name=\"" + suite + "\" tests=\"" + std::to_string(tests_) + "\" failures=\"" +
+       std::to_string(failures_) + "\" errors=\"" + std::to_string(errors_) + "\" skipped=\"0\" time=\"" + total +
+       "\">\n";
   x += "    <properties>\n";
   for (const auto& [key, value] : properties.items()) {
     const std::string v = value.is_string() ? value.get<std::string>() : value.dump();
     x += "      <property name=\"" + XmlEscape(key) + "\" value=\"" + XmlEscape(v) + "\"/>\n";
   }
   x += "    </properties>\n";
-  for (const auto& c : cases) {
-    x += "    <testcase classname=\"" + suite + "\" name=\"" + XmlEscape(c.name) + "\" time=\"" + Seconds(c.ms) + "\"";
-    if (c.failure.empty()) {
-      x += "/>\n";
-      continue;
-    }
-    const char* tag = c.error ? "error" : "failure";
-    const std::string first_line = c.failure.substr(0, c.failure.find('\n'));
-    x += ">\n      <" + std::string(tag) + " message=\"" + XmlEscape(first_line) + "\">" + XmlEscape(c.failure) +
-         "</" + tag + ">\n    </testcase>\n";
+  x += CaseXml(suite, run_case);
+  for (const auto& c : expectation_cases) x += CaseXml(suite, c);
+  const fs::path tmp = file_.string() + ".tmp";
+  {
+    std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
+    std::ifstream cases(spool_path_, std::ios::binary);
+    out << x;
+    if (cases.peek() != std::ifstream::traits_type::eof()) out << cases.rdbuf();
+    out << "  </testsuite>\n</testsuites>\n";
+    if (!out) return Status::Error(Layer::kStore, "cannot write " + tmp.string());
   }
-  x += "  </testsuite>\n</testsuites>\n";
-  return x;
+  std::error_code ec;
+  fs::rename(tmp, file_, ec);
+  if (ec) return Status::Error(Layer::kStore, "cannot write " + file_.string() + ": " + ec.message());
+  return Status::Ok();
 }
 
 }  // namespace tpmlab

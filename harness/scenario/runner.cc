@@ -30,9 +30,11 @@ Run::Run(const Scenario& scenario, const RunOptions& options, Store& store, Dut&
   }
 }
 
-void Run::Execute(const Step& step) {
+void Run::Execute(const Step& step, std::vector<StepResult>* keep) {
+  keep_ = keep;
   if (!Stopped()) ExecuteStep(step);
   NoteInterrupt();
+  keep_ = nullptr;
 }
 
 RunResult Run::Finish() {
@@ -44,7 +46,7 @@ RunResult Run::Finish() {
 
 bool Run::Stopped() const {
   return ended_ || (options_.stop && options_.stop->load()) ||
-         (options_.max_steps && result_.steps.size() >= static_cast<size_t>(std::max(0, *options_.max_steps)));
+         (options_.max_steps && steps_run_ >= std::max(0, *options_.max_steps));
 }
 
 void Run::NoteInterrupt() {
@@ -91,7 +93,7 @@ void Run::ExecuteOne(const Step& step) {
   const bool is_expect = std::holds_alternative<ExpectStep>(step.action);
   if (!is_expect) Settle();
   StepResult r;
-  r.index = static_cast<int>(result_.steps.size());
+  r.index = steps_run_;
   r.action = StepActionName(step);
   r.started_at = UtcNow();
   const size_t injected_before = dut_.faults().injected().size();
@@ -137,7 +139,7 @@ void Run::ExecuteOne(const Step& step) {
     for (const auto& c : r.checks) failed_checks_ += c.passed ? 0 : 1;
   } else {
     // Judged when the next step starts: an expect step may explain them.
-    judged_ = static_cast<int>(result_.steps.size());
+    judged_ = steps_run_;
     judged_where_ = step.where.ToString();
     covered_alarms_ = covered_error_ = covered_refusal_ = covered_checks_ = false;
   }
@@ -149,7 +151,30 @@ void Run::ExecuteOne(const Step& step) {
     ended_ = true;
   }
   if (options_.on_step) options_.on_step(r, total_);
-  result_.steps.push_back(std::move(r));
+  Tally(r);
+  ++steps_run_;
+  // The step is in the store: the run keeps only the one expect steps judge.
+  if (keep_) keep_->push_back(r);
+  if (!is_expect) {
+    r.trace.clear();
+    r.trace.shrink_to_fit();
+    judged_step_ = std::move(r);
+  }
+}
+
+// What the run counts as it goes, instead of keeping its steps.
+void Run::Tally(const StepResult& r) {
+  if (r.cycle) ++result_.power_cycles;
+  if (r.action != "expect") {
+    for (const auto& c : r.checks) result_.failed_checks += c.passed ? 0 : 1;
+  }
+  for (const auto& code : DistinctAlarmCodes(r.alarms)) {
+    auto it = std::find_if(result_.alarms.begin(), result_.alarms.end(),
+                           [&](const AlarmTally& t) { return t.code == code; });
+    if (it == result_.alarms.end()) it = result_.alarms.insert(result_.alarms.end(), AlarmTally{code, 0, {}});
+    ++it->steps;
+    if (it->first_steps.size() < AlarmTally::kStepsKept) it->first_steps.push_back(r.index);
+  }
 }
 
 // Steps whose TPM refusal is an outcome to record, not a broken run.
@@ -197,7 +222,7 @@ bool Run::IsVerifierCheck(const std::string& name) {
 void Run::Settle() {
   if (judged_ < 0 || settled_ == judged_) return;
   settled_ = judged_;
-  const StepResult& s = result_.steps[static_cast<size_t>(judged_)];
+  const StepResult& s = *judged_step_;
   const std::string what = "step " + std::to_string(s.index) + " (" + s.action + ")";
   int explained = 0;
   for (const auto& c : s.checks) {
@@ -211,6 +236,7 @@ void Run::Settle() {
   if (explained > 0 && s.status == "failed" && explained == static_cast<int>(std::count_if(
       s.checks.begin(), s.checks.end(), [](const Check& c) { return !c.passed; }))) {
     result_.expected_failures.insert(s.index);
+    result_.failed_checks -= explained;  // asked for: not a failed check
   }
   if (s.status == "error" && !covered_error_) {
     ++uncovered_errors_;

@@ -2,6 +2,9 @@
 // steps it is given through a Run, and finishes it (run.json, junit.xml).
 #include <unistd.h>
 
+#include <fstream>
+#include <sstream>
+
 #include "harness/open_dut.h"
 #include "harness/run_files.h"
 #include "harness/run_folder.h"
@@ -21,8 +24,10 @@ struct Session::State {
   std::unique_ptr<Run> run;
   json dut_json, inputs;
   std::string started_at;
+  RunInfo info;  // as BeginRun stored it
   int64_t run_id = 0;
   std::optional<RunResult> finished;
+  Status WriteFiles(RunResult& result, const std::string& finished_at);
 };
 
 namespace {
@@ -58,8 +63,25 @@ fs::path StateDirOf(const RunOptions& options) {
   return options.state_dir.empty() ? options.out_dir / options.dut_name : options.state_dir;
 }
 
+// This process's start time (field 22 of /proc/self/stat, in clock ticks
+// since boot): with the pid, it tells a killed run from one still running
+// even after the pid is reused.
+std::string ProcessStartTime() {
+  std::ifstream in("/proc/self/stat");
+  std::string stat((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  // The command name (field 2) may hold spaces and parentheses: count after its last ')'.
+  const size_t close = stat.rfind(')');
+  if (close == std::string::npos) return "";
+  std::istringstream fields(stat.substr(close + 1));
+  std::string field;
+  for (int i = 3; i <= 22 && fields >> field; ++i) {
+    if (i == 22) return field;
+  }
+  return "";
+}
+
 RunInfo RunInfoOf(const Scenario& scenario, const RunOptions& options, const json& dut_json,
-                  const std::string& started_at, uint64_t seed) {
+                  const json& inputs, const std::string& started_at, uint64_t seed) {
   RunInfo info;
   info.scenario = scenario.name;
   info.scenario_file = scenario.file;
@@ -68,8 +90,26 @@ RunInfo RunInfoOf(const Scenario& scenario, const RunOptions& options, const jso
   info.tpmlab_version = kTpmlabVersion;
   info.host = Hostname();
   info.dut = dut_json.value("label", options.dut_name);
-  info.config_json = json({{"scenario", ScenarioConfigJson(scenario, seed)}, {"dut", dut_json}}).dump();
+  // The inputs too, so a run that is killed still exports with them.
+  info.config_json =
+      json({{"scenario", ScenarioConfigJson(scenario, seed)}, {"dut", dut_json}, {"inputs", inputs}}).dump();
+  info.pid = ::getpid();
+  info.pid_started = ProcessStartTime();
   return info;
+}
+
+// What export needs, beyond the steps, to write this run's files again.
+json OutcomeJson(const RunResult& result, const json& dut, const json& inputs) {
+  json expectations = json::array();
+  for (const auto& e : result.expectations) {
+    expectations.push_back({{"step", e.step}, {"where", e.where}, {"name", e.name}, {"passed", e.passed},
+                            {"detail", e.detail}});
+  }
+  return {{"expectations", expectations},
+          {"error", result.error},
+          {"expected_failures", result.expected_failures},
+          {"dut", dut},
+          {"inputs", inputs}};
 }
 
 // The DUT the scenario's platform and the run's options ask for: its name,
@@ -233,7 +273,8 @@ Status Session::Start(State& st, uint64_t seed) {
     st.dut_json["bench"] = options.bench->name;
     st.dut_json["bench_file"] = options.bench->file;
   }
-  auto run_id = st.store->BeginRun(RunInfoOf(st.scenario, st.options, st.dut_json, st.started_at, seed));
+  st.info = RunInfoOf(st.scenario, st.options, st.dut_json, st.inputs, st.started_at, seed);
+  auto run_id = st.store->BeginRun(st.info);
   if (!run_id.ok()) {
     st.dut->Close();
     return run_id.status();
@@ -258,16 +299,51 @@ void Session::RecordFailedStart(State& st, uint64_t seed, const Status& why) {
   result.status = RunStatus::kError;
   result.seed = seed;
   result.error = "the run could not start: " + why.ToString();
+  st.info = RunInfoOf(st.scenario, st.options, st.dut_json, st.inputs, st.started_at, seed);
   if (st.store && st.run_id == 0) {
     // The database lists it too, so a run id in run.json always resolves.
-    if (auto id = st.store->BeginRun(RunInfoOf(st.scenario, st.options, st.dut_json, st.started_at, seed)); id.ok()) {
-      st.run_id = *id;
-      (void)st.store->FinishRun(st.run_id, RunStatusName(result.status), UtcNow());
-    }
+    if (auto id = st.store->BeginRun(st.info); id.ok()) st.run_id = *id;
   }
   result.run_id = st.run_id;
   result.run_json = options.out_dir / "run.json";
-  (void)WriteRunJson(result.run_json, st.scenario, result, st.dut_json, options, st.started_at, st.inputs);
+  (void)st.WriteFiles(result, UtcNow());
+}
+
+// Stores the run's end, then writes run.json and junit.xml from the store:
+// the code `tpmlab export` runs, so both write the same files. When the
+// store cannot take the end (a full disk) the files still say it, from here.
+Status Session::State::WriteFiles(RunResult& result, const std::string& finished_at) {
+  const json outcome = OutcomeJson(result, dut_json, inputs);
+  Status ended = Status::Ok();
+  if (store && run_id != 0) ended = store->FinishRun(run_id, RunStatusName(result.status), finished_at, outcome);
+  StoredRun stored;
+  stored.id = run_id;
+  stored.info = info;
+  stored.status = RunStatusName(result.status);
+  stored.finished_at = finished_at;
+  stored.steps = static_cast<int>(result.steps.size());
+  stored.outcome = outcome;
+  auto form = ParseRunJsonForm(options.run_json_form);
+  StepSource steps = [&](const std::function<Status(StepResult&&)>& each) {
+    return store && run_id != 0 ? store->ForEachStep(run_id, each) : Status::Ok();
+  };
+  Status written = form.ok() ? WriteRunFiles(stored, steps, options.database, options.out_dir, *form) : form.status();
+  if (!written.ok()) {
+    written = written.Wrap("run.json and junit.xml could not be written to " + options.out_dir.string() +
+                           " (the steps stored are in " + options.database.string() + ", run " +
+                           std::to_string(run_id) + "; `tpmlab export` writes them later)");
+  }
+  for (const Status& s : {ended, written}) {
+    if (s.ok()) continue;
+    if (result.status != RunStatus::kError && store && run_id != 0) {
+      // What the database says must not be a pass the files could not show.
+      (void)store->FinishRun(run_id, RunStatusName(RunStatus::kError), finished_at,
+                             OutcomeJson(result, dut_json, inputs));
+    }
+    result.status = RunStatus::kError;
+    result.error += (result.error.empty() ? "" : "; ") + s.ToString();
+  }
+  return ended.ok() ? written : ended;
 }
 
 Session::Session() = default;
@@ -278,11 +354,13 @@ Session::~Session() {
 }
 
 std::vector<StepResult> Session::Execute(const Step& step) {
-  if (state_->finished) return {};
-  const size_t before = state_->run->result().steps.size();
-  state_->run->Execute(step);
-  const auto& steps = state_->run->result().steps;
-  return std::vector<StepResult>(steps.begin() + static_cast<std::ptrdiff_t>(before), steps.end());
+  std::vector<StepResult> results;
+  if (!state_->finished) state_->run->Execute(step, &results);
+  return results;
+}
+
+void Session::ExecuteUnkept(const Step& step) {
+  if (!state_->finished) state_->run->Execute(step);
 }
 
 bool Session::ended() const { return state_->finished.has_value() || state_->run->Stopped(); }
@@ -295,21 +373,11 @@ const RunResult& Session::Finish() {
   State& st = *state_;
   if (st.finished) return *st.finished;
   RunResult result = st.run->Finish();
+  const int steps_run = st.run->steps_run();
   st.dut->Close();
   result.run_json = st.options.out_dir / "run.json";
-  // The event logs run.json names: a run whose evidence is not kept is not a pass.
-  if (Status saved = SaveEventLogs(st.options.out_dir, result); !saved.ok()) {
-    result.status = RunStatus::kError;
-    result.error += (result.error.empty() ? "" : "; ") + saved.ToString();
-  }
-  Status finished = st.store->FinishRun(st.run_id, RunStatusName(result.status), UtcNow());
-  Status written = WriteRunJson(result.run_json, st.scenario, result, st.dut_json, st.options, st.started_at, st.inputs);
-  for (const Status& s : {finished, written}) {
-    if (!s.ok()) {
-      result.status = RunStatus::kError;
-      result.error += (result.error.empty() ? "" : "; ") + s.ToString();
-    }
-  }
+  result.steps = StoredSteps(st.options.database, st.run_id, static_cast<size_t>(steps_run));
+  (void)st.WriteFiles(result, UtcNow());
   st.locks.clear();  // the folder is free for the next run
   st.finished = std::move(result);
   return *st.finished;
@@ -319,7 +387,7 @@ Result<RunResult> RunScenario(const Scenario& scenario, const RunOptions& option
   TRY_ASSIGN(std::unique_ptr<Session> session, Session::Open(scenario, options));
   for (const auto& step : session->scenario().steps) {
     if (session->ended()) break;
-    session->Execute(step);
+    session->ExecuteUnkept(step);
   }
   return session->Finish();
 }

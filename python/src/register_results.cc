@@ -10,6 +10,7 @@
 #include "harness/event_data.h"
 #include "harness/eventlog.h"
 #include "harness/replay.h"
+#include "harness/run_files.h"
 #include "harness/snapshot_json.h"
 
 namespace tpmlab::python {
@@ -85,12 +86,13 @@ void RegisterResults(py::module_& m) {
       .def_property_readonly("firmware_version", [](const Snapshot& s) { return s.properties.firmware_version; })
       .def_property_readonly("taken_at", [](const Snapshot& s) { return s.taken_at; })
       .def_property_readonly("quote_verified", [](const Snapshot& s) { return s.quote_check.verified(); })
-      // A past run's snapshot (run.json's form); its event log is read from base_dir.
+      // A past run's snapshot (run.json's form); its event log is read from
+      // base_dir. A compact run.json's reference is read from its database.
       .def_static("from_json",
                   [](const std::string& text, const std::filesystem::path& base_dir, const std::string& where) {
                     const nlohmann::json j = nlohmann::json::parse(text, nullptr, false);
                     if (j.is_discarded()) throw StatusError(Status::Parse(where + ": the snapshot is not JSON"));
-                    return Unwrap(SnapshotFromJson(j, base_dir, where));
+                    return Unwrap(SnapshotOfRunStep(j, base_dir, where));
                   },
                   py::arg("text"), py::arg("base_dir"), py::arg("where"));
 

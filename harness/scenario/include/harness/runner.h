@@ -6,6 +6,7 @@
 #include <atomic>
 #include <filesystem>
 #include <functional>
+#include <memory>
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <set>
@@ -53,6 +54,8 @@ struct RunOptions {
   // Ends the run, as finished (not interrupted), once this many steps ran:
   // a replay runs exactly the steps its recorded run did.
   std::optional<int> max_steps;
+  // How run.json carries each step's snapshot (RunJsonForm, run_files.h).
+  std::string run_json_form = "auto";
 };
 
 // One judged expectation: an `expect` step, or what no expect step covered
@@ -65,11 +68,50 @@ struct Expectation {
   std::string detail;
 };
 
+// The steps of a run, read back from its database when first asked for: a
+// run keeps none of them in memory while it runs, so a soak of any length
+// stays flat. Asking (size() does not) loads every step at once: fine for a
+// test or a short run; a long one streams with Store::ForEachStep instead.
+class StoredSteps {
+ public:
+  StoredSteps() = default;
+  StoredSteps(std::filesystem::path database, int64_t run_id, size_t count)
+      : database_(std::move(database)), run_id_(run_id), count_(count) {}
+  size_t size() const { return count_; }
+  bool empty() const { return count_ == 0; }
+  const StepResult& operator[](size_t i) const { return Load().at(i); }
+  const StepResult& back() const { return Load().back(); }
+  std::vector<StepResult>::const_iterator begin() const { return Load().begin(); }
+  std::vector<StepResult>::const_iterator end() const { return Load().end(); }
+  /// Every step, read once from the store (empty when it cannot be read: load_error says why).
+  const std::vector<StepResult>& Load() const;
+  const Status& load_error() const { return load_error_; }
+
+ private:
+  std::filesystem::path database_;
+  int64_t run_id_ = 0;
+  size_t count_ = 0;
+  mutable std::shared_ptr<const std::vector<StepResult>> loaded_;
+  mutable Status load_error_;
+};
+
+// An alarm code over a run: how many steps raised it, and the first of them.
+struct AlarmTally {
+  static constexpr size_t kStepsKept = 8;
+  std::string code;
+  int steps = 0;
+  std::vector<int> first_steps;  // at most kStepsKept step indices
+};
+
 struct RunResult {
   RunStatus status = RunStatus::kPassed;
   int64_t run_id = 0;
   uint64_t seed = 0;
-  std::vector<StepResult> steps;
+  StoredSteps steps;  // from the store, once the run finished
+  // What the run counted as it went (its memory stays bounded).
+  int power_cycles = 0;
+  int failed_checks = 0;  // of steps that are not expect steps, expected failures not counted
+  std::vector<AlarmTally> alarms;  // in the order first raised
   std::vector<Expectation> expectations;
   // Steps whose failure an expect step asked for (a hung TPM's snapshot).
   std::set<int> expected_failures;
@@ -99,6 +141,9 @@ class Session {
   /// returns the results it produced. A failed step is in its result, not an
   /// error; after the run has ended nothing runs and the list is empty.
   std::vector<StepResult> Execute(const Step& step);
+  /// Runs one step keeping nothing of its results (they are in the store):
+  /// what RunScenario does, so a long repeat stays in constant memory.
+  void ExecuteUnkept(const Step& step);
   bool ended() const;
   Dut& dut();
   const Scenario& scenario() const;
