@@ -155,6 +155,21 @@ std::string Indented(const json& step) {
   return text;
 }
 
+// A step as a compact run.json holds it, on one line: the snapshot becomes
+// where the whole one is (the event log stays beside run.json) and a passed
+// check keeps its name; everything else is as in the full form. The
+// database has all of it (`tpmlab export DB:RUN --step N`).
+void Compact(json& step, const std::string& database, int64_t run_id) {
+  if (step.contains("snapshot")) {
+    json ref = {{"stored", {{"database", database}, {"run_id", run_id}, {"step", step["index"]}}}};
+    if (step["snapshot"].contains("eventlog")) ref["eventlog"] = {{"file", step["snapshot"]["eventlog"].value("file", "")}};
+    step["snapshot"] = std::move(ref);
+  }
+  for (auto& c : step["checks"]) {
+    if (c.value("passed", false)) c.erase("detail");
+  }
+}
+
 }  // namespace
 
 Result<RunJsonForm> ParseRunJsonForm(const std::string& text) {
@@ -197,13 +212,8 @@ Status WriteRunFiles(const StoredRun& run, const StepSource& steps, const fs::pa
     Tally(s, o, judged, t);
     TRY_ASSIGN(json j, StepToRunJson(s, out_dir));
     if (o.expected_failures.count(s.index)) j["expected_failure"] = true;
-    if (compact && j.contains("snapshot")) {
-      // Where the whole snapshot is; the event log stays beside run.json.
-      json ref = {{"stored", {{"database", db}, {"run_id", run.id}, {"step", s.index}}}};
-      if (j["snapshot"].contains("eventlog")) ref["eventlog"] = {{"file", j["snapshot"]["eventlog"].value("file", "")}};
-      j["snapshot"] = std::move(ref);
-    }
-    spool << (t.steps == 1 ? "" : ",\n") << Indented(j);
+    if (compact) Compact(j, db, run.id);
+    spool << (t.steps == 1 ? "" : ",\n") << (compact ? "    " + j.dump() : Indented(j));
     // Expect steps and refusals are judged by the expectations (a step
     // error always has one: expected, or "step N completes" failed).
     if (!(s.status == "passed" || s.status == "refused" || s.status == "error" || s.action == "expect" ||
