@@ -37,7 +37,7 @@ class Run {
   RunResult Finish();
   bool Stopped() const;
   const RunResult& result() const { return result_; }
-  int steps_run() const { return steps_run_; }
+  int steps_stored() const { return steps_stored_; }
 
  private:
   using Clock = std::chrono::steady_clock;
@@ -108,6 +108,7 @@ class Run {
   int cut_armed_for_ = 0;     // steps an armed power cut still applies to
   int last_step_with_snapshot_ = -1;
   int steps_run_ = 0;
+  int steps_stored_ = 0;
   std::vector<StepResult>* keep_ = nullptr;  // where Execute's caller wants the results
   // The last step that is not an expect, which expect steps judge, and what they covered.
   int judged_ = -1;

@@ -147,8 +147,11 @@ void Run::ExecuteOne(const Step& step) {
   if (!stored.ok()) {
     // Results that cannot be kept end the run: never run on without a record.
     result_.status = RunStatus::kError;
-    result_.error = stored.ToString();
+    result_.error = stored.ToString() + "\n(step " + std::to_string(r.index) +
+                    " could not be stored, so the run stops; the steps stored before it are kept)";
     ended_ = true;
+  } else {
+    ++steps_stored_;
   }
   if (options_.on_step) options_.on_step(r, total_);
   Tally(r);

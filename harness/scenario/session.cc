@@ -373,10 +373,10 @@ const RunResult& Session::Finish() {
   State& st = *state_;
   if (st.finished) return *st.finished;
   RunResult result = st.run->Finish();
-  const int steps_run = st.run->steps_run();
+  const int steps_stored = st.run->steps_stored();
   st.dut->Close();
   result.run_json = st.options.out_dir / "run.json";
-  result.steps = StoredSteps(st.options.database, st.run_id, static_cast<size_t>(steps_run));
+  result.steps = StoredSteps(st.options.database, st.run_id, static_cast<size_t>(steps_stored));
   (void)st.WriteFiles(result, UtcNow());
   st.locks.clear();  // the folder is free for the next run
   st.finished = std::move(result);
