@@ -208,9 +208,14 @@ Status WriteRunFiles(const StoredRun& run, const StepSource& steps, const fs::pa
   if (!spool) return Status::Error(Layer::kStore, "cannot write " + spool_path.string());
   JunitWriter junit(out_dir / "junit.xml");
   Tallies t;
+  Status evidence = Status::Ok();  // the first event log that could not be kept
   TRY(steps([&](StepResult&& s) -> Status {
     Tally(s, o, judged, t);
-    TRY_ASSIGN(json j, StepToRunJson(s, out_dir));
+    TRY_ASSIGN(json j, StepToRunJson(s));
+    if (s.snapshot && s.snapshot->eventlog) {
+      // A run whose evidence is not kept is not a pass: run.json says so.
+      if (Status kept = SaveEventLog(out_dir, *s.snapshot->eventlog); !kept.ok() && evidence.ok()) evidence = kept;
+    }
     if (o.expected_failures.count(s.index)) j["expected_failure"] = true;
     if (compact) Compact(j, db, run.id);
     spool << (t.steps == 1 ? "" : ",\n") << (compact ? "    " + j.dump() : Indented(j));
@@ -236,11 +241,16 @@ Status WriteRunFiles(const StoredRun& run, const StepSource& steps, const fs::pa
   const int failed_expectations = static_cast<int>(std::count_if(
       o.expectations.begin(), o.expectations.end(), [](const json& e) { return !e.value("passed", false); }));
   const json steps_marker = "\u0001steps\u0001";
+  std::string status = run.status, error = o.error;
+  if (!evidence.ok()) {
+    status = "error";
+    error += (error.empty() ? "" : "; ") + evidence.ToString();
+  }
   json report = {{"tpmlab_version", run.info.tpmlab_version},
                  {"scenario", run.info.scenario},
                  {"scenario_file", run.info.scenario_file},
                  {"seed", run.info.seed},
-                 {"status", run.status},
+                 {"status", status},
                  {"started_at", run.info.started_at},
                  {"finished_at", run.finished_at.empty() ? json(nullptr) : json(run.finished_at)},
                  {"database", db},
@@ -258,7 +268,7 @@ Status WriteRunFiles(const StoredRun& run, const StepSource& steps, const fs::pa
                  {"expectations", o.expectations},
                  {"steps", steps_marker}};
   if (compact) report["step_snapshots"] = "stored";  // in the database run.json names; see README "Reading a step"
-  if (!o.error.empty()) report["error"] = o.error;
+  if (!error.empty()) report["error"] = error;
   const std::string text = report.dump(2);
   const std::string key = "\"steps\": " + steps_marker.dump();
   const size_t at = text.find(key);
@@ -280,7 +290,7 @@ Status WriteRunFiles(const StoredRun& run, const StepSource& steps, const fs::pa
   fs::rename(tmp, run_json, ec);
   if (ec) return Status::Error(Layer::kStore, "cannot write " + run_json.string() + ": " + ec.message());
 
-  const bool ended_early = run.status == "error" || run.status == "interrupted";
+  const bool ended_early = status == "error" || status == "interrupted";
   std::vector<JunitWriter::Case> expectation_cases;
   for (const auto& e : o.expectations) {
     const bool passed = e.value("passed", false);
@@ -288,8 +298,9 @@ Status WriteRunFiles(const StoredRun& run, const StepSource& steps, const fs::pa
     const bool step_error = !passed && t.errored.count(e.value("step", -1)) && name.find("completes") != std::string::npos;
     expectation_cases.push_back({name, 0, passed ? "" : e.value("detail", ""), step_error});
   }
-  return junit.Finish(run.info.scenario, report["provenance"],
-                      {"run completes", t.total_ms, ended_early ? o.error : "", true}, expectation_cases);
+  TRY(junit.Finish(run.info.scenario, report["provenance"],
+                   {"run completes", t.total_ms, ended_early ? error : "", true}, expectation_cases));
+  return evidence;
 }
 
 Status WriteRunFiles(Store& store, int64_t run_id, const fs::path& out_dir, RunJsonForm form) {

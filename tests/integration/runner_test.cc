@@ -4,6 +4,7 @@
 // event log that cannot be kept failing the run.
 #define BOOST_TEST_MODULE runner
 #include <boost/test/unit_test.hpp>
+#include <malloc.h>
 #include <signal.h>
 #include <sqlite3.h>
 
@@ -208,6 +209,47 @@ BOOST_AUTO_TEST_CASE(a_tpm_that_stays_hung_ends_the_run_after_three_steps) {
   }
   BOOST_TEST(r.error.find("3 steps failed in a row") != std::string::npos, r.error);
   BOOST_TEST(took < std::chrono::seconds(30));
+  fs::remove_all(out);
+}
+
+// A run's memory does not grow with its length: each step goes to the store
+// and is let go (before, every step was kept until the end, ~130 KB a
+// cycle). The heap in use late in a run is what it was early on; what the
+// run counted (alarms, with their first steps) stays bounded; its steps and
+// run.json come back whole from the store.
+BOOST_AUTO_TEST_CASE(a_long_run_keeps_no_steps_in_memory) {
+  const fs::path out = MakeTempDir("flat");
+  RunOptions o;
+  o.out_dir = out;
+  o.database = out / "results.db";
+  constexpr int kCycles = 400;
+  size_t heap_early = 0, heap_late = 0;
+  o.on_step = [&](const StepResult& step, int) {
+    if (step.index == 100) heap_early = mallinfo2().uordblks;
+    if (step.index == kCycles) heap_late = mallinfo2().uordblks;
+  };
+  RunResult r = Require(RunScenario(Mix(kCycles), o));
+  BOOST_TEST(RunStatusName(r.status) == "passed");
+  BOOST_REQUIRE(heap_early > 0 && heap_late > 0);
+  // 300 steps kept would be ~40 MB; SQLite's page cache and the allocator's
+  // slack are a few MB at most.
+  const double grew_mb = (static_cast<double>(heap_late) - static_cast<double>(heap_early)) / 1e6;
+  BOOST_TEST_MESSAGE("heap grew " << grew_mb << " MB from step 100 to step " << kCycles);
+  BOOST_TEST(grew_mb < 8.0, "the heap grew " << grew_mb << " MB over 300 power cycles");
+
+  BOOST_TEST(r.power_cycles == kCycles);
+  json run = ReadJson(out / "run.json");
+  BOOST_TEST(run["summary"]["steps"] == kCycles + 1);
+  BOOST_TEST(run["step_snapshots"].is_null(), "up to 1000 steps run.json holds every snapshot whole");
+  for (const auto& tally : r.alarms) {
+    BOOST_TEST(tally.first_steps.size() <= AlarmTally::kStepsKept);
+    BOOST_TEST(run["summary"]["alarms"][tally.code] == tally.steps, tally.code);
+  }
+  // The steps, read back from the store when asked for.
+  BOOST_REQUIRE(r.steps.size() == static_cast<size_t>(kCycles + 1));
+  BOOST_TEST(r.steps[kCycles].cycle.value_or(0) == kCycles);
+  BOOST_TEST(r.steps[kCycles].snapshot.has_value());
+  BOOST_TEST(r.steps.load_error().ok(), r.steps.load_error().ToString());
   fs::remove_all(out);
 }
 
