@@ -154,7 +154,14 @@ void RegisterSession(py::module_& m) {
           }();
           RunResult r = Unwrap(std::move(result));
           std::string summary = RunResultToJson(r);
-          return py::make_tuple(summary, StepsToPython(r.steps));
+          // The run kept no steps: they are read back from its database here.
+          std::vector<StepResult> steps;
+          {
+            py::gil_scoped_release release;
+            steps = r.steps.Load();
+          }
+          if (!r.steps.load_error().ok()) throw StatusError(r.steps.load_error());
+          return py::make_tuple(summary, StepsToPython(steps));
         },
         py::arg("scenario"), py::arg("out_dir"), py::arg("database") = "",
         py::arg("seed") = std::nullopt, py::arg("keep_state") = false, py::arg("dut_name") = "dut0",

@@ -96,3 +96,27 @@ def test_rc_is_read_whether_run_json_stores_a_number_or_a_name():
         assert tpmlab.StepResult({"rc": rc}).rc == 0x120, rc
     assert tpmlab.StepResult({}).rc is None
     assert json.dumps(tpmlab.StepResult({"rc": 0x120}).as_dict()) == '{"rc": 288}'
+
+
+def test_a_compact_run_json_reads_its_snapshots_from_the_database(finished_run, tmp_path):
+    # A long run's run.json (or `tpmlab run --run-json compact`) names where each
+    # snapshot is instead of holding it; loading it gives the same snapshots.
+    report = json.loads(finished_run.run_json.read_text())
+    for step in report["steps"]:
+        if "snapshot" in step:
+            step["snapshot"] = {"stored": {"database": report["database"], "run_id": report["run_id"],
+                                           "step": step["index"]}}
+    report["step_snapshots"] = "stored"
+    compact = tmp_path / "run.json"
+    compact.write_text(json.dumps(report))
+    loaded = tpmlab.load_run(compact)
+    for old, now in zip(loaded.steps, finished_run.steps):
+        assert (old.snapshot is None) == (now.snapshot is None)
+        if now.snapshot is not None:
+            assert old.snapshot.pcrs == now.snapshot.pcrs and old.snapshot.ek_name == now.snapshot.ek_name
+            assert old.snapshot.quote_verified
+    missing = dict(report, steps=[dict(s) for s in report["steps"]])
+    missing["steps"][0]["snapshot"] = {"stored": {"database": str(tmp_path / "gone.db"), "run_id": 1, "step": 0}}
+    compact.write_text(json.dumps(missing))
+    with pytest.raises(Exception, match=r"gone\.db"):
+        tpmlab.load_run(compact)
