@@ -123,6 +123,7 @@ int Main(int argc, char** argv) {
   commands.push_back(AddDoctorCommand(app));
   for (auto& c : AddBenchCommands(app)) commands.push_back(std::move(c));
   commands.push_back(AddReproduceCommand(app));
+  for (auto& c : AddRunsCommands(app)) commands.push_back(std::move(c));
 
   // The build makes the man page and the bash completion from this tree.
   if (argc == 2 && std::string(argv[1]) == kGenerateManPage) {
