@@ -15,6 +15,7 @@
 
 #include "exit_codes.h"
 #include "harness/run_folder.h"
+#include "lava.h"
 #include "harness/runner.h"
 #include "harness/scenario_yaml.h"
 #include "harness/verify.h"
@@ -167,6 +168,7 @@ int Run(RunArgs a, const std::function<void(const RunResult&)>& on_result) {
             << "  results: " << result->run_json.string() << "\n"
             << "  database: " << db << " (run " << result->run_id << ")\n";
   if (!result->error.empty()) std::cerr << "tpmlab: " << result->error << "\n";
+  ReportToLava(result->run_json);
   if (on_result) on_result(*result);
   switch (result->status) {
     case RunStatus::kPassed: return kExitPassed;

@@ -172,6 +172,15 @@ Result<Snapshot> ReadSnapshot(const json& j, const std::filesystem::path& base_d
   s.properties.firmware_version = j.value("firmware_version", uint64_t{0});
   s.properties.manufacturer = j.value("manufacturer", "");
   s.properties.vendor_string = j.value("vendor_string", "");
+  const json spec = j.value("spec", json::object());
+  s.properties.spec_level = spec.value("level", 0u);
+  s.properties.spec_revision = spec.value("revision", 0u);
+  s.properties.spec_year = spec.value("year", 0u);
+  s.properties.spec_day = spec.value("day_of_year", 0u);
+  const json latency = j.value("latency_us", json::object());
+  for (const auto& [name, us] : latency.items()) {
+    if (us.is_number()) s.latency_us[name] = us.get<double>();
+  }
   const json h = j.value("hierarchies", json::object());
   s.properties.platform_enabled = h.value("platform", true);
   s.properties.owner_enabled = h.value("owner", true);
@@ -224,7 +233,18 @@ Result<Snapshot> ReadSnapshot(const json& j, const std::filesystem::path& base_d
     std::ifstream in(file, std::ios::binary);
     if (!in) return Status::Parse(where + ": cannot read the event log " + file.string());
     s.eventlog = Bytes(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+  }
+  if (log.is_object()) {
+    // How the log replayed when the snapshot was taken: per bank compared,
+    // true or the PCRs that differed.
     s.eventlog_events = log.value("events", size_t{0});
+    const json replays = log.value("replay_matches", json::object());
+    for (const auto& [name, matches] : replays.items()) {
+      auto replayed = HashAlgFromName(name);
+      if (!replayed) return Status::Parse(where + ": unknown bank '" + name + "' in eventlog.replay_matches");
+      s.replay_banks.push_back(*replayed);
+      if (matches.is_array()) s.replay_differs[*replayed] = matches.get<std::vector<int>>();
+    }
   }
   return s;
 }

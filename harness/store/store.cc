@@ -2,6 +2,8 @@
 
 #include <sqlite3.h>
 
+#include "statement.h"
+
 #include "harness/snapshot_json.h"
 #include "harness/tpm_types.h"
 
@@ -111,53 +113,6 @@ constexpr const char* kMigrations[] = {
     /* 6 -> 7 */ "ALTER TABLE runs ADD COLUMN pid INTEGER;"
                  "ALTER TABLE runs ADD COLUMN pid_started TEXT;"
                  "ALTER TABLE runs ADD COLUMN outcome_json TEXT;",
-};
-
-// A prepared statement that finalises itself.
-class Statement {
- public:
-  Statement(sqlite3* db, const char* sql) { sqlite3_prepare_v2(db, sql, -1, &stmt_, nullptr); }
-  ~Statement() { sqlite3_finalize(stmt_); }
-  Statement(const Statement&) = delete;
-  Statement& operator=(const Statement&) = delete;
-  bool ok() const { return stmt_ != nullptr; }
-
-  Statement& Text(int i, const std::string& v) {
-    sqlite3_bind_text(stmt_, i, v.c_str(), static_cast<int>(v.size()), SQLITE_TRANSIENT);
-    return *this;
-  }
-  Statement& Int(int i, int64_t v) { sqlite3_bind_int64(stmt_, i, v); return *this; }
-  Statement& Real(int i, double v) { sqlite3_bind_double(stmt_, i, v); return *this; }
-  Statement& Blob(int i, const Bytes& v) {
-    sqlite3_bind_blob(stmt_, i, v.data(), static_cast<int>(v.size()), SQLITE_TRANSIENT);
-    return *this;
-  }
-  Statement& Null(int i) { sqlite3_bind_null(stmt_, i); return *this; }
-  bool Row() { return sqlite3_step(stmt_) == SQLITE_ROW; }
-  std::string ColumnText(int i) {
-    const unsigned char* t = sqlite3_column_text(stmt_, i);
-    return t ? reinterpret_cast<const char*>(t) : "";
-  }
-  std::optional<Bytes> ColumnBlob(int i) {
-    if (sqlite3_column_type(stmt_, i) == SQLITE_NULL) return std::nullopt;
-    const auto* p = static_cast<const uint8_t*>(sqlite3_column_blob(stmt_, i));
-    return Bytes(p, p + sqlite3_column_bytes(stmt_, i));
-  }
-  // The first column of the first row (0 when there is none).
-  int64_t ColumnInt() {
-    const int64_t v = sqlite3_step(stmt_) == SQLITE_ROW ? sqlite3_column_int64(stmt_, 0) : 0;
-    sqlite3_reset(stmt_);
-    return v;
-  }
-  sqlite3_stmt* stmt() { return stmt_; }
-  bool Run() {
-    const int rc = sqlite3_step(stmt_);
-    sqlite3_reset(stmt_);
-    return rc == SQLITE_DONE || rc == SQLITE_ROW;
-  }
-
- private:
-  sqlite3_stmt* stmt_ = nullptr;
 };
 
 }  // namespace
@@ -367,7 +322,7 @@ Result<Snapshot> Store::LoadSnapshot(int64_t run_id, int step_index) {
   nlohmann::json j = nlohmann::json::parse(text, nullptr, false);
   if (j.is_discarded()) return Status::Parse(where + ": stored snapshot is not JSON");
   const std::optional<Bytes> log = st.ColumnBlob(1);
-  j.erase("eventlog");  // the bytes come from the database, not a file
+  if (j.contains("eventlog") && j["eventlog"].is_object()) j["eventlog"].erase("file");  // the bytes are in the database
   TRY_ASSIGN(Snapshot s, SnapshotFromJson(j, file_.parent_path(), where));
   s.eventlog = log;
   return s;
