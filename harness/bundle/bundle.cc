@@ -22,6 +22,8 @@
 #include <vector>
 
 #include "drivers/bytes.h"
+#include "harness/run_files.h"
+#include "harness/store.h"
 #include "harness/version.h"
 
 namespace tpmlab {
@@ -439,6 +441,20 @@ Result<json> ExportRunTrace(const fs::path& database, int64_t run_id) {
   return out;
 }
 
+// The run.json of a stored run with every snapshot inline (tpmlab export
+// --run-json full), written to a scratch folder and read back.
+static Result<std::string> FullRunJson(const fs::path& db, int64_t run_id) {
+  const fs::path scratch = fs::temp_directory_path() / ("tpmlab-bundle-" + std::to_string(::getpid()));
+  struct RemoveScratch {
+    fs::path dir;
+    ~RemoveScratch() { std::error_code ec; fs::remove_all(dir, ec); }
+  } remove_scratch{scratch};
+  TRY_ASSIGN(auto store, Store::Open(db));
+  TRY(WriteRunFiles(*store, run_id, scratch, RunJsonForm::kFull));
+  std::ifstream in(scratch / "run.json", std::ios::binary);
+  return std::string((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+}
+
 Status WriteBundle(const fs::path& run, const fs::path& out_file) {
   std::error_code ec;
   const fs::path run_dir = fs::is_directory(run, ec) ? run : run.parent_path();
@@ -512,6 +528,12 @@ Status WriteBundle(const fs::path& run, const fs::path& out_file) {
   }
   TRY_ASSIGN(json trace, ExportRunTrace(db, r.value("run_id", int64_t{0})));
   members.push_back({"trace.json", {}, trace.dump(1) + "\n", 0, ""});
+  if (r.value("step_snapshots", "") == "stored") {
+    // A compact run.json names snapshots in a database the bundle does not
+    // carry: the bundle holds the run.json with every snapshot inline.
+    TRY_ASSIGN(members.front().text, FullRunJson(db, r.value("run_id", int64_t{0})));
+    members.front().source.clear();
+  }
 
   std::sort(members.begin(), members.end(), [](const Member& a, const Member& b) { return a.name < b.name; });
   json files = json::array();

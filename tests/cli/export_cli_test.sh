@@ -71,6 +71,9 @@ import json, sys
 s = json.load(open(sys.argv[1]))
 assert s["index"] == 3 and s["snapshot"]["pcrs"] and s["snapshot"]["quote"]["verified"], s.keys()
 ' "$tmp/stdout"
+# A bundle of it carries run.json with every snapshot inline, and replays the same.
+expect_exit 0 "bundle a compact run" "$tpmlab" bundle "$tmp/c" -o "$tmp/c.tar.gz"
+(cd "$tmp" && expect_exit 0 "replay the compact run's bundle: the same snapshots" "$tpmlab" replay "$tmp/c.tar.gz")
 # The run folder moved: the database beside run.json is used.
 mv "$tmp/c" "$tmp/c-moved"
 expect_exit 0 "verify a compact step after the folder moved" "$tpmlab" verify "$tmp/c-moved/run.json:3"
