@@ -6,7 +6,7 @@
 # databases and run ids are exit 2 naming what the database holds.
 #   export_cli_test.sh TPMLAB_BINARY SOURCE_DIR
 set -uo pipefail
-tpmlab=$1
+tpmlab=$(realpath "$1")
 src=$2
 tmp=$(mktemp -d /tmp/tpmlab-export-XXXXXX)
 soak_pid=
@@ -73,7 +73,9 @@ assert s["index"] == 3 and s["snapshot"]["pcrs"] and s["snapshot"]["quote"]["ver
 ' "$tmp/stdout"
 # A bundle of it carries run.json with every snapshot inline, and replays the same.
 expect_exit 0 "bundle a compact run" "$tpmlab" bundle "$tmp/c" -o "$tmp/c.tar.gz"
-(cd "$tmp" && expect_exit 0 "replay the compact run's bundle: the same snapshots" "$tpmlab" replay "$tmp/c.tar.gz")
+pushd "$tmp" >/dev/null  # the replay's run goes under ./tpmlab-runs
+expect_exit 0 "replay the compact run's bundle: the same snapshots" "$tpmlab" replay "$tmp/c.tar.gz"
+popd >/dev/null
 # The run folder moved: the database beside run.json is used.
 mv "$tmp/c" "$tmp/c-moved"
 expect_exit 0 "verify a compact step after the folder moved" "$tpmlab" verify "$tmp/c-moved/run.json:3"
