@@ -33,6 +33,12 @@ Alarm OldAlarm(const json& j) {
 }  // namespace
 
 Status Store::ConvertV6Rows() {
+  TRY(ConvertV6Steps());
+  // Only once no statement reads them: a table being read cannot be dropped.
+  return Exec("DROP TABLE v6_commands; DROP TABLE v6_snapshots; DROP TABLE v6_steps;");
+}
+
+Status Store::ConvertV6Steps() {
   Statement steps(db_, "SELECT v6_steps.id, run_id, idx, action, cycle, kind, status, started_at, duration_ms, "
                        "error, checks_json, alarms_json, drift_json, detail_json, rc FROM v6_steps "
                        "ORDER BY run_id, idx");
@@ -103,7 +109,7 @@ Status Store::ConvertV6Rows() {
       caches_->pending.reset();
     }
   }
-  return Exec("DROP TABLE v6_commands; DROP TABLE v6_snapshots; DROP TABLE v6_steps;");
+  return Status::Ok();
 }
 
 }  // namespace tpmlab

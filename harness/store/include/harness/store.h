@@ -141,6 +141,7 @@ class Store {
   // Schema 6 kept steps, snapshots and commands as plain columns: rewritten
   // into the compact layout once, when the database is opened.
   Status ConvertV6Rows();
+  Status ConvertV6Steps();
 
   sqlite3* db_;
   std::filesystem::path file_;
