@@ -89,7 +89,7 @@ void PackTrace(const std::vector<TraceRecord>& trace, Bytes& out) {
   }
 }
 
-bool UnpackTrace(ByteView in, size_t at, std::vector<TraceRecord>& out) {
+bool UnpackTrace(ByteView in, size_t at, std::vector<TraceRecord>& out, size_t* end) {
   uint32_t n = 0;
   if (!Get(in, at, n)) return false;
   out.reserve(n);
@@ -105,6 +105,7 @@ bool UnpackTrace(ByteView in, size_t at, std::vector<TraceRecord>& out) {
     r.duration = std::chrono::nanoseconds(ns);
     out.push_back(std::move(r));
   }
+  if (end) *end = at;
   return true;
 }
 

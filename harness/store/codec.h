@@ -21,7 +21,8 @@ Bytes Sha256(ByteView data);
 /// A step's command trace, packed: per command its sequence number, codes,
 /// duration in nanoseconds and both byte strings, in order.
 void PackTrace(const std::vector<TraceRecord>& trace, Bytes& out);
-/// Reads what PackTrace wrote from `at` on; false when the bytes are cut short.
-bool UnpackTrace(ByteView packed, size_t at, std::vector<TraceRecord>& out);
+/// Reads what PackTrace wrote from `at` on (`end`: where it stopped); false
+/// when the bytes are cut short.
+bool UnpackTrace(ByteView packed, size_t at, std::vector<TraceRecord>& out, size_t* end = nullptr);
 
 }  // namespace tpmlab::store_codec

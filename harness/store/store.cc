@@ -107,16 +107,44 @@ constexpr const char* kMigrations[] = {
                  "ALTER TABLE commands RENAME TO v6_commands;",
 };
 
-// A step's record before compression: its JSON part (length first), then its
-// packed command trace.
-Bytes PackRecord(const nlohmann::json& body, const std::vector<TraceRecord>& trace) {
+// Long hex strings in a step's JSON (quote, nonce, signature, PCR values)
+// move to the record's binary tail as bytes: there zstd finds them again in
+// the command trace (the quote's signature is the Quote response's), where as
+// hex they would be stored a second time.
+void MoveHexToTail(nlohmann::json& j, std::vector<Bytes>& tail) {
+  if (j.is_object() || j.is_array()) {
+    for (auto& v : j) MoveHexToTail(v, tail);
+    return;
+  }
+  if (!j.is_string()) return;
+  const std::string& text = j.get_ref<const std::string&>();
+  if (text.size() < 32 || text.size() % 2 != 0) return;
+  Result<Bytes> bytes = FromHex(text);
+  if (!bytes.ok() || ToHex(*bytes) != text) return;  // only what reads back exactly
+  j = nlohmann::json{{"$bytes", tail.size()}};
+  tail.push_back(std::move(*bytes));
+}
+
+void Put32(Bytes& raw, size_t n) {
+  for (int i = 0; i < 4; ++i) raw.push_back(static_cast<uint8_t>(n >> (8 * i)));
+}
+
+// A step's record before compression: its JSON part (length first), its
+// packed command trace, then the JSON's long byte strings.
+Bytes PackRecord(nlohmann::json body, const std::vector<TraceRecord>& trace) {
+  std::vector<Bytes> tail;
+  MoveHexToTail(body, tail);
   const std::string text = body.dump();
   Bytes raw;
   raw.reserve(text.size() + 64 + trace.size() * 256);
-  const auto n = static_cast<uint32_t>(text.size());
-  for (int i = 0; i < 4; ++i) raw.push_back(static_cast<uint8_t>(n >> (8 * i)));
+  Put32(raw, text.size());
   raw.insert(raw.end(), text.begin(), text.end());
   store_codec::PackTrace(trace, raw);
+  Put32(raw, tail.size());
+  for (const auto& b : tail) {
+    Put32(raw, b.size());
+    raw.insert(raw.end(), b.begin(), b.end());
+  }
   return raw;
 }
 
@@ -244,7 +272,8 @@ Status Store::WriteStep(int64_t run_id, const StepResult& step) {
   // the one before costs only what differs (nonces, quotes, clocks). When
   // the reference no longer fits (a firmware update changed the PCRs and
   // log), this step becomes the new one.
-  Caches::Key key{run_id, step.action};
+  // Per kind: a resume keeps its PCRs, a reset measures the firmware again.
+  Caches::Key key{run_id, step.action + "/" + step.kind};
   const auto ref = caches_->references.find(key);
   int64_t base_id = 0;
   Bytes record;

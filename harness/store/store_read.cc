@@ -66,6 +66,42 @@ Alarm AlarmFromJson(const json& j) {
   return a;
 }
 
+bool Get32(ByteView r, size_t& at, size_t& n) {
+  if (at > r.size() || r.size() - at < 4) return false;
+  n = r[at] | (r[at + 1] << 8) | (r[at + 2] << 16) | (static_cast<size_t>(r[at + 3]) << 24);
+  at += 4;
+  return true;
+}
+
+// The byte strings a record's JSON moved to its tail, as the hex they were.
+bool ReadTail(ByteView r, size_t at, std::vector<std::string>& tail) {
+  size_t count = 0;
+  if (at == r.size()) return true;  // nothing moved (records written earlier on 7's way in)
+  if (!Get32(r, at, count)) return false;
+  for (size_t i = 0; i < count; ++i) {
+    size_t n = 0;
+    if (!Get32(r, at, n) || r.size() - at < n) return false;
+    tail.push_back(ToHex(r.subspan(at, n)));
+    at += n;
+  }
+  return true;
+}
+
+bool PutHexBack(json& j, std::vector<std::string>& tail) {
+  if (j.is_object() && j.size() == 1 && j.contains("$bytes") && j["$bytes"].is_number_unsigned()) {
+    const size_t i = j["$bytes"].get<size_t>();
+    if (i >= tail.size()) return false;
+    j = std::move(tail[i]);
+    return true;
+  }
+  if (j.is_object() || j.is_array()) {
+    for (auto& v : j) {
+      if (!PutHexBack(v, tail)) return false;
+    }
+  }
+  return true;
+}
+
 json ParseOrNull(const std::string& text) {
   return text.empty() ? json(nullptr) : json::parse(text, nullptr, false);
 }
@@ -102,9 +138,13 @@ Status Store::ReadRecord(int64_t base_id, ByteView record, json& body, std::vect
   if (r.size() - 4 < n) return Status::Parse(where + ": stored record is cut short");
   body = json::parse(r.begin() + 4, r.begin() + 4 + static_cast<std::ptrdiff_t>(n), nullptr, false);
   if (!body.is_object()) return Status::Parse(where + ": stored record is not JSON");
-  if (trace && !store_codec::UnpackTrace(r, 4 + n, *trace)) {
-    return Status::Parse(where + ": stored command trace is cut short");
-  }
+  std::vector<TraceRecord> commands;
+  size_t at = 4 + n;
+  if (!store_codec::UnpackTrace(r, at, commands, &at)) return Status::Parse(where + ": stored command trace is cut short");
+  std::vector<std::string> tail;
+  if (!ReadTail(r, at, tail)) return Status::Parse(where + ": stored record is cut short");
+  if (!PutHexBack(body, tail)) return Status::Parse(where + ": stored record names bytes it does not hold");
+  if (trace) *trace = std::move(commands);
   return Status::Ok();
 }
 
