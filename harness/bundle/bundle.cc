@@ -7,7 +7,6 @@
 #include <archive_entry.h>
 #include <fcntl.h>
 #include <openssl/evp.h>
-#include <sqlite3.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -24,6 +23,9 @@
 #include "drivers/bytes.h"
 #include "harness/run_files.h"
 #include "harness/store.h"
+#include "harness/enrollment.h"
+#include "harness/runner.h"
+#include "harness/tpm_types.h"
 #include "harness/version.h"
 
 namespace tpmlab {
@@ -60,49 +62,6 @@ class Sha256 {
  private:
   std::unique_ptr<EVP_MD_CTX, decltype(&EVP_MD_CTX_free)> ctx_;
 };
-
-// ---------------------------------------------------------------------------
-// The run's database rows.
-
-struct DbCloser {
-  void operator()(sqlite3* db) const { sqlite3_close(db); }
-};
-struct StmtCloser {
-  void operator()(sqlite3_stmt* st) const { sqlite3_finalize(st); }
-};
-using Stmt = std::unique_ptr<sqlite3_stmt, StmtCloser>;
-
-json Column(sqlite3_stmt* st, int i) {
-  switch (sqlite3_column_type(st, i)) {
-    case SQLITE_NULL: return nullptr;
-    case SQLITE_INTEGER: return sqlite3_column_int64(st, i);
-    case SQLITE_FLOAT: return sqlite3_column_double(st, i);
-    case SQLITE_BLOB: {
-      const auto* p = static_cast<const uint8_t*>(sqlite3_column_blob(st, i));
-      return ToHex(ByteView(p, static_cast<size_t>(sqlite3_column_bytes(st, i))));
-    }
-    default: return std::string(reinterpret_cast<const char*>(sqlite3_column_text(st, i)));
-  }
-}
-
-// A row as an object; columns named *_json hold JSON text and are inlined
-// under the name without the suffix.
-json Row(sqlite3_stmt* st) {
-  json row = json::object();
-  for (int i = 0; i < sqlite3_column_count(st); ++i) {
-    std::string name = sqlite3_column_name(st, i);
-    json v = Column(st, i);
-    if (name.size() > 5 && name.ends_with("_json") && v.is_string()) {
-      json parsed = json::parse(v.get<std::string>(), nullptr, false);
-      if (!parsed.is_discarded()) {
-        name.resize(name.size() - 5);
-        v = std::move(parsed);
-      }
-    }
-    row[name] = std::move(v);
-  }
-  return row;
-}
 
 // ---------------------------------------------------------------------------
 // Writing.
@@ -366,77 +325,38 @@ void Clear(const fs::path& dir) {
 }  // namespace
 
 Result<json> ExportRunTrace(const fs::path& database, int64_t run_id) {
-  const std::string where = database.string() + " run " + std::to_string(run_id);
-  sqlite3* raw = nullptr;
-  const int rc = sqlite3_open_v2(database.c_str(), &raw, SQLITE_OPEN_READONLY, nullptr);
-  std::unique_ptr<sqlite3, DbCloser> db(raw);
-  if (rc != SQLITE_OK) {
-    return Status::Error(Layer::kStore, "cannot open " + database.string() + ": " +
-                                            (raw ? sqlite3_errmsg(raw) : "out of memory"));
-  }
-  sqlite3_busy_timeout(raw, 5000);
-  auto prepare = [&](const char* sql) -> Result<Stmt> {
-    sqlite3_stmt* st = nullptr;
-    if (sqlite3_prepare_v2(raw, sql, -1, &st, nullptr) != SQLITE_OK) {
-      return Status::Error(Layer::kStore, where + ": " + sqlite3_errmsg(raw) + " (is this a tpmlab database?)");
-    }
-    return Stmt(st);
-  };
+  std::error_code ec;
+  if (!fs::is_regular_file(database, ec)) return Status::Parse(database.string() + ": no such database");
+  // Through the store, which knows how steps are packed: no SQL out here.
+  TRY_ASSIGN(std::unique_ptr<Store> store, Store::Open(database));
+  TRY_ASSIGN(StoredRun run, store->LoadRun(run_id));
   json out = {{"database", database.filename().string()}, {"run_id", run_id}};
-  {
-    TRY_ASSIGN(Stmt st, prepare("SELECT * FROM runs WHERE id = ?"));
-    sqlite3_bind_int64(st.get(), 1, run_id);
-    if (sqlite3_step(st.get()) != SQLITE_ROW) return Status::Parse(where + ": no such run in the database");
-    out["run"] = Row(st.get());
-  }
-  // Snapshots and commands are keyed by the step's row id; they go under
-  // their step, the id itself is dropped.
-  std::map<int64_t, size_t> step_at;
+  out["run"] = {{"id", run.id}, {"scenario", run.info.scenario}, {"scenario_file", run.info.scenario_file},
+                {"seed", run.info.seed}, {"status", run.status}, {"started_at", run.info.started_at},
+                {"finished_at", run.finished_at}, {"tpmlab_version", run.info.tpmlab_version},
+                {"host", run.info.host}, {"dut", run.info.dut},
+                {"config", json::parse(run.info.config_json, nullptr, false)}, {"outcome", run.outcome},
+                {"steps", run.steps}, {"power_cycles", run.power_cycles}, {"alarms", run.alarms},
+                {"firmware", run.firmware}};
+  if (out["run"]["config"].is_discarded()) out["run"]["config"] = run.info.config_json;
   json steps = json::array();
-  {
-    TRY_ASSIGN(Stmt st, prepare("SELECT * FROM steps WHERE run_id = ? ORDER BY idx"));
-    sqlite3_bind_int64(st.get(), 1, run_id);
-    while (sqlite3_step(st.get()) == SQLITE_ROW) {
-      json row = Row(st.get());
-      step_at[row["id"].get<int64_t>()] = steps.size();
-      row["commands"] = json::array();
-      steps.push_back(std::move(row));
+  TRY(store->ForEachStep(run_id, [&](StepResult&& step) {
+    json j = StepToJson(step);
+    // Every command with its bytes and timing, as the TPM saw them.
+    json commands = json::array();
+    for (const auto& c : step.trace) {
+      commands.push_back({{"seq", c.sequence}, {"code", c.command_code}, {"name", TpmCommandName(c.command_code)},
+                          {"response_code", c.response_code}, {"failed", c.failed},
+                          {"duration_us", std::chrono::duration<double, std::micro>(c.duration).count()},
+                          {"command", ToHex(c.command)}, {"response", ToHex(c.response)}});
     }
-  }
-  {
-    TRY_ASSIGN(Stmt st, prepare("SELECT * FROM snapshots WHERE run_id = ? ORDER BY id"));
-    sqlite3_bind_int64(st.get(), 1, run_id);
-    while (sqlite3_step(st.get()) == SQLITE_ROW) {
-      json row = Row(st.get());
-      const auto at = step_at.find(row["step_id"].get<int64_t>());
-      if (at == step_at.end()) continue;
-      for (const char* k : {"id", "step_id", "run_id"}) row.erase(k);
-      steps[at->second]["snapshot"] = std::move(row);
-    }
-  }
-  {
-    TRY_ASSIGN(Stmt st, prepare("SELECT commands.* FROM commands JOIN steps ON commands.step_id = steps.id "
-                                "WHERE steps.run_id = ? ORDER BY commands.step_id, commands.seq"));
-    sqlite3_bind_int64(st.get(), 1, run_id);
-    while (sqlite3_step(st.get()) == SQLITE_ROW) {
-      json row = Row(st.get());
-      const auto at = step_at.find(row["step_id"].get<int64_t>());
-      if (at == step_at.end()) continue;
-      row.erase("step_id");
-      steps[at->second]["commands"].push_back(std::move(row));
-    }
-  }
-  for (auto& s : steps) {
-    s.erase("id");
-    s.erase("run_id");
-  }
-  {
-    TRY_ASSIGN(Stmt st, prepare("SELECT * FROM enrollments WHERE run_id = ? ORDER BY id"));
-    sqlite3_bind_int64(st.get(), 1, run_id);
-    json enrollments = json::array();
-    while (sqlite3_step(st.get()) == SQLITE_ROW) enrollments.push_back(Row(st.get()));
-    out["enrollments"] = std::move(enrollments);
-  }
+    j["commands"] = std::move(commands);
+    steps.push_back(std::move(j));
+    return Status::Ok();
+  }));
+  TRY_ASSIGN(std::optional<Enrollment> enrollment, store->LoadEnrollment(run_id));
+  out["enrollments"] = json::array();
+  if (enrollment) out["enrollments"].push_back(EnrollmentToJson(*enrollment));
   out["steps"] = std::move(steps);
   return out;
 }

@@ -11,7 +11,8 @@
 //                     (harness/bundle_replay.h) reads nothing from its host
 //   initial-state/    the swtpm state folder before the first TPM command
 //   eventlogs/        every distinct event log the snapshots saw
-//   trace.json        the run's database rows: steps, snapshots, the command trace
+//   trace.json        the run as the store holds it: run, every step whole (as run.json
+//                     has it) with its commands' bytes and timing, enrollments
 //   dut0/*.log        the swtpm log
 //
 // Extraction trusts nothing in the file: members are regular files and

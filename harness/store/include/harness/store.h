@@ -1,6 +1,10 @@
 // Store: results in SQLite (WAL). A run row is written when the run starts,
 // each step with its snapshot, checks and command trace in one transaction
 // when the step completes, so a crash loses at most the step in flight.
+// Evidence is kept compact: a step's record is zstd-compressed against a
+// reference step of the same run (what repeats from boot to boot costs a few
+// bytes), event logs are stored once by their sha256; the columns fleet
+// queries filter on (status, cycle, alarm codes, firmware) stay plain SQL.
 #pragma once
 
 #include <filesystem>
@@ -120,12 +124,28 @@ class Store {
   const std::filesystem::path& file() const { return file_; }
 
  private:
-  Store(sqlite3* db, std::filesystem::path file) : db_(db), file_(std::move(file)) {}
+  struct Caches;  // compression references being written, blobs being read
+
+  Store(sqlite3* db, std::filesystem::path file);
   Status Exec(const char* sql);
   Status Error(const std::string& what) const;
+  // A step's rows, inside the caller's transaction.
+  Status WriteStep(int64_t run_id, const StepResult& step);
+  // Stored once per content (sha256): the id of the row holding `raw`.
+  Result<int64_t> PutBlob(ByteView raw);
+  Result<Bytes> GetBlob(int64_t id);
+  // A step record unpacked: its JSON part and its command trace.
+  Status ReadRecord(int64_t base_id, ByteView record, nlohmann::json& body, std::vector<TraceRecord>* trace,
+                    const std::string& where);
+  Result<Snapshot> SnapshotOf(nlohmann::json& body, int64_t eventlog_id, const std::string& where);
+  // Schema 6 kept steps, snapshots and commands as plain columns: rewritten
+  // into the compact layout once, when the database is opened.
+  Status ConvertV6Rows();
+  Status ConvertV6Steps();
 
   sqlite3* db_;
   std::filesystem::path file_;
+  std::unique_ptr<Caches> caches_;
 };
 
 }  // namespace tpmlab
