@@ -146,7 +146,7 @@ FleetResult RunFleet(const Scenario& scenario, std::vector<FleetMember> members,
 }
 
 Status WriteFleetJson(const fs::path& file, const Scenario& scenario, uint64_t seed, const fs::path& database,
-                      const FleetResult& fleet, const std::vector<int>& exit_codes, int exit_code) {
+                      const FleetResult& fleet, const std::vector<int>& exit_codes, std::optional<int> exit_code) {
   RunStatus worst = RunStatus::kPassed;
   json duts = json::array();
   for (size_t i = 0; i < fleet.members.size(); ++i) {
@@ -159,12 +159,11 @@ Status WriteFleetJson(const fs::path& file, const Scenario& scenario, uint64_t s
     for (const auto& [code, steps] : m.alarms) alarms[code] = steps;
     const fs::path run_json = m.out_dir / "run.json";
     std::string error = m.run ? m.run->error : "the run could not start: " + m.start_error.ToString();
-    duts.push_back({{"name", m.name},
+    json dut = {{"name", m.name},
                     {"folder", folder.string()},
                     {"bench", m.bench.empty() ? json(nullptr) : json(m.bench)},
                     {"run_id", m.run ? json(m.run->run_id) : json(nullptr)},
                     {"status", RunStatusName(m.status())},
-                    {"exit_code", i < exit_codes.size() ? exit_codes[i] : exit_code},
                     {"run_json", fs::exists(run_json, ec) ? json(run_json.string()) : json(nullptr)},
                     {"steps", m.steps},
                     {"cycles", m.cycles},
@@ -172,20 +171,22 @@ Status WriteFleetJson(const fs::path& file, const Scenario& scenario, uint64_t s
                     {"seconds", m.seconds},
                     {"verified_cycles_per_second", m.cycles_per_second()},
                     {"alarms", alarms},
-                    {"error", error}});
+                    {"error", error}};
+    if (i < exit_codes.size()) dut["exit_code"] = exit_codes[i];
+    duts.push_back(std::move(dut));
   }
   json doc = {{"scenario", scenario.name},
               {"scenario_file", scenario.file},
               {"seed", seed},
               {"database", database.string()},
               {"status", RunStatusName(worst)},
-              {"exit_code", exit_code},
               {"started_at", fleet.started_at},
               {"finished_at", fleet.finished_at},
               {"seconds", fleet.seconds},
               {"verified_cycles", fleet.verified_cycles()},
               {"verified_cycles_per_second", fleet.verified_cycles_per_second()},
               {"duts", duts}};
+  if (exit_code) doc["exit_code"] = *exit_code;
   return WriteFileAtomically(file, doc.dump(2) + "\n");
 }
 

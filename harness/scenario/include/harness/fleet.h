@@ -81,11 +81,12 @@ struct FleetOptions {
 /// is in its result.
 FleetResult RunFleet(const Scenario& scenario, std::vector<FleetMember> members, const FleetOptions& options = {});
 
-/// OUT/fleet.json: the scenario, the database, the worst status and exit
-/// code, and per DUT its folder (relative to the fleet's), run id, status,
-/// exit code and counts. `exit_codes` is per member, in order.
+/// OUT/fleet.json: the scenario, the database, the worst status, and per
+/// DUT its folder (relative to the fleet's), run id, status and counts; with
+/// the command line's exit codes when given (`exit_codes` per member, in
+/// order; Python has none).
 Status WriteFleetJson(const std::filesystem::path& file, const Scenario& scenario, uint64_t seed,
                       const std::filesystem::path& database, const FleetResult& fleet,
-                      const std::vector<int>& exit_codes, int exit_code);
+                      const std::vector<int>& exit_codes = {}, std::optional<int> exit_code = std::nullopt);
 
 }  // namespace tpmlab
