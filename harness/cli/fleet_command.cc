@@ -170,6 +170,9 @@ int RunFleetCommand(RunArgs a) {
       return Usage("--keep-state and --unix-sockets apply to an emulated DUT, not bench " + bench->name + " (" +
                    DutTransportName(bench->dut.transport) + ", " + file + ")");
     }
+    if (Status allowed = CheckBenchAllowsScenario(*scenario, *bench); !allowed.ok()) {
+      return Usage(allowed.message());
+    }
     bench_names.push_back(bench->name);
     benches.push_back(std::move(*bench));
   }
@@ -283,7 +286,7 @@ int RunFleetCommand(RunArgs a) {
                   static_cast<int>(width), m.name.c_str(), RunStatusName(m.status()), m.steps, m.cycles,
                   m.cycles_per_second(), exit_codes[i]);
     std::cout << line << (m.out_dir / "run.json").string();
-    std::cout << (m.run ? " (run " + std::to_string(m.run->run_id) + ")" : std::string(" (did not start)"));
+    if (m.run_id()) std::cout << " (run " << *m.run_id() << (m.run ? ")" : ", did not start)");
     std::cout << "\n    alarms: " << AlarmCounts(m.alarms) << "\n";
   }
   std::cout << "  database: " << db.string() << "\n"

@@ -13,11 +13,14 @@
 #include <chrono>
 #include <cstdlib>
 #include <exception>
+#include <fstream>
 #include <set>
 #include <thread>
 
+#include "harness/bench_policy.h"
 #include "harness/run_files.h"
 #include "harness/verify.h"
+#include "run.h"
 
 namespace tpmlab {
 
@@ -27,9 +30,21 @@ using SteadyClock = std::chrono::steady_clock;
 
 namespace {
 
+// The run id a run that could not start still has: the row its run.json names.
+std::optional<int64_t> RunIdOfFailedStart(const fs::path& out_dir) {
+  std::ifstream in(out_dir / "run.json");
+  if (!in) return std::nullopt;
+  const json run = json::parse(in, nullptr, /*allow_exceptions=*/false);
+  if (!run.is_object() || !run.contains("run_id") || !run["run_id"].is_number_integer()) return std::nullopt;
+  return run["run_id"].get<int64_t>();
+}
+
 // What the command line and run.json show of a run, counted once it ended.
 void Summarize(FleetMemberResult& m) {
-  if (!m.run) return;
+  if (!m.run) {
+    m.failed_start_run_id = RunIdOfFailedStart(m.out_dir);
+    return;
+  }
   for (const auto& s : m.run->steps) {
     ++m.steps;
     if (s.cycle) {
@@ -58,6 +73,10 @@ void PrepareProcessForThreads(const std::vector<FleetMember>& members) {
 }
 
 }  // namespace
+
+Status CheckBenchAllowsScenario(const Scenario& scenario, const Bench& bench) {
+  return RefusedSteps(PlanOf(scenario.steps), bench);
+}
 
 int FleetResult::verified_cycles() const {
   int total = 0;
@@ -162,7 +181,7 @@ Status WriteFleetJson(const fs::path& file, const Scenario& scenario, uint64_t s
     json dut = {{"name", m.name},
                     {"folder", folder.string()},
                     {"bench", m.bench.empty() ? json(nullptr) : json(m.bench)},
-                    {"run_id", m.run ? json(m.run->run_id) : json(nullptr)},
+                    {"run_id", m.run_id() ? json(*m.run_id()) : json(nullptr)},
                     {"status", RunStatusName(m.status())},
                     {"run_json", fs::exists(run_json, ec) ? json(run_json.string()) : json(nullptr)},
                     {"steps", m.steps},

@@ -23,7 +23,7 @@ std::string NotStartedJson(const FleetMemberResult& m, uint64_t seed) {
   std::error_code ec;
   const fs::path run_json = m.out_dir / "run.json";
   return json({{"status", "error"},
-               {"run_id", 0},
+               {"run_id", m.run_id().value_or(0)},
                {"seed", seed},
                {"run_json", fs::exists(run_json, ec) ? run_json.string() : std::string()},
                {"error", "the run could not start: " + m.start_error.ToString()},

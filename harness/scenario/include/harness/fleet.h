@@ -37,8 +37,12 @@ struct FleetMemberResult {
   int cycles = 0;                 // power-cycle steps
   int verified_cycles = 0;        // power-cycle steps that passed every check
   std::map<std::string, int> alarms;  // code -> steps that raised it
+  // A run that could not start still has a row and a run.json saying why
+  // (when it got as far as the store).
+  std::optional<int64_t> failed_start_run_id;
 
   RunStatus status() const { return run ? run->status : RunStatus::kError; }
+  std::optional<int64_t> run_id() const { return run ? std::optional<int64_t>(run->run_id) : failed_start_run_id; }
   double cycles_per_second() const { return seconds > 0 ? verified_cycles / seconds : 0; }
 };
 
@@ -57,6 +61,11 @@ struct FleetResult {
 /// it did not start or did not complete) < interrupted (the user stopped the
 /// fleet: no verdict at all).
 int RunStatusSeverity(RunStatus status);
+
+/// Whether `bench` can run every step of `scenario` (a real chip refuses a
+/// power cycle without a power switch, a clear it is not allowed): checked
+/// for every bench before a fleet starts, so bad input runs nothing.
+Status CheckBenchAllowsScenario(const Scenario& scenario, const Bench& bench);
 
 /// The DUT names of a fleet, which are also its folder names: dut0..dutN-1
 /// for `count` emulated DUTs, or else each bench's name (letters, digits,
