@@ -46,3 +46,41 @@ def test_bad_duts(tmp_path, source_dir):
         tpmlab.run_scenario(scenario, duts=2, bench=tpmlab.Bench(), out_dir=tmp_path / "b")
     with pytest.raises(TypeError, match="duts"):
         tpmlab.run_scenario(scenario, duts="2", out_dir=tmp_path / "c")
+
+
+def test_ctrl_c_stops_every_dut_and_raises(tmp_path, source_dir):
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+    out = tmp_path / "f"
+    code = ("import tpmlab, sys\n"
+            "try:\n"
+            f"    tpmlab.run_scenario({str(source_dir / 'scenarios/power-cycle.yaml')!r}, duts=2, cycles=100000,\n"
+            f"                        out_dir={str(out)!r})\n"
+            "except KeyboardInterrupt:\n"
+            "    sys.exit(42)\n")
+    child = subprocess.Popen([sys.executable, "-c", code], env=dict(os.environ))
+    try:
+        deadline = time.monotonic() + 120
+        started = 0
+        while started < 2 and time.monotonic() < deadline and child.poll() is None:
+            time.sleep(0.2)
+            try:
+                db = sqlite3.connect(f"file:{out / 'tpmlab.db'}?mode=ro", uri=True)
+                started = db.execute("select count(distinct run_id) from steps where idx >= 3").fetchone()[0]
+                db.close()
+            except sqlite3.Error:
+                pass
+        assert started == 2, "the two DUTs did not both get going"
+        child.send_signal(signal.SIGINT)
+        assert child.wait(timeout=120) == 42
+    finally:
+        if child.poll() is None:
+            child.kill()
+    summary = json.loads((out / "fleet.json").read_text())
+    assert summary["status"] == "interrupted"
+    for dut in summary["duts"]:
+        run = json.loads((out / dut["folder"] / "run.json").read_text())
+        assert run["status"] == "interrupted" and dut["steps"] >= 4, dut
