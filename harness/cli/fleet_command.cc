@@ -64,7 +64,11 @@ class FleetProgress {
     }
     alarms_[i] += static_cast<int>(DistinctAlarmCodes(r.alarms).size());
     const std::string first = text.substr(0, text.find('\n'));
-    lines_[i] = first + (alarms_[i] ? "  alarms " + std::to_string(alarms_[i]) : "");
+    // Short enough for a narrow terminal: the step, what it was, its status, the alarms so far.
+    std::string what = r.action;
+    if (r.cycle) what += " #" + std::to_string(*r.cycle) + " " + r.kind;
+    lines_[i] = StepProgressPrefix(r.index, total) + " " + what + " " + r.status +
+                (alarms_[i] ? ", " + std::to_string(alarms_[i]) + " alarm(s) so far" : "");
     // A failed check or an error is news: kept above the block. Alarms are
     // counted in the DUT's line instead (a soak raises one per boot).
     std::string news;
