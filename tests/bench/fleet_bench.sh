@@ -9,7 +9,8 @@
 #   tests/bench/fleet_bench.sh [--build-dir out/build/default] [--seconds 20] [--runs 3] [--duts "1 2 4 8"]
 #
 # Each point runs about --seconds: the cycles per DUT are sized from a short
-# calibration run of one DUT. The aggregate rate is fleet.json's: all DUTs'
+# calibration run of one DUT (at least 100 each, so that starting N chips
+# does not dominate a point). The aggregate rate is fleet.json's: all DUTs'
 # verified cycles over the fleet's wall time (swtpm start-up included).
 set -euo pipefail
 build=out/build/default
@@ -48,7 +49,7 @@ calibration=$(run_point 1 100 calibrate)
 declare -A cycles
 for n in $duts; do
   busy=$(( n < cores ? n : cores ))
-  cycles[$n]=$(/usr/bin/python3 -c "import sys; r, s, b, n = map(float, sys.argv[1:]); print(max(20, int(r * s * b / n)))" \
+  cycles[$n]=$(/usr/bin/python3 -c "import sys; r, s, b, n = map(float, sys.argv[1:]); print(max(100, int(r * s * b / n)))" \
                  "$calibration" "$seconds" "$busy" "$n")
 done
 echo "one DUT calibrates at $calibration cycles/s; $cores cores; cycles per DUT: $(for n in $duts; do printf '%s:%s ' "$n" "${cycles[$n]}"; done)"
