@@ -100,7 +100,14 @@ Result<ChildProcess> ChildProcess::Spawn(const std::vector<std::string>& argv,
     ::dup2(log_fd, 1);
     ::dup2(log_fd, 2);
     ::execvp(args[0], args.data());
-    std::fprintf(stderr, "exec %s: %s\n", args[0], std::strerror(errno));
+    // Only async-signal-safe calls after fork: another thread (a fleet's
+    // other DUTs) may have held stdio's or malloc's lock at the fork.
+    // strerrordesc_np: the untranslated table entry (no locale, no malloc).
+    const char* why = ::strerrordesc_np(errno);
+    if (why == nullptr) why = "unknown error";
+    for (const char* part : {"exec ", static_cast<const char*>(args[0]), ": ", why, "\n"}) {
+      (void)!::write(2, part, std::strlen(part));
+    }
     ::_exit(127);
   }
   ::close(log_fd);

@@ -11,6 +11,7 @@
 namespace tpmlab {
 struct Drift;
 struct RunResult;
+struct StepResult;
 }  // namespace tpmlab
 
 namespace tpmlab::cli {
@@ -35,12 +36,27 @@ std::vector<Command> AddRunsCommands(CLI::App& app);        // runs_command.cc: 
 // `on_result` sees a run that completed (tpmlab reproduce explains its drift).
 struct RunArgs {
   std::string scenario, out_dir, db, bench;
+  // Several DUTs at once (fleet_command.cc): --duts N emulated chips, or
+  // one DUT per --bench file when more than one is given.
+  std::vector<std::string> benches;
+  std::optional<int> duts;
   std::optional<uint64_t> seed;
   std::optional<int> cycles;
   bool keep_state = false, unix_sockets = false, quiet = false, progress = false, fail_on_alarm = false;
   std::string run_json = "auto";  // --run-json: full, compact, auto
 };
 int RunScenarioCommand(RunArgs args, const std::function<void(const RunResult&)>& on_result = {});  // run_command.cc
+
+// tpmlab run on many DUTs at once (--duts N, several --bench); the same
+// options, one folder per DUT under OUT, OUT/fleet.json.
+int RunFleetCommand(RunArgs args);  // fleet_command.cc
+inline constexpr int kMaxFleetDuts = 64;
+bool IsFleetRun(const RunArgs& args);  // fleet_command.cc
+
+// tpmlab-runs/NAME-TIME: where a run goes without --out.
+std::string DefaultOutDir(const std::string& scenario);  // run_command.cc
+// A step's progress lines: the step, then each failed check, error and alarm.
+std::string StepProgressLines(const StepResult& step, int total);  // run_command.cc
 
 // What changed, event by event, and the causes, as tpmlab diff prints it.
 void PrintDrift(const Drift& drift);  // verify_commands.cc

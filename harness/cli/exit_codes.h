@@ -33,4 +33,23 @@ inline int ExitFor(const Status& s) {
   return kExitRunError;
 }
 
+// Many DUTs at once (tpmlab run --duts, several --bench) exit with the worst
+// of their codes, in this order: 0 passed < 1 failed (a DUT was judged and
+// found wanting) < 3 run error (a DUT could not be judged: its run did not
+// complete or start) < 4 environment (this host lacks something) < 2 usage
+// (the inputs are wrong) < 130 interrupted (the user stopped the fleet:
+// no verdict). An unknown code counts as a run error.
+inline int ExitSeverity(int code) {
+  switch (code) {
+    case kExitPassed: return 0;
+    case kExitFailed: return 1;
+    case kExitRunError: return 2;
+    case kExitEnvironment: return 3;
+    case kExitUsage: return 4;
+    case kExitInterrupted: return 5;
+  }
+  return 2;
+}
+inline int WorstExit(int a, int b) { return ExitSeverity(b) > ExitSeverity(a) ? b : a; }
+
 }  // namespace tpmlab::cli

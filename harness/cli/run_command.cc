@@ -29,37 +29,7 @@ namespace fs = std::filesystem;
 std::atomic<bool> g_stop{false};
 void OnSignal(int) { g_stop = true; }
 
-std::string DefaultOutDir(const std::string& scenario) {
-  std::time_t t = std::time(nullptr);
-  std::tm tm{};
-  ::gmtime_r(&t, &tm);
-  char stamp[32];
-  std::strftime(stamp, sizeof(stamp), "%Y%m%d-%H%M%S", &tm);
-  return "tpmlab-runs/" + scenario + "-" + stamp;
-}
-
-// One line per step on a terminal (or with --progress), then a line for each
-// failed check, error and alarm.
-void ShowProgress(const StepResult& r, int total) {
-  std::string what = r.action;
-  if (r.cycle) what += " #" + std::to_string(*r.cycle) + " " + r.kind;
-  std::string extra;
-  if (r.snapshot) {
-    const auto& c = r.snapshot->clock();
-    extra = "reset=" + std::to_string(c.reset_count) + " restart=" + std::to_string(c.restart_count) +
-            " safe=" + (c.safe ? "1" : "0");
-  }
-  std::fprintf(stderr, "%s %-28s %-8s %7.1f ms  %s\n", StepProgressPrefix(r.index, total).c_str(), what.c_str(),
-               r.status.c_str(), r.duration_ms, extra.c_str());
-  for (const auto& c : r.checks) {
-    if (!c.passed) std::fprintf(stderr, "    check %s failed: %s\n", c.name.c_str(), c.detail.c_str());
-  }
-  if (!r.error.empty()) std::fprintf(stderr, "    error: %s\n", r.error.c_str());
-  // One line per alarm, however many PCRs or banks its findings cover.
-  for (const auto& code : DistinctAlarmCodes(r.alarms)) {
-    std::fprintf(stderr, "    alarm %s\n", DescribeAlarm(code, r.alarms).c_str());
-  }
-}
+void ShowProgress(const StepResult& r, int total) { std::fputs(StepProgressLines(r, total).c_str(), stderr); }
 
 // "PCR_POLICY_MISMATCH x2 (steps 5, 9); CLOCK_NOT_SAFE x1 (step 9)": each
 // code with the first steps that raised it, by index (the run's bounded tally).
@@ -181,6 +151,40 @@ int Run(RunArgs a, const std::function<void(const RunResult&)>& on_result) {
 
 }  // namespace
 
+std::string DefaultOutDir(const std::string& scenario) {
+  std::time_t t = std::time(nullptr);
+  std::tm tm{};
+  ::gmtime_r(&t, &tm);
+  char stamp[32];
+  std::strftime(stamp, sizeof(stamp), "%Y%m%d-%H%M%S", &tm);
+  return "tpmlab-runs/" + scenario + "-" + stamp;
+}
+
+// One line per step on a terminal (or with --progress), then a line for each
+// failed check, error and alarm.
+std::string StepProgressLines(const StepResult& r, int total) {
+  std::string what = r.action;
+  if (r.cycle) what += " #" + std::to_string(*r.cycle) + " " + r.kind;
+  std::string extra;
+  if (r.snapshot) {
+    const auto& c = r.snapshot->clock();
+    extra = "reset=" + std::to_string(c.reset_count) + " restart=" + std::to_string(c.restart_count) +
+            " safe=" + (c.safe ? "1" : "0");
+  }
+  const std::string prefix = StepProgressPrefix(r.index, total);
+  std::string out(prefix.size() + what.size() + r.status.size() + extra.size() + 64, '\0');
+  const int n = std::snprintf(out.data(), out.size(), "%s %-28s %-8s %7.1f ms  %s\n", prefix.c_str(), what.c_str(),
+                              r.status.c_str(), r.duration_ms, extra.c_str());
+  out.resize(n > 0 ? std::min(static_cast<size_t>(n), out.size() - 1) : 0);
+  for (const auto& c : r.checks) {
+    if (!c.passed) out += "    check " + c.name + " failed: " + c.detail + "\n";
+  }
+  if (!r.error.empty()) out += "    error: " + r.error + "\n";
+  // One line per alarm, however many PCRs or banks its findings cover.
+  for (const auto& code : DistinctAlarmCodes(r.alarms)) out += "    alarm " + DescribeAlarm(code, r.alarms) + "\n";
+  return out;
+}
+
 int RunScenarioCommand(RunArgs args, const std::function<void(const RunResult&)>& on_result) {
   return Run(std::move(args), on_result);
 }
@@ -221,7 +225,13 @@ Command AddRunCommand(CLI::App& app) {
   run->add_option("SCENARIO", a->scenario, "Scenario file (YAML)")->required();
   run->add_option("-o,--out", a->out_dir, "Folder for run.json and the DUT state (default tpmlab-runs/NAME-TIME)");
   run->add_option("--db", a->db, "SQLite results database (default OUT/tpmlab.db)");
-  run->add_option("--bench", a->bench, "Bench file: the DUT to run on (hw/README.md); default the embedded swtpm");
+  run->add_option("--bench", a->benches,
+                  "Bench file: the DUT to run on (hw/README.md); default the embedded swtpm. Given more than once: "
+                  "the scenario runs on every bench's DUT at once, one folder each under OUT");
+  run->add_option("--duts", a->duts,
+                  "Run the scenario on N emulated chips at once, one folder each under OUT (OUT/dut0 ...), "
+                  "one database, OUT/fleet.json; exit status the worst of them")
+      ->check(WholeNumber(kMaxFleetDuts));
   run->add_option("--seed", a->seed, "Seed for random choices (default: the scenario's)")
       ->check(WholeNumber(UINT64_MAX));
   run->add_option("--cycles", a->cycles, "Count of the scenario's top-level repeat")
@@ -236,7 +246,11 @@ Command AddRunCommand(CLI::App& app) {
       ->check(CLI::IsMember({"auto", "full", "compact"}));
   run->add_flag("--fail-on-alarm", a->fail_on_alarm,
                 "Fail the run on any alarm no expect step names (as unexpected_alarms: fail)");
-  return {run, [a] { return Run(*a, {}); }};
+  return {run, [a] {
+    if (IsFleetRun(*a)) return RunFleetCommand(*a);
+    if (!a->benches.empty()) a->bench = a->benches.front();
+    return Run(*a, {});
+  }};
 }
 
 }  // namespace tpmlab::cli

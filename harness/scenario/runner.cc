@@ -167,7 +167,10 @@ void Run::ExecuteOne(const Step& step) {
 
 // What the run counts as it goes, instead of keeping its steps.
 void Run::Tally(const StepResult& r) {
-  if (r.cycle) ++result_.power_cycles;
+  if (r.cycle) {
+    ++result_.power_cycles;
+    if (r.status == "passed") ++result_.passed_cycles;
+  }
   if (r.action != "expect") {
     for (const auto& c : r.checks) result_.failed_checks += c.passed ? 0 : 1;
   }

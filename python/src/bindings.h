@@ -7,10 +7,12 @@
 
 #include <stdexcept>
 #include <string>
+#include <vector>
 #include <utility>
 
 #include "drivers/status.h"
 #include "harness/snapshot.h"
+#include "harness/runner.h"
 #include "harness/store.h"
 
 namespace tpmlab::python {
@@ -43,10 +45,16 @@ T Unwrap(Result<T> result) {
 // Snapshot object beside it).
 std::string StepToJsonText(const StepResult& step);
 
+// A run's steps as [(step JSON, Snapshot or None)] (the snapshots moved out),
+// and its summary as the JSON tpmlab.RunResult reads (register_session.cc).
+py::list StepsToPython(std::vector<StepResult>& steps);
+std::string RunResultToJson(const RunResult& result);
+
 void RegisterErrors(py::module_& m);
 void RegisterResults(py::module_& m);   // Snapshot, EventLog, diff
 void RegisterSession(py::module_& m);   // Session, run_scenario
 void RegisterScenario(py::module_& m);  // loading and checking scenario text
 void RegisterBench(py::module_& m);     // bench files: load, check
+void RegisterFleet(py::module_& m);     // run_fleet: a scenario on many DUTs at once
 
 }  // namespace tpmlab::python

@@ -12,4 +12,5 @@ PYBIND11_MODULE(_core, m) {
   tpmlab::python::RegisterScenario(m);
   tpmlab::python::RegisterSession(m);
   tpmlab::python::RegisterBench(m);
+  tpmlab::python::RegisterFleet(m);
 }

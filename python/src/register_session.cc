@@ -35,32 +35,6 @@ RunOptions MakeOptions(const std::filesystem::path& out_dir, const std::string& 
   return o;
 }
 
-py::list StepsToPython(std::vector<StepResult>& steps) {
-  py::list out;
-  for (auto& s : steps) {
-    py::object snapshot = s.snapshot ? py::cast(std::move(*s.snapshot)) : py::object(py::none());
-    s.snapshot.reset();
-    out.append(py::make_tuple(StepToJsonText(s), snapshot));
-  }
-  return out;
-}
-
-std::string RunResultToJson(const RunResult& r) {
-  json expectations = json::array();
-  for (const auto& e : r.expectations) {
-    expectations.push_back({{"step", e.step}, {"where", e.where}, {"name", e.name}, {"passed", e.passed},
-                            {"detail", e.detail}});
-  }
-  return json({{"status", RunStatusName(r.status)},
-               {"run_id", r.run_id},
-               {"seed", r.seed},
-               {"run_json", r.run_json.string()},
-               {"error", r.error},
-               {"expectations", expectations},
-               {"expected_failures", r.expected_failures}})
-      .dump();
-}
-
 class PySession {
  public:
   explicit PySession(std::unique_ptr<Session> session) : session_(std::move(session)) {}
@@ -112,6 +86,32 @@ class PySession {
 };
 
 }  // namespace
+
+py::list StepsToPython(std::vector<StepResult>& steps) {
+  py::list out;
+  for (auto& s : steps) {
+    py::object snapshot = s.snapshot ? py::cast(std::move(*s.snapshot)) : py::object(py::none());
+    s.snapshot.reset();
+    out.append(py::make_tuple(StepToJsonText(s), snapshot));
+  }
+  return out;
+}
+
+std::string RunResultToJson(const RunResult& r) {
+  json expectations = json::array();
+  for (const auto& e : r.expectations) {
+    expectations.push_back({{"step", e.step}, {"where", e.where}, {"name", e.name}, {"passed", e.passed},
+                            {"detail", e.detail}});
+  }
+  return json({{"status", RunStatusName(r.status)},
+               {"run_id", r.run_id},
+               {"seed", r.seed},
+               {"run_json", r.run_json.string()},
+               {"error", r.error},
+               {"expectations", expectations},
+               {"expected_failures", r.expected_failures}})
+      .dump();
+}
 
 // The runner's own step JSON; the snapshot goes to Python as an object.
 std::string StepToJsonText(const StepResult& s) {

@@ -28,13 +28,14 @@ from .errors import (EmulatorError, ExpectationFailed, MissingDependencyError, P
                      StoreError, TpmError, TpmlabError, TransportError)
 from .results import (Alarm, Cause, Check, Clock, Drift, Event, EventChange, EventLog, Expectation, RunResult,
                       Snapshot, StepResult, diff, load_run)
+from .fleet import FleetResult
 from .scenario import Scenario, load_scenario, run_scenario
 
 __version__: str = _core.version
 
 __all__ = [
     "Alarm", "Bench", "Cause", "Check", "Clock", "Drift", "Dut", "EmulatorError", "Event", "EventChange",
-    "EventLog", "Expectation", "ExpectationFailed", "MissingDependencyError", "POWER_CYCLE_KINDS", "ParseError",
+    "EventLog", "Expectation", "ExpectationFailed", "FleetResult", "MissingDependencyError", "POWER_CYCLE_KINDS", "ParseError",
     "RunResult", "Scenario", "ScenarioError", "Snapshot", "StepResult", "StoreError", "TpmError", "TpmlabError",
     "TransportError", "diff", "emulated", "load_run", "load_scenario", "open_emulated", "run_scenario", "__version__",
 ]

@@ -5,6 +5,13 @@ Fixtures
   ``bench``  the :class:`tpmlab.Bench` named by ``--tpmlab-bench FILE`` (or ``emulated``);
              tests using it skip when no bench is given, and error when a part of the
              given bench is missing on this machine (``tpmlab bench check`` says the same)
+pytest-xdist (``-n N``)
+  Each worker takes its own bench: give ``--tpmlab-bench`` once per worker, and worker
+  ``gwK`` gets the K-th (``-n 2 --tpmlab-bench A --tpmlab-bench B``). Fewer or more
+  benches than workers is a usage error before any test runs: two workers on one real
+  chip would clear and re-key it under each other (repeat an emulated bench's file to
+  give several workers one each). ``tpm`` needs no bench: every test gets its own
+  emulated DUT in its own folder, whichever worker runs it.
 Markers
   ``destructive``  the test clears, re-keys or rewrites the TPM (wears real chips' NV);
              deselect with ``-m "not destructive"``
@@ -21,7 +28,7 @@ from __future__ import annotations
 
 import re
 import sys
-from typing import Any, Dict, Iterator, Optional, Set
+from typing import Any, Dict, Iterator, List, Optional, Set, Tuple
 
 try:
     import pytest
@@ -60,17 +67,39 @@ def _note_run(result: Optional[tpmlab.RunResult]) -> None:
 def pytest_addoption(parser: pytest.Parser) -> None:
     """Adds --tpmlab-bench and --tpmlab-firmware."""
     group = parser.getgroup("tpmlab")
-    group.addoption("--tpmlab-bench", action="store", default=None, metavar="FILE",
-                    help="bench file the `bench` fixture opens (hw/README.md), or 'emulated'")
+    group.addoption("--tpmlab-bench", action="append", default=None, metavar="FILE",
+                    help="bench file the `bench` fixture opens (hw/README.md), or 'emulated'; under "
+                         "pytest-xdist once per worker (worker gwK takes the K-th)")
     group.addoption("--tpmlab-firmware", action="store", default="baseline", metavar="MODEL",
                     help="firmware model of the `tpm` fixture's emulated platform (default: baseline)")
 
 
+def _worker(config: pytest.Config) -> Tuple[Optional[str], int]:
+    """This process's pytest-xdist worker id (``gw1``) and the count of workers; (None, 1) without xdist."""
+    workerinput = getattr(config, "workerinput", None)
+    if workerinput is not None:
+        return str(workerinput["workerid"]), int(workerinput.get("workercount", 1))
+    numprocesses = getattr(config.option, "numprocesses", None)
+    dist = getattr(config.option, "dist", "no")
+    if isinstance(numprocesses, int) and numprocesses > 0 and dist != "no":
+        return None, numprocesses  # the controller: the workers run the tests
+    return None, 1
+
+
 def pytest_configure(config: pytest.Config) -> None:
-    """Declares the destructive marker."""
+    """Declares the destructive marker; checks there is one bench per xdist worker."""
     config.addinivalue_line(
         "markers", "destructive: clears, re-keys or rewrites the TPM (wears a real chip's NV); "
         "deselect with -m 'not destructive'")
+    benches: List[str] = config.getoption("--tpmlab-bench") or []
+    _, workers = _worker(config)
+    if len(benches) > 1 or (benches and workers > 1):
+        if len(benches) != workers:
+            how = f"{workers} pytest-xdist workers" if workers > 1 else "no pytest-xdist workers (-n)"
+            raise pytest.UsageError(
+                f"--tpmlab-bench given {len(benches)} times for {how}: each worker takes its own bench "
+                f"(worker gwK the K-th), so give exactly one --tpmlab-bench per worker (-n {len(benches)}); "
+                "two workers on one real chip would clear and re-key it under each other")
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -90,6 +119,9 @@ def tpm(request: pytest.FixtureRequest, tmp_path: Any) -> Iterator[tpmlab.Dut]:
     :class:`tpmlab.ExpectationFailed` reported fail the test there."""
     firmware = request.config.getoption("--tpmlab-firmware")
     name = re.sub(r"[^A-Za-z0-9_.-]", "_", request.node.name)[:60]
+    worker, _ = _worker(request.config)
+    if worker:
+        name = f"{worker}-{name}"  # which worker's DUT, in run.json and the database
     with tpmlab.emulated(firmware=firmware, out_dir=tmp_path / "tpmlab", name=name) as dut:
         boot = dut.boot()
         if boot.status != "passed":
@@ -108,10 +140,12 @@ def tpm(request: pytest.FixtureRequest, tmp_path: Any) -> Iterator[tpmlab.Dut]:
 
 @pytest.fixture(scope="session")
 def _tpmlab_bench(request: pytest.FixtureRequest) -> Optional[tpmlab.Bench]:
-    """The bench, loaded and checked once per session."""
-    source = request.config.getoption("--tpmlab-bench")
-    if not source:
+    """The bench, loaded and checked once per session: this xdist worker's own."""
+    benches: List[str] = request.config.getoption("--tpmlab-bench") or []
+    if not benches:
         return None
+    worker, _ = _worker(request.config)
+    source = benches[int(worker[2:]) if worker and worker[2:].isdigit() else 0]
     bench = tpmlab.Bench(source)
     missing = bench.missing()
     if missing:

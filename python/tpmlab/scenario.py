@@ -14,6 +14,7 @@ from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple, Union
 
 from . import _core
 from ._caller import caller, message_without_location, scenario_error, step_name
+from .fleet import FleetResult, run_fleet
 from .results import RunResult, _steps_from_core
 
 __all__ = ["Scenario", "StepSpec", "load_scenario", "run_scenario", "PACKAGE_DIR"]
@@ -143,7 +144,8 @@ def default_out_dir(name: str) -> Path:
 
 def run_scenario(source: Union[str, os.PathLike, Scenario], *, out_dir: Union[str, os.PathLike, None] = None,
                  database: Union[str, os.PathLike, None] = None, seed: Optional[int] = None,
-                 cycles: Optional[int] = None, keep_state: bool = False, bench: Any = None) -> RunResult:
+                 cycles: Optional[int] = None, keep_state: bool = False, bench: Any = None,
+                 duts: Union[int, Sequence[Any], None] = None) -> Union[RunResult, FleetResult]:
     """Runs a scenario file or a :class:`Scenario` on a new emulated TPM (or ``bench``'s, a
     :class:`tpmlab.Bench`), as ``tpmlab run [--bench FILE]`` does.
 
@@ -151,11 +153,24 @@ def run_scenario(source: Union[str, os.PathLike, Scenario], *, out_dir: Union[st
     ``database`` (default ``OUT/tpmlab.db``; point several runs, CLI or Python,
     at one file to collect them). A run that cannot start raises; a run that
     starts returns its :class:`RunResult`, failed or not.
+
+    ``duts`` runs the scenario on many DUTs at once, as ``tpmlab run --duts N``
+    (or several ``--bench``) does: a number of emulated chips, or a list of
+    :class:`tpmlab.Bench` (one DUT each). Each DUT gets its own folder under
+    ``out_dir`` (``dut0``..., or the bench's name), all share ``database``;
+    the call returns a :class:`tpmlab.FleetResult` (``.results``, one
+    :class:`RunResult` per DUT, and ``.worst``) once every DUT has ended. A
+    DUT that cannot start is a result with status ``error``, not an exception.
     """
     scenario = load_scenario(source)
     if cycles is not None:
         scenario.override_cycles(cycles)
     out = Path(out_dir) if out_dir is not None else default_out_dir(scenario.name)
+    if duts is not None:
+        if bench is not None:
+            raise ValueError("bench= and duts=: give every bench in duts=[Bench, ...] instead")
+        return run_fleet(scenario, out.resolve(), str(Path(database).resolve()) if database else "", seed,
+                         keep_state, duts)
     refuse_earlier_run(out.resolve(), keep_state)
     summary, steps = _core.run_scenario(scenario, out.resolve(), str(Path(database).resolve()) if database else "",
                                         seed, keep_state,

@@ -110,6 +110,7 @@ struct RunResult {
   StoredSteps steps;  // from the store, once the run finished
   // What the run counted as it went (its memory stays bounded).
   int power_cycles = 0;
+  int passed_cycles = 0;  // power cycles whose every check passed (a fleet's verified cycles)
   int failed_checks = 0;  // of steps that are not expect steps, expected failures not counted
   std::vector<AlarmTally> alarms;  // in the order first raised
   std::vector<Expectation> expectations;
