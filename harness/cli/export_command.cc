@@ -72,7 +72,10 @@ int PrintStep(Store& store, const fs::path& db, int64_t run_id, int index, const
 }
 
 int Export(const ExportArgs& a) {
-  auto [db, run_id] = ParseSource(a.source);
+  // Named variables, not a structured binding: clang 14 cannot capture those in a lambda.
+  const auto source = ParseSource(a.source);
+  const fs::path db = source.first;
+  std::optional<int64_t> run_id = source.second;
   std::error_code ec;
   if (!fs::is_regular_file(db, ec)) {
     std::cerr << "tpmlab: export: " << db.string() << ": no such database\n";
