@@ -18,17 +18,6 @@ json ParseOrNull(const std::string& text) {
   return text.empty() ? json(nullptr) : json::parse(text, nullptr, false);
 }
 
-Alarm OldAlarm(const json& j) {
-  Alarm a;
-  a.code = j.value("code", "");
-  const std::string severity = j.value("severity", "error");
-  a.severity = severity == "info" ? Severity::kInfo : severity == "warning" ? Severity::kWarning : Severity::kError;
-  a.message = j.value("message", "");
-  if (j.contains("evidence") && j["evidence"].is_object()) {
-    for (const auto& [k, v] : j["evidence"].items()) a.evidence[k] = v.is_string() ? v.get<std::string>() : v.dump();
-  }
-  return a;
-}
 
 }  // namespace
 
@@ -65,7 +54,7 @@ Status Store::ConvertV6Steps() {
     }
     const json alarms = ParseOrNull(steps.ColumnText(11));
     if (alarms.is_object()) {
-      for (const auto& a : alarms.value("alarms", json::array())) s.alarms.push_back(OldAlarm(a));
+      for (const auto& a : alarms.value("alarms", json::array())) s.alarms.push_back(AlarmFromJson(a));
       for (const auto& n : alarms.value("not_run", json::array())) s.not_run.push_back(n.get<std::string>());
     }
     const json drift = ParseOrNull(steps.ColumnText(12));

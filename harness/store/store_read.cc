@@ -54,17 +54,6 @@ std::vector<Check> ChecksFromJson(const json& j) {
   return out;
 }
 
-Alarm AlarmFromJson(const json& j) {
-  Alarm a;
-  a.code = j.value("code", "");
-  const std::string severity = j.value("severity", "error");
-  a.severity = severity == "info" ? Severity::kInfo : severity == "warning" ? Severity::kWarning : Severity::kError;
-  a.message = j.value("message", "");
-  if (j.contains("evidence") && j["evidence"].is_object()) {
-    for (const auto& [k, v] : j["evidence"].items()) a.evidence[k] = v.is_string() ? v.get<std::string>() : v.dump();
-  }
-  return a;
-}
 
 bool Get32(ByteView r, size_t& at, size_t& n) {
   if (at > r.size() || r.size() - at < 4) return false;

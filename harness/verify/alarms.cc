@@ -104,6 +104,18 @@ json AlarmToJson(const Alarm& a) {
           {"evidence", a.evidence}};
 }
 
+Alarm AlarmFromJson(const json& j) {
+  Alarm a;
+  a.code = j.value("code", "");
+  const std::string severity = j.value("severity", "error");
+  a.severity = severity == "info" ? Severity::kInfo : severity == "warning" ? Severity::kWarning : Severity::kError;
+  a.message = j.value("message", "");
+  if (j.contains("evidence") && j["evidence"].is_object()) {
+    for (const auto& [k, v] : j["evidence"].items()) a.evidence[k] = v.is_string() ? v.get<std::string>() : v.dump();
+  }
+  return a;
+}
+
 json VerdictToJson(const Verdict& v) {
   json alarms = json::array();
   for (const auto& a : v.alarms) alarms.push_back(AlarmToJson(a));

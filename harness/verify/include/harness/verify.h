@@ -111,6 +111,8 @@ std::string DescribeAlarm(const std::string& code, const std::vector<Alarm>& ala
 std::string DescribeAlarms(const std::vector<Alarm>& alarms);
 
 nlohmann::json AlarmToJson(const Alarm& alarm);
+/// An alarm as AlarmToJson wrote it (a stored step's); missing fields stay empty.
+Alarm AlarmFromJson(const nlohmann::json& json);
 nlohmann::json VerdictToJson(const Verdict& verdict);
 
 }  // namespace tpmlab
