@@ -93,6 +93,7 @@ write_basic_package_version_file(${PROJECT_BINARY_DIR}/generated/tpmlabConfigVer
   COMPATIBILITY SameMinorVersion)  # 0.x: a new minor version may break users
 install(FILES ${PROJECT_BINARY_DIR}/generated/tpmlabConfig.cmake
               ${PROJECT_BINARY_DIR}/generated/tpmlabConfigVersion.cmake
+              ${CMAKE_CURRENT_LIST_DIR}/FindSOCI.cmake
         DESTINATION ${TPMLAB_INSTALL_CMAKEDIR} COMPONENT devel)
 
 # tpmlab.pc: every static library, each before the ones it uses (a static

@@ -28,13 +28,13 @@ Status Store::ConvertV6Rows() {
 }
 
 Status Store::ConvertV6Steps() {
-  Statement steps(db_, "SELECT v6_steps.id, run_id, idx, action, cycle, kind, status, started_at, duration_ms, "
+  Statement steps(sqlite_, "SELECT v6_steps.id, run_id, idx, action, cycle, kind, status, started_at, duration_ms, "
                        "error, checks_json, alarms_json, drift_json, detail_json, rc FROM v6_steps "
                        "ORDER BY run_id, idx");
-  Statement snapshot(db_, "SELECT snapshot_json, eventlog FROM v6_snapshots WHERE step_id = ?");
-  Statement commands(db_, "SELECT seq, code, response_code, failed, duration_us, command, response "
+  Statement snapshot(sqlite_, "SELECT snapshot_json, eventlog FROM v6_snapshots WHERE step_id = ?");
+  Statement commands(sqlite_, "SELECT seq, code, response_code, failed, duration_us, command, response "
                           "FROM v6_commands WHERE step_id = ? ORDER BY seq");
-  if (!steps.ok() || !snapshot.ok() || !commands.ok()) return Error("reading schema 6 steps");
+  if (!steps.ok() || !snapshot.ok() || !commands.ok()) return Status::Error(Layer::kStore, name_ + ": cannot read its schema 6 steps");
   while (steps.Row()) {
     sqlite3_stmt* row = steps.stmt();
     const int64_t step_id = sqlite3_column_int64(row, 0);

@@ -8,16 +8,21 @@
 #include <set>
 #include <sstream>
 
+#include <soci/soci.h>
+
 #include "harness/snapshot_json.h"
 #include "harness/store.h"
 #include "codec.h"
-#include "statement.h"
 #include "store_caches.h"
 
 namespace tpmlab {
 namespace {
 
 using nlohmann::json;
+using soci::i_null;
+using soci::indicator;
+using soci::into;
+using soci::use;
 
 std::string ThisHost() {
   char name[256] = {};
@@ -100,13 +105,17 @@ json ParseOrNull(const std::string& text) {
 Result<Bytes> Store::GetBlob(int64_t id) {
   const auto cached = caches_->read.find(id);
   if (cached != caches_->read.end()) return cached->second;
-  Statement st(db_, "SELECT data FROM blobs WHERE id = ?");
-  if (!st.ok()) return Error("prepare blob query");
-  st.Int(1, id);
-  if (!st.Row()) return Status::Parse(file_.string() + ": evidence " + std::to_string(id) + " is missing");
-  const Bytes data = st.ColumnBlob(0).value_or(Bytes{});
-  Result<Bytes> raw = store_codec::Decompress(data);
-  if (!raw.ok()) return Status::Parse(file_.string() + ": evidence " + std::to_string(id) + ": " + raw.status().message());
+  std::string data;
+  try {
+    const long long key = id;
+    soci::statement st = (sql_->prepare << "SELECT data FROM blobs WHERE id = :i", use(key), into(data));
+    if (!st.execute(true)) return Status::Parse(name_ + ": evidence " + std::to_string(id) + " is missing");
+  } catch (const std::exception& e) {
+    return Failed("reading evidence " + std::to_string(id), e);
+  }
+  TRY_ASSIGN(const Bytes compressed, BlobColumn(data));
+  Result<Bytes> raw = store_codec::Decompress(compressed);
+  if (!raw.ok()) return Status::Parse(name_ + ": evidence " + std::to_string(id) + ": " + raw.status().message());
   // A run refers to a few blobs over and over (its reference steps, one log).
   if (caches_->read.size() >= 8) caches_->read.clear();
   caches_->read[id] = *raw;
@@ -148,13 +157,103 @@ Result<Snapshot> Store::SnapshotOf(json& body, int64_t eventlog_id, const std::s
   return s;
 }
 
+namespace {
+
+// "1, 2, 3" or "1 to 250" for the ids a query gives, in order.
+std::string IdList(soci::session& sql, const std::string& query, std::optional<long long> run) {
+  try {
+    std::vector<long long> ids(4096);
+    soci::statement st = run ? (sql.prepare << query, use(*run), into(ids)) : (sql.prepare << query, into(ids));
+    st.execute(true);
+    if (ids.empty()) return "";
+    const long long lo = ids.front(), hi = ids.back(), n = static_cast<long long>(ids.size());
+    if (n > 10 && hi - lo + 1 == n) return std::to_string(lo) + " to " + std::to_string(hi);
+    std::string out;
+    for (size_t i = 0; i < ids.size() && i < 10; ++i) out += (out.empty() ? "" : ", ") + std::to_string(ids[i]);
+    if (n > 10) out += ", ... (" + std::to_string(n) + (n == 4096 ? " or more" : "") + " in all)";
+    return out;
+  } catch (const std::exception&) {
+    return "?";
+  }
+}
+
+}  // namespace
+
+// Why a run's step has no stored snapshot: no such run, no such step, or a
+// step that took none.
+std::string Store::WhyNoSnapshot(int64_t run_id, int step_index) {
+  try {
+    const long long run = run_id;
+    long long count = 0;
+    *sql_ << "SELECT COUNT(*) FROM runs WHERE id = :r", use(run), into(count);
+    if (count == 0) {
+      const std::string runs = IdList(*sql_, "SELECT id FROM runs ORDER BY id", std::nullopt);
+      return "there is no run " + std::to_string(run_id) + " in this database (" +
+             (runs.empty() ? std::string("it holds no runs") : "its runs: " + runs) + ")";
+    }
+    *sql_ << "SELECT COUNT(*) FROM steps WHERE run_id = :r AND idx = :i", use(run), use(step_index), into(count);
+    if (count == 0) {
+      const std::string steps = IdList(*sql_, "SELECT idx FROM steps WHERE run_id = :r ORDER BY idx", run);
+      return "run " + std::to_string(run_id) + " has no step " + std::to_string(step_index) + " (" +
+             (steps.empty() ? std::string("it recorded no steps") : "its steps: " + steps) + ")";
+    }
+  } catch (const std::exception& e) {
+    return e.what();
+  }
+  return "that step took no snapshot";
+}
+
+Result<Snapshot> Store::LoadSnapshot(int64_t run_id, int step_index) {
+  const std::string where = name_ + " run " + std::to_string(run_id) + " step " + std::to_string(step_index);
+  long long base_id = 0, eventlog_id = 0;
+  std::string record;
+  indicator has_base = i_null, has_log = i_null;
+  try {
+    const long long run = run_id;
+    soci::statement st = (sql_->prepare << "SELECT steps.base_id, steps.record, snapshots.eventlog_id FROM snapshots "
+                                           "JOIN steps ON snapshots.step_id = steps.id "
+                                           "WHERE steps.run_id = :r AND steps.idx = :i",
+                          use(run), use(step_index), into(base_id, has_base), into(record), into(eventlog_id, has_log));
+    if (!st.execute(true)) return Status::Parse(where + ": " + WhyNoSnapshot(run_id, step_index));
+  } catch (const std::exception& e) {
+    return Failed("reading " + where, e);
+  }
+  json body;
+  TRY_ASSIGN(const Bytes bytes, BlobColumn(record));
+  TRY(ReadRecord(has_base == i_null ? 0 : base_id, bytes, body, nullptr, where));
+  return SnapshotOf(body, has_log == i_null ? 0 : eventlog_id, where);
+}
+
+Result<std::optional<Enrollment>> Store::LoadEnrollment(int64_t run_id) {
+  std::string text;
+  try {
+    const long long run = run_id;
+    soci::statement st = (sql_->prepare << "SELECT enrollment_json FROM enrollments WHERE run_id = :r "
+                                           "ORDER BY id DESC LIMIT 1",
+                          use(run), into(text));
+    if (!st.execute(true)) return std::optional<Enrollment>{};
+  } catch (const std::exception& e) {
+    return Failed("reading run " + std::to_string(run_id) + "'s enrollment", e);
+  }
+  const json j = json::parse(text, nullptr, false);
+  TRY_ASSIGN(Enrollment e, EnrollmentFromJson(j, name_ + " run " + std::to_string(run_id)));
+  return std::optional<Enrollment>(std::move(e));
+}
+
 Result<std::vector<StoredRun>> Store::ListRuns(const RunFilter& filter) {
-  Statement st(db_, "SELECT id FROM runs WHERE started_at >= ? AND dut LIKE ? AND "
-                    "(? = '' OR id IN (SELECT run_id FROM step_alarms WHERE code = ?)) ORDER BY id");
-  if (!st.ok()) return Error("prepare run list");
-  st.Text(1, filter.since).Text(2, "%" + filter.dut + "%").Text(3, filter.alarm).Text(4, filter.alarm);
   std::vector<int64_t> ids;
-  while (st.Row()) ids.push_back(sqlite3_column_int64(st.stmt(), 0));
+  try {
+    const std::string dut = "%" + filter.dut + "%";
+    long long id = 0;
+    soci::statement st = (sql_->prepare << "SELECT id FROM runs WHERE started_at >= :s AND dut LIKE :d AND "
+                                           "(CAST(:a AS TEXT) = '' OR id IN "
+                                           "(SELECT run_id FROM step_alarms WHERE code = :a2)) ORDER BY id",
+                          use(filter.since), use(dut), use(filter.alarm), use(filter.alarm), into(id));
+    st.execute();
+    while (st.fetch()) ids.push_back(id);
+  } catch (const std::exception& e) {
+    return Failed("listing runs", e);
+  }
   std::vector<StoredRun> runs;
   for (int64_t id : ids) {
     TRY_ASSIGN(StoredRun r, LoadRun(id));
@@ -168,98 +267,147 @@ Result<std::vector<StoredRun>> Store::ListRuns(const RunFilter& filter) {
 }
 
 Result<StoredRun> Store::LoadRun(int64_t run_id) {
-  Statement st(db_, "SELECT scenario, scenario_file, seed, status, started_at, finished_at, tpmlab_version, "
-                    "host, dut, config_json, pid, pid_started, outcome_json FROM runs WHERE id = ?");
-  if (!st.ok()) return Error("prepare run query");
-  st.Int(1, run_id);
-  if (!st.Row()) {
-    Statement all(db_, "SELECT COUNT(*), MIN(id), MAX(id) FROM runs");
-    std::string held = "it holds no runs";
-    if (all.ok() && all.Row() && sqlite3_column_int64(all.stmt(), 0) > 0) {
-      held = "its runs: " + all.ColumnText(1) + " to " + all.ColumnText(2);
-    }
-    return Status::Parse(file_.string() + ": there is no run " + std::to_string(run_id) + " (" + held + ")");
-  }
   StoredRun r;
   r.id = run_id;
-  r.info.scenario = st.ColumnText(0);
-  r.info.scenario_file = st.ColumnText(1);
-  r.info.seed = static_cast<uint64_t>(sqlite3_column_int64(st.stmt(), 2));
-  r.status = st.ColumnText(3);
-  r.info.started_at = st.ColumnText(4);
-  r.finished_at = st.ColumnText(5);
-  r.info.tpmlab_version = st.ColumnText(6);
-  r.info.host = st.ColumnText(7);
-  r.info.dut = st.ColumnText(8);
-  r.info.config_json = st.ColumnText(9);
-  r.info.pid = sqlite3_column_int64(st.stmt(), 10);
-  r.info.pid_started = st.ColumnText(11);
-  r.outcome = ParseOrNull(st.ColumnText(12));
-  if (r.status == "running" && WriterIsGone(r)) r.status = "interrupted";
+  try {
+    const long long run = run_id;
+    long long seed = 0, pid = 0;
+    // Columns a run may leave empty: read through indicators (SOCI refuses a
+    // NULL into a plain value).
+    std::string scenario_file, finished_at, version, host, dut, config, pid_started, outcome;
+    indicator i_file, i_finished, i_version, i_host, i_dut, i_config, i_pid, i_pid_started, i_outcome;
+    soci::statement st =
+        (sql_->prepare << "SELECT scenario, scenario_file, seed, status, started_at, finished_at, tpmlab_version, "
+                          "host, dut, config_json, pid, pid_started, outcome_json FROM runs WHERE id = :r",
+         use(run), into(r.info.scenario), into(scenario_file, i_file), into(seed), into(r.status),
+         into(r.info.started_at), into(finished_at, i_finished), into(version, i_version), into(host, i_host),
+         into(dut, i_dut), into(config, i_config), into(pid, i_pid), into(pid_started, i_pid_started),
+         into(outcome, i_outcome));
+    if (!st.execute(true)) {
+      const std::string runs = IdList(*sql_, "SELECT id FROM runs ORDER BY id", std::nullopt);
+      return Status::Parse(name_ + ": there is no run " + std::to_string(run_id) + " (" +
+                           (runs.empty() ? std::string("it holds no runs") : "its runs: " + runs) + ")");
+    }
+    auto text = [](const std::string& v, indicator i) { return i == i_null ? std::string() : v; };
+    r.info.scenario_file = text(scenario_file, i_file);
+    r.info.seed = static_cast<uint64_t>(seed);
+    r.finished_at = text(finished_at, i_finished);
+    r.info.tpmlab_version = text(version, i_version);
+    r.info.host = text(host, i_host);
+    r.info.dut = text(dut, i_dut);
+    r.info.config_json = text(config, i_config);
+    r.info.pid = i_pid == i_null ? 0 : pid;
+    r.info.pid_started = text(pid_started, i_pid_started);
+    r.outcome = ParseOrNull(text(outcome, i_outcome));
+    if (r.status == "running" && WriterIsGone(r)) r.status = "interrupted";
 
-  const json config = ParseOrNull(r.info.config_json);
-  if (config.is_object() && config.contains("scenario")) {
-    const json& firmware = config["scenario"].value("platform", json::object()).value("firmware", json());
-    if (firmware.is_object()) r.firmware.push_back(firmware.value("name", ""));
-  }
-  // Aggregates, not a walk over the steps: a soak has 100,000 of them.
-  Statement counts(db_, "SELECT COUNT(*), COUNT(kind) FROM steps WHERE run_id = ?");
-  if (!counts.ok()) return Error("prepare step summary");
-  counts.Int(1, run_id);
-  if (counts.Row()) {
-    r.steps = sqlite3_column_int(counts.stmt(), 0);
-    r.power_cycles = sqlite3_column_int(counts.stmt(), 1);
-  }
-  Statement alarms(db_, "SELECT code, COUNT(*) FROM step_alarms WHERE run_id = ? GROUP BY code");
-  if (!alarms.ok()) return Error("prepare alarm summary");
-  alarms.Int(1, run_id);
-  while (alarms.Row()) r.alarms[alarms.ColumnText(0)] = sqlite3_column_int(alarms.stmt(), 1);
-  Statement firmware(db_, "SELECT firmware FROM steps WHERE run_id = ? AND firmware IS NOT NULL ORDER BY idx");
-  if (!firmware.ok()) return Error("prepare firmware summary");
-  firmware.Int(1, run_id);
-  while (firmware.Row()) {
-    const std::string to = firmware.ColumnText(0);
-    if (std::find(r.firmware.begin(), r.firmware.end(), to) == r.firmware.end()) r.firmware.push_back(to);
+    const json config_json = ParseOrNull(r.info.config_json);
+    if (config_json.is_object() && config_json.contains("scenario")) {
+      const json& firmware = config_json["scenario"].value("platform", json::object()).value("firmware", json());
+      if (firmware.is_object()) r.firmware.push_back(firmware.value("name", ""));
+    }
+    // Aggregates, not a walk over the steps: a soak has 100,000 of them.
+    long long steps = 0, power_cycles = 0;
+    *sql_ << "SELECT COUNT(*), COUNT(kind) FROM steps WHERE run_id = :r", use(run), into(steps), into(power_cycles);
+    r.steps = static_cast<int>(steps);
+    r.power_cycles = static_cast<int>(power_cycles);
+    std::string code;
+    long long count = 0;
+    soci::statement alarms = (sql_->prepare << "SELECT code, COUNT(*) FROM step_alarms WHERE run_id = :r GROUP BY code",
+                              use(run), into(code), into(count));
+    alarms.execute();
+    while (alarms.fetch()) r.alarms[code] = static_cast<int>(count);
+    std::string to;
+    soci::statement firmware = (sql_->prepare << "SELECT firmware FROM steps WHERE run_id = :r AND firmware IS NOT NULL "
+                                                 "ORDER BY idx",
+                                use(run), into(to));
+    firmware.execute();
+    while (firmware.fetch()) {
+      if (std::find(r.firmware.begin(), r.firmware.end(), to) == r.firmware.end()) r.firmware.push_back(to);
+    }
+  } catch (const std::exception& e) {
+    return Failed("reading run " + std::to_string(run_id), e);
   }
   return r;
 }
 
+namespace {
+
+// A step row as ForEachStep reads it, before its record is unpacked.
+struct StepRow {
+  StepResult step;
+  long long base_id = 0, eventlog_id = 0;
+  bool has_snapshot = false;
+  std::string record;
+};
+
+}  // namespace
+
 Status Store::ForEachStep(int64_t run_id, const std::function<Status(StepResult&&)>& each) {
-  Statement st(db_, "SELECT steps.idx, steps.action, steps.cycle, steps.kind, steps.status, steps.started_at, "
-                    "steps.duration_ms, steps.error, steps.rc, steps.base_id, steps.record, snapshots.step_id, "
-                    "snapshots.eventlog_id FROM steps LEFT JOIN snapshots ON snapshots.step_id = steps.id "
-                    "WHERE steps.run_id = ? ORDER BY steps.idx");
-  if (!st.ok()) return Error("prepare steps query");
-  st.Int(1, run_id);
-  while (st.Row()) {
-    sqlite3_stmt* row = st.stmt();
-    StepResult s;
-    s.index = sqlite3_column_int(row, 0);
-    s.action = st.ColumnText(1);
-    if (sqlite3_column_type(row, 2) != SQLITE_NULL) s.cycle = sqlite3_column_int(row, 2);
-    s.kind = st.ColumnText(3);
-    s.status = st.ColumnText(4);
-    s.started_at = st.ColumnText(5);
-    s.duration_ms = sqlite3_column_double(row, 6);
-    s.error = st.ColumnText(7);
-    if (sqlite3_column_type(row, 8) != SQLITE_NULL) s.rc = static_cast<uint32_t>(sqlite3_column_int64(row, 8));
-    const std::string where = file_.string() + " run " + std::to_string(run_id) + " step " + std::to_string(s.index);
-    const auto* record = static_cast<const uint8_t*>(sqlite3_column_blob(row, 10));
-    json body;
-    TRY(ReadRecord(sqlite3_column_int64(row, 9), ByteView(record, static_cast<size_t>(sqlite3_column_bytes(row, 10))),
-                   body, &s.trace, where));
-    s.checks = ChecksFromJson(body.value("checks", json()));
-    for (const auto& a : body.value("alarms", json::array())) s.alarms.push_back(AlarmFromJson(a));
-    for (const auto& n : body.value("not_run", json::array())) s.not_run.push_back(n.get<std::string>());
-    s.drift = body.value("drift", json());
-    s.golden_drift = body.value("golden", json());
-    s.detail = body.value("detail", json());
-    if (sqlite3_column_type(row, 11) != SQLITE_NULL) {
-      TRY_ASSIGN(s.snapshot, SnapshotOf(body, sqlite3_column_int64(row, 12), where));
+  // A page of rows at a time: memory stays flat over 100,000 steps, on
+  // PostgreSQL too (whose client would otherwise hold the whole result).
+  constexpr int kPage = 256;
+  int after = -1;
+  for (;;) {
+    std::vector<StepRow> page;
+    try {
+      const long long run = run_id;
+      int index = 0, cycle = 0;
+      long long rc = 0, base_id = 0, snapshot_step = 0, eventlog_id = 0;
+      double duration_ms = 0;
+      std::string action, kind, status, started_at, error, record;
+      indicator i_cycle, i_kind, i_duration, i_error, i_rc, i_base, i_snapshot, i_log;
+      soci::statement st =
+          (sql_->prepare << "SELECT steps.idx, steps.action, steps.cycle, steps.kind, steps.status, steps.started_at, "
+                            "steps.duration_ms, steps.error, steps.rc, steps.base_id, steps.record, snapshots.step_id, "
+                            "snapshots.eventlog_id FROM steps LEFT JOIN snapshots ON snapshots.step_id = steps.id "
+                            "WHERE steps.run_id = :r AND steps.idx > :after ORDER BY steps.idx LIMIT " +
+                                std::to_string(kPage),
+           use(run), use(after), into(index), into(action), into(cycle, i_cycle), into(kind, i_kind), into(status),
+           into(started_at), into(duration_ms, i_duration), into(error, i_error), into(rc, i_rc),
+           into(base_id, i_base), into(record), into(snapshot_step, i_snapshot), into(eventlog_id, i_log));
+      st.execute();
+      while (st.fetch()) {
+        StepRow row;
+        StepResult& s = row.step;
+        s.index = index;
+        s.action = action;
+        if (i_cycle != i_null) s.cycle = cycle;
+        if (i_kind != i_null) s.kind = kind;
+        s.status = status;
+        s.started_at = started_at;
+        s.duration_ms = i_duration == i_null ? 0 : duration_ms;
+        if (i_error != i_null) s.error = error;
+        if (i_rc != i_null) s.rc = static_cast<uint32_t>(rc);
+        row.base_id = i_base == i_null ? 0 : base_id;
+        row.has_snapshot = i_snapshot != i_null;
+        row.eventlog_id = i_log == i_null ? 0 : eventlog_id;
+        row.record = std::move(record);
+        page.push_back(std::move(row));
+      }
+    } catch (const std::exception& e) {
+      return Failed("reading run " + std::to_string(run_id) + "'s steps", e);
     }
-    TRY(each(std::move(s)));
+    for (auto& row : page) {
+      StepResult& s = row.step;
+      const std::string where = name_ + " run " + std::to_string(run_id) + " step " + std::to_string(s.index);
+      json body;
+      TRY_ASSIGN(const Bytes record, BlobColumn(row.record));
+      TRY(ReadRecord(row.base_id, record, body, &s.trace, where));
+      s.checks = ChecksFromJson(body.value("checks", json()));
+      for (const auto& a : body.value("alarms", json::array())) s.alarms.push_back(AlarmFromJson(a));
+      for (const auto& n : body.value("not_run", json::array())) s.not_run.push_back(n.get<std::string>());
+      s.drift = body.value("drift", json());
+      s.golden_drift = body.value("golden", json());
+      s.detail = body.value("detail", json());
+      if (row.has_snapshot) {
+        TRY_ASSIGN(s.snapshot, SnapshotOf(body, row.eventlog_id, where));
+      }
+      after = s.index;
+      TRY(each(std::move(s)));
+    }
+    if (page.size() < static_cast<size_t>(kPage)) return Status::Ok();
   }
-  return Status::Ok();
 }
 
 }  // namespace tpmlab

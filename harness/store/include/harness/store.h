@@ -1,4 +1,6 @@
-// Store: results in SQLite (WAL). A run row is written when the run starts,
+// Store: results in SQLite (WAL, the embedded default) or PostgreSQL (one
+// database many lab hosts write at once), through SOCI: one store code, the
+// same rows in both. A run row is written when the run starts,
 // each step with its snapshot, checks and command trace in one transaction
 // when the step completes, so a crash loses at most the step in flight.
 // Evidence is kept compact: a step's record is zstd-compressed against a
@@ -21,8 +23,19 @@
 #include "harness/verify.h"
 
 struct sqlite3;
+namespace soci {
+class session;
+}
 
 namespace tpmlab {
+
+/// A PostgreSQL database named by a libpq URL (postgresql://… or
+/// postgres://…), not a SQLite file.
+bool IsDatabaseUrl(const std::string& target);
+/// What a message or a run.json may show of a database: a SQLite file's
+/// path, a URL without its password (libpq reads that from PGPASSWORD or
+/// ~/.pgpass, never from a tpmlab file).
+std::string DatabaseDisplayName(const std::string& target);
 
 // What one step did.
 struct StepResult {
@@ -94,8 +107,9 @@ inline constexpr int kStoreSchemaVersion = 7;
 
 class Store {
  public:
-  /// Opens or creates the database; creates the schema when it is new.
-  static Result<std::unique_ptr<Store>> Open(const std::filesystem::path& file);
+  /// Opens or creates the database, a SQLite file or a postgresql:// URL;
+  /// creates the schema when it is new and brings an older one up to date.
+  static Result<std::unique_ptr<Store>> Open(const std::string& target);
   ~Store();
   Store(const Store&) = delete;
   Store& operator=(const Store&) = delete;
@@ -121,14 +135,28 @@ class Store {
   /// trace. One step is in memory at a time; an error from `each` stops the walk.
   Status ForEachStep(int64_t run_id, const std::function<Status(StepResult&&)>& each);
 
+  /// The SQLite file; empty for PostgreSQL.
   const std::filesystem::path& file() const { return file_; }
+  /// The file, or the URL without its password: what messages and run.json name.
+  const std::string& name() const { return name_; }
+  bool postgres() const { return postgres_; }
 
  private:
   struct Caches;  // compression references being written, blobs being read
 
-  Store(sqlite3* db, std::filesystem::path file);
-  Status Exec(const char* sql);
-  Status Error(const std::string& what) const;
+  Store(std::unique_ptr<soci::session> sql, bool postgres, std::filesystem::path file, std::string name);
+  // Runs each statement of a script (SOCI runs one statement at a time).
+  Status Exec(const std::string& script);
+  // An exception from SOCI as a Status naming the database and `what`; a
+  // full disk says so.
+  Status Failed(const std::string& what, const std::exception& e) const;
+  Status OpenSchema();
+  Status Begin();
+  Status Rollback();
+  // BLOB columns: SQLite binds the bytes, PostgreSQL's text protocol the
+  // bytea hex form ("\x0a1b…"); the SQL casts the parameter to BLOB.
+  std::string BlobParam(ByteView bytes) const;
+  Result<Bytes> BlobColumn(const std::string& column) const;
   // A step's rows, inside the caller's transaction.
   Status WriteStep(int64_t run_id, const StepResult& step);
   // Stored once per content (sha256): the id of the row holding `raw`.
@@ -138,13 +166,17 @@ class Store {
   Status ReadRecord(int64_t base_id, ByteView record, nlohmann::json& body, std::vector<TraceRecord>* trace,
                     const std::string& where);
   Result<Snapshot> SnapshotOf(nlohmann::json& body, int64_t eventlog_id, const std::string& where);
-  // Schema 6 kept steps, snapshots and commands as plain columns: rewritten
-  // into the compact layout once, when the database is opened.
+  std::string WhyNoSnapshot(int64_t run_id, int step_index);
+  // Schema 6 (SQLite only) kept steps, snapshots and commands as plain
+  // columns: rewritten into the compact layout once, when the database is opened.
   Status ConvertV6Rows();
   Status ConvertV6Steps();
 
-  sqlite3* db_;
+  std::unique_ptr<soci::session> sql_;
+  bool postgres_;
+  sqlite3* sqlite_ = nullptr;  // SQLite's own handle: busy timeout, transaction state, schema 6
   std::filesystem::path file_;
+  std::string name_;
   std::unique_ptr<Caches> caches_;
 };
 
