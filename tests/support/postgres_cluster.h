@@ -45,7 +45,12 @@
 
 namespace tpmlab::test {
 
-inline std::filesystem::path DefaultPostgresBinDir() { return "/usr/lib/postgresql/15/bin"; }
+// Debian's PostgreSQL 15, or the folder $TPMLAB_POSTGRES_BIN_DIR names.
+inline std::filesystem::path DefaultPostgresBinDir() {
+  const char* named = std::getenv("TPMLAB_POSTGRES_BIN_DIR");
+  return named != nullptr && *named != '\0' ? std::filesystem::path(named)
+                                             : std::filesystem::path("/usr/lib/postgresql/15/bin");
+}
 
 namespace postgres_detail {
 
