@@ -227,8 +227,9 @@ class PostgresCluster {
 
   Status MakeFolder() {
     // A unix socket path holds at most 107 bytes: a long TMPDIR falls back to /tmp.
-    fs_path parent = std::filesystem::temp_directory_path();
-    if (parent.string().size() > 60) parent = "/tmp";
+    std::error_code ec;
+    fs_path parent = std::filesystem::temp_directory_path(ec);
+    if (ec || parent.string().size() > 60) parent = "/tmp";
     std::string pattern = (parent / "tpmlab-pg-XXXXXX").string();
     if (::mkdtemp(pattern.data()) == nullptr) {
       return Status::Error(Layer::kHarness, "mkdtemp " + pattern + ": " + std::strerror(errno));
@@ -296,6 +297,9 @@ class PostgresCluster {
   }
 
   void Stop() {
+    // A child forked from the test (and running its destructors) owns neither
+    // postgres nor the folder.
+    if (::getpid() != owner_) return;
     // SIGINT is PostgreSQL's fast shutdown: it ends the sessions and waits for
     // its backends; ChildProcess sends SIGKILL when that takes too long.
     postmaster_.Kill(SIGINT, std::chrono::seconds(15));
@@ -315,6 +319,7 @@ class PostgresCluster {
   int port_;
   fs_path dir_;
   ChildProcess postmaster_;
+  pid_t owner_ = ::getpid();
 };
 
 // A precondition: true when a cluster can start here; else the reason the
