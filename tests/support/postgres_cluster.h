@@ -250,7 +250,7 @@ class PostgresCluster {
                                          "postgres", "--auth=trust", "-E", "UTF8", "--locale=C", "--no-sync"}),
                           log, std::chrono::seconds(120)));
     if (exit_code != 0) {
-      return Status::Error(Layer::kEmulator,
+      return Status::Error(Layer::kHarness,
                            "initdb in " + dir_.string() + " exited with " + std::to_string(exit_code) +
                                " (the postgres user must be able to reach the folder):\n" + FileTail(log, 10));
     }
@@ -277,7 +277,7 @@ class PostgresCluster {
     const fs_path socket = dir_ / (".s.PGSQL." + std::to_string(port_));
     while (true) {
       if (!postmaster_.running()) {
-        return Status::Error(Layer::kEmulator, "postgres in " + dir_.string() + " " +
+        return Status::Error(Layer::kHarness, "postgres in " + dir_.string() + " " +
                                                    postmaster_.exit_description().value_or("ended") +
                                                    ":\n" + FileTail(log_file(), 10));
       }
