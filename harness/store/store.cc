@@ -163,16 +163,18 @@ std::string InPostgresTerms(std::string sql) {
   return std::regex_replace(sql, std::regex(R"(\bREAL\b)"), "DOUBLE PRECISION");
 }
 
-// Statements of a script, split at `;` (the schema holds none inside a string).
+// Statements of a script without its comments, split at `;` (the schema
+// holds neither inside a string).
 std::vector<std::string> Statements(const std::string& script) {
+  static const std::regex comment("--[^\n]*");
+  const std::string code = std::regex_replace(script, comment, "");
   std::vector<std::string> out;
   size_t from = 0;
-  while (from < script.size()) {
-    size_t end = script.find(';', from);
-    if (end == std::string::npos) end = script.size();
-    std::string one = script.substr(from, end - from);
-    std::string code = std::regex_replace(one, std::regex("--[^\n]*"), "");
-    if (code.find_first_not_of(" \t\r\n") != std::string::npos) out.push_back(std::move(one));
+  while (from < code.size()) {
+    size_t end = code.find(';', from);
+    if (end == std::string::npos) end = code.size();
+    std::string one = code.substr(from, end - from);
+    if (one.find_first_not_of(" \t\r\n") != std::string::npos) out.push_back(std::move(one));
     from = end + 1;
   }
   return out;

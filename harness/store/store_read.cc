@@ -284,9 +284,13 @@ Result<StoredRun> Store::LoadRun(int64_t run_id) {
          into(dut, i_dut), into(config, i_config), into(pid, i_pid), into(pid_started, i_pid_started),
          into(outcome, i_outcome));
     if (!st.execute(true)) {
-      const std::string runs = IdList(*sql_, "SELECT id FROM runs ORDER BY id", std::nullopt);
+      long long count = 0, first = 0, last = 0;
+      indicator i_first, i_last;
+      *sql_ << "SELECT COUNT(*), MIN(id), MAX(id) FROM runs", into(count), into(first, i_first), into(last, i_last);
       return Status::Parse(name_ + ": there is no run " + std::to_string(run_id) + " (" +
-                           (runs.empty() ? std::string("it holds no runs") : "its runs: " + runs) + ")");
+                           (count == 0 ? std::string("it holds no runs")
+                                       : "its runs: " + std::to_string(first) + " to " + std::to_string(last)) +
+                           ")");
     }
     auto text = [](const std::string& v, indicator i) { return i == i_null ? std::string() : v; };
     r.info.scenario_file = text(scenario_file, i_file);
