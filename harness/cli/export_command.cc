@@ -36,11 +36,13 @@ std::string IdRanges(const std::vector<StoredRun>& runs) {
   return out;
 }
 
-// DB, or DB:RUN (a database file whose own name has a colon is taken whole).
+// DB, or DB:RUN (a database file whose own name has a colon is taken whole;
+// in a URL, a run follows its path: postgresql://host:5432 names no run).
 std::pair<fs::path, std::optional<int64_t>> ParseSource(const std::string& text) {
   std::error_code ec;
   const size_t colon = text.rfind(':');
   if (fs::exists(text, ec) || colon == std::string::npos || colon + 1 == text.size()) return {text, std::nullopt};
+  if (IsDatabaseUrl(text) && text.find('/', text.find("://") + 3) > colon) return {text, std::nullopt};
   const std::string id = text.substr(colon + 1);
   if (id.find_first_not_of("0123456789") != std::string::npos || id.size() > 18) return {text, std::nullopt};
   return {text.substr(0, colon), std::stoll(id)};
@@ -77,7 +79,7 @@ int Export(const ExportArgs& a) {
   const fs::path db = source.first;
   std::optional<int64_t> run_id = source.second;
   std::error_code ec;
-  if (!fs::is_regular_file(db, ec)) {
+  if (!IsDatabaseUrl(db) && !fs::is_regular_file(db, ec)) {
     std::cerr << "tpmlab: export: " << db.string() << ": no such database\n";
     return kExitUsage;
   }

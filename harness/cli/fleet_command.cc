@@ -185,7 +185,7 @@ int RunFleetCommand(RunArgs a) {
 
   if (a.out_dir.empty()) a.out_dir = DefaultOutDir(scenario->name);
   const fs::path out = a.out_dir;
-  const fs::path db = a.db.empty() ? out / "tpmlab.db" : fs::path(a.db);
+  const fs::path db = a.db.empty() ? DefaultDatabase(out) : a.db;
   std::error_code ec;
   if (fs::exists(out / "run.json", ec)) {
     return Usage(out.string() + " holds a single run (" + (out / "run.json").string() +
@@ -298,7 +298,7 @@ int RunFleetCommand(RunArgs a) {
   for (const auto& m : fleet.members) {
     if (m.run) ReportToLava(m.out_dir / "run.json", scenario->name + "." + m.name);
   }
-  std::cout << "  database: " << db.string() << "\n"
+  std::cout << "  database: " << DatabaseDisplayName(db) << "\n"
             << "  summary: " << summary.string() << "\n";
   if (!written.ok()) {
     std::cerr << "tpmlab: " << written.ToString() << "\n";

@@ -72,7 +72,7 @@ int Run(RunArgs a, const std::function<void(const RunResult&)>& on_result) {
     }
   }
   if (a.out_dir.empty()) a.out_dir = DefaultOutDir(scenario->name);
-  if (a.db.empty()) a.db = (fs::path(a.out_dir) / "tpmlab.db").string();
+  if (a.db.empty()) a.db = DefaultDatabase(a.out_dir);
   const std::string db = a.db;
 
   // Never over an earlier run: refuse, or with --keep-state continue its chip
@@ -136,7 +136,7 @@ int Run(RunArgs a, const std::function<void(const RunResult&)>& on_result) {
             << "\n"
             << "  alarms: " << AlarmSummary(result->alarms) << "\n"
             << "  results: " << result->run_json.string() << "\n"
-            << "  database: " << db << " (run " << result->run_id << ")\n";
+            << "  database: " << DatabaseDisplayName(db) << " (run " << result->run_id << ")\n";
   if (!result->error.empty()) std::cerr << "tpmlab: " << result->error << "\n";
   ReportToLava(result->run_json);
   if (on_result) on_result(*result);
@@ -150,6 +150,12 @@ int Run(RunArgs a, const std::function<void(const RunResult&)>& on_result) {
 }
 
 }  // namespace
+
+std::string DefaultDatabase(const fs::path& out_dir) {
+  const char* env = std::getenv("TPMLAB_DB");
+  if (env != nullptr && *env != '\0') return env;
+  return (out_dir / "tpmlab.db").string();
+}
 
 std::string DefaultOutDir(const std::string& scenario) {
   std::time_t t = std::time(nullptr);
@@ -224,7 +230,9 @@ Command AddRunCommand(CLI::App& app) {
   auto* run = app.add_subcommand("run", "Run a scenario on the embedded default (an auto-launched swtpm) or a bench");
   run->add_option("SCENARIO", a->scenario, "Scenario file (YAML)")->required();
   run->add_option("-o,--out", a->out_dir, "Folder for run.json and the DUT state (default tpmlab-runs/NAME-TIME)");
-  run->add_option("--db", a->db, "SQLite results database (default OUT/tpmlab.db)");
+  run->add_option("--db", a->db,
+                  "Results database: a SQLite file, or postgresql://… shared by many hosts "
+                  "(default $TPMLAB_DB, else OUT/tpmlab.db)");
   run->add_option("--bench", a->benches,
                   "Bench file: the DUT to run on (hw/README.md); default the embedded swtpm. Given more than once: "
                   "the scenario runs on every bench's DUT at once, one folder each under OUT");

@@ -25,13 +25,15 @@ struct RunsArgs {
   int64_t run_id = 0;
 };
 
-// --db names the file or a run folder holding tpmlab.db; without it, TPMLAB_DB.
+// --db names the file, a run folder holding tpmlab.db or a postgresql://
+// URL; without it, TPMLAB_DB.
 Result<std::unique_ptr<Store>> OpenDatabase(std::string db) {
   if (db.empty()) {
     const char* env = std::getenv("TPMLAB_DB");
     db = env ? env : "";
   }
-  if (db.empty()) return Status::Parse("name the results database: --db FILE (or set TPMLAB_DB)");
+  if (db.empty()) return Status::Parse("name the results database: --db FILE|URL (or set TPMLAB_DB)");
+  if (IsDatabaseUrl(db)) return Store::Open(db);
   fs::path file = db;
   std::error_code ec;
   if (fs::is_directory(file, ec)) file /= "tpmlab.db";

@@ -90,7 +90,7 @@ Result<Snapshot> LoadSnapshot(const SnapshotRef& ref) {
     if (!snapshot.ok()) return snapshot.status().At(Location(ref.file.string()));
     return snapshot;
   }
-  if (!fs::exists(ref.file)) return Status::Parse(ref.file.string() + ": no such database");
+  if (!IsDatabaseUrl(ref.file) && !fs::exists(ref.file)) return Status::Parse(ref.file.string() + ": no such database");
   TRY_ASSIGN(auto store, Store::Open(ref.file));
   return store->LoadSnapshot(*ref.run, static_cast<int>(ref.step));
 }

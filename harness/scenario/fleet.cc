@@ -193,7 +193,7 @@ Status WriteFleetJson(const fs::path& file, const Scenario& scenario, uint64_t s
   json doc = {{"scenario", scenario.name},
               {"scenario_file", scenario.file},
               {"seed", seed},
-              {"database", database.string()},
+              {"database", DatabaseReference(database)},
               {"status", RunStatusName(worst)},
               {"started_at", fleet.started_at},
               {"finished_at", fleet.finished_at},

@@ -53,7 +53,7 @@ Status Run::Enroll(StepResult& r) {
   // step needs the enrollment in force then, not the latest.
   enrollments_.push_back({r.index, *enrollment_});
   const fs::path file = options_.out_dir / "enrollment.json";
-  const EnrollmentRun run{run_id_, fs::absolute(options_.database).string()};
+  const EnrollmentRun run{run_id_, DatabaseReference(options_.database)};
   TRY(WriteFileAtomically(file, EnrollmentHistoryToJson(enrollments_, run).dump(2) + "\n"));
   r.checks.push_back({"enrolled", true, "EK " + ToHex(enrollment_->ek_name) + ", AK " +
                                             ToHex(enrollment_->ak_name) + "; golden reference: the snapshot of step " +

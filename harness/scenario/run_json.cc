@@ -192,7 +192,7 @@ Status WriteRunFiles(const StoredRun& run, const StepSource& steps, const fs::pa
                      RunJsonForm form) {
   const Outcome o = OutcomeOf(run);
   const bool compact = form == RunJsonForm::kCompact || (form == RunJsonForm::kAuto && run.steps > kFullRunJsonMaxSteps);
-  const std::string db = fs::absolute(database).lexically_normal().string();
+  const std::string db = DatabaseReference(database);
   std::set<int> judged;
   for (const auto& e : o.expectations) judged.insert(e.value("step", -1));
 
@@ -323,13 +323,16 @@ Result<Snapshot> SnapshotOfRunStep(const json& snapshot, const fs::path& run_dir
   }
   fs::path database = stored["database"].get<std::string>();
   std::error_code ec;
-  // A run folder that moved (copied off the lab host) takes its database along.
-  if (!fs::is_regular_file(database, ec) && fs::is_regular_file(run_dir / database.filename(), ec)) {
-    database = run_dir / database.filename();
-  }
-  if (!fs::is_regular_file(database, ec)) {
-    return Status::Parse(where + ": its snapshot is in the database " + database.string() +
-                         ", which is not there (nor beside run.json)");
+  // A run folder that moved (copied off the lab host) takes its database
+  // along; shared results (a URL) are opened where they are.
+  if (!IsDatabaseUrl(database)) {
+    if (!fs::is_regular_file(database, ec) && fs::is_regular_file(run_dir / database.filename(), ec)) {
+      database = run_dir / database.filename();
+    }
+    if (!fs::is_regular_file(database, ec)) {
+      return Status::Parse(where + ": its snapshot is in the database " + database.string() +
+                           ", which is not there (nor beside run.json)");
+    }
   }
   TRY_ASSIGN(auto store, Store::Open(database));
   auto loaded = store->LoadSnapshot(stored["run_id"].get<int64_t>(), stored["step"].get<int>());

@@ -330,7 +330,7 @@ Status Session::State::WriteFiles(RunResult& result, const std::string& finished
   Status written = form.ok() ? WriteRunFiles(stored, steps, options.database, options.out_dir, *form) : form.status();
   if (std::error_code ec; !written.ok() && !fs::exists(options.out_dir / "run.json", ec)) {
     written = written.Wrap("run.json and junit.xml could not be written to " + options.out_dir.string() +
-                           " (the steps stored are in " + options.database.string() + ", run " +
+                           " (the steps stored are in " + DatabaseDisplayName(options.database) + ", run " +
                            std::to_string(run_id) + "; `tpmlab export` writes them later)");
   }
   for (const Status& s : {ended, written}) {

@@ -213,6 +213,11 @@ std::string DatabaseDisplayName(const std::string& target) {
   return shown;
 }
 
+std::string DatabaseReference(const std::string& target) {
+  if (IsDatabaseUrl(target)) return DatabaseDisplayName(target);
+  return std::filesystem::absolute(target).lexically_normal().string();
+}
+
 Store::Store(std::unique_ptr<soci::session> sql, bool postgres, std::filesystem::path file, std::string name)
     : sql_(std::move(sql)),
       postgres_(postgres),

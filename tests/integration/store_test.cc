@@ -10,6 +10,7 @@
 #include <nlohmann/json.hpp>
 
 #include "emulated.h"
+#include "postgres_cluster.h"
 #include "harness/runner.h"
 #include "harness/scenario_yaml.h"
 #include "harness/store.h"
@@ -66,11 +67,12 @@ int64_t DeadPid() {
   return child;
 }
 
-BOOST_AUTO_TEST_CASE(a_run_reads_back_as_run_json_said) {
-  const fs::path out = MakeTempDir("store");
+// The runner writes to `database` (a file in `out` or a URL); every stored
+// step must read back as run.json has it.
+void ReadsBackAsRunJsonSaid(const fs::path& out, const std::string& database) {
   RunOptions o;
   o.out_dir = out;
-  o.database = out / "results.db";
+  o.database = database;
   RunResult r = Require(RunScenario(Drifting(), o));
   const json run = ReadJson(out / "run.json");
 
@@ -104,12 +106,24 @@ BOOST_AUTO_TEST_CASE(a_run_reads_back_as_run_json_said) {
   });
   BOOST_TEST(walked.ok(), walked.message());
   BOOST_TEST(at == run["steps"].size());
+}
+
+BOOST_AUTO_TEST_CASE(a_run_reads_back_as_run_json_said) {
+  const fs::path out = MakeTempDir("store");
+  ReadsBackAsRunJsonSaid(out, out / "results.db");
   fs::remove_all(out);
 }
 
-BOOST_AUTO_TEST_CASE(a_run_whose_process_is_gone_reads_as_interrupted) {
-  const fs::path out = MakeTempDir("killed");
-  auto store = Require(Store::Open(out / "results.db"));
+BOOST_AUTO_TEST_CASE(a_run_in_postgresql_reads_back_as_run_json_said, TPMLAB_NEEDS_POSTGRES) {
+  auto cluster = test::StartPostgresForTest();
+  if (!cluster) return;  // the case has failed, saying why
+  const fs::path out = MakeTempDir("store-pg");
+  ReadsBackAsRunJsonSaid(out, Require(cluster->CreateDatabase("results")));
+  fs::remove_all(out);
+}
+
+void RunsOfGoneProcessesReadAsInterrupted(const std::string& database) {
+  auto store = Require(Store::Open(database));
   char host[256] = {};
   ::gethostname(host, sizeof(host) - 1);
   auto info = [&](const std::string& started_at, const std::string& on, const std::string& dut, int64_t pid) {
@@ -142,6 +156,75 @@ BOOST_AUTO_TEST_CASE(a_run_whose_process_is_gone_reads_as_interrupted) {
   Result<StoredRun> missing = store->LoadRun(99);
   BOOST_TEST(!missing.ok());
   BOOST_TEST(missing.status().message().find("no run 99") != std::string::npos, missing.status().message());
+}
+
+BOOST_AUTO_TEST_CASE(a_run_whose_process_is_gone_reads_as_interrupted) {
+  const fs::path out = MakeTempDir("killed");
+  RunsOfGoneProcessesReadAsInterrupted(out / "results.db");
+  fs::remove_all(out);
+}
+
+BOOST_AUTO_TEST_CASE(a_run_in_postgresql_whose_process_is_gone_reads_as_interrupted, TPMLAB_NEEDS_POSTGRES) {
+  auto cluster = test::StartPostgresForTest();
+  if (!cluster) return;
+  RunsOfGoneProcessesReadAsInterrupted(Require(cluster->CreateDatabase("killed")));
+}
+
+// Everything a reader gets of a run: its row and each step whole, with the
+// command trace's bytes and nanosecond timings.
+json Everything(Store& store, int64_t run_id) {
+  const StoredRun r = Require(store.LoadRun(run_id));
+  json out = {{"scenario", r.info.scenario}, {"scenario_file", r.info.scenario_file}, {"seed", r.info.seed},
+              {"started_at", r.info.started_at}, {"version", r.info.tpmlab_version}, {"host", r.info.host},
+              {"dut", r.info.dut}, {"config", r.info.config_json}, {"pid", r.info.pid},
+              {"pid_started", r.info.pid_started}, {"status", r.status}, {"finished_at", r.finished_at},
+              {"steps", r.steps}, {"power_cycles", r.power_cycles}, {"alarms", r.alarms},
+              {"firmware", r.firmware}, {"outcome", r.outcome}};
+  json steps = json::array();
+  BOOST_REQUIRE(store.ForEachStep(run_id, [&](StepResult&& s) {
+    json j = StepToJson(s);
+    if (s.snapshot && s.snapshot->eventlog) j["eventlog_bytes"] = ToHex(*s.snapshot->eventlog);
+    for (const auto& c : s.trace) {
+      j["trace"].push_back({c.sequence, c.command_code, c.response_code, c.failed, c.duration.count(),
+                            ToHex(c.command), ToHex(c.response)});
+    }
+    steps.push_back(std::move(j));
+    return Status::Ok();
+  }).ok());
+  out["step_list"] = std::move(steps);
+  const auto enrollment = Require(store.LoadEnrollment(run_id));
+  out["enrollment"] = enrollment ? EnrollmentToJson(*enrollment) : json(nullptr);
+  return out;
+}
+
+// One scenario's results, written through the store into SQLite and into
+// PostgreSQL, read back the same from both: every column, record, log and
+// command, to the nanosecond.
+BOOST_AUTO_TEST_CASE(the_same_run_reads_back_identically_from_sqlite_and_postgresql, TPMLAB_NEEDS_POSTGRES) {
+  auto cluster = test::StartPostgresForTest();
+  if (!cluster) return;
+  const fs::path out = MakeTempDir("same");
+  RunOptions o;
+  o.out_dir = out;
+  o.database = out / "results.db";
+  const RunResult r = Require(RunScenario(Drifting(), o));
+  auto sqlite = Require(Store::Open(o.database));
+  auto postgres = Require(Store::Open(Require(cluster->CreateDatabase("same"))));
+  BOOST_TEST(postgres->postgres());
+
+  const StoredRun run = Require(sqlite->LoadRun(r.run_id));
+  RunInfo info = run.info;
+  const int64_t copy = Require(postgres->BeginRun(info));
+  const auto enrollment = Require(sqlite->LoadEnrollment(r.run_id));
+  BOOST_REQUIRE(sqlite->ForEachStep(r.run_id, [&](StepResult&& s) { return postgres->RecordStep(copy, s); }).ok());
+  if (enrollment) BOOST_REQUIRE(postgres->RecordEnrollment(copy, 1, *enrollment).ok());
+  BOOST_REQUIRE(postgres->FinishRun(copy, run.status, run.finished_at, run.outcome).ok());
+
+  const json want = Everything(*sqlite, r.run_id);
+  const json got = Everything(*postgres, copy);
+  BOOST_TEST(want["step_list"].size() >= 10u);
+  BOOST_TEST(!want["enrollment"].is_null());
+  BOOST_TEST(got == want, json::diff(want, got).dump(1));
   fs::remove_all(out);
 }
 

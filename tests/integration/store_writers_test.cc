@@ -11,6 +11,7 @@
 #include <thread>
 
 #include "emulated.h"
+#include "postgres_cluster.h"
 #include "harness/store.h"
 
 namespace tpmlab::testing {
@@ -43,7 +44,7 @@ StepResult Step(int index, int writer) {
 }
 
 // One writer: a run of kSteps steps, each committed on its own.
-Status WriteRun(const fs::path& db, int writer) {
+Status WriteRun(const std::string& db, int writer) {
   TRY_ASSIGN(auto store, Store::Open(db));
   RunInfo info;
   info.scenario = "writers";
@@ -55,11 +56,9 @@ Status WriteRun(const fs::path& db, int writer) {
   return store->FinishRun(run, "passed", "2026-12-06T20:01:00.000Z");
 }
 
-BOOST_AUTO_TEST_CASE(threads_and_processes_write_one_database_at_once) {
-  const fs::path dir = MakeTempDir("writers");
-  const fs::path db = dir / "lab.db";
-  Require(Store::Open(db));  // the schema, before anyone races to make it
-
+// Every writer starts at once; on PostgreSQL they also race to make the
+// schema (lab hosts starting together on a new database).
+void ManyWritersAtOnce(const std::string& db) {
   constexpr int kProcesses = 2, kThreads = 4;
   std::vector<pid_t> children;
   for (int p = 0; p < kProcesses; ++p) {
@@ -101,7 +100,20 @@ BOOST_AUTO_TEST_CASE(threads_and_processes_write_one_database_at_once) {
     BOOST_TEST(walked.ok(), walked.message());
     BOOST_TEST(next == kSteps);
   }
+}
+
+BOOST_AUTO_TEST_CASE(threads_and_processes_write_one_database_at_once) {
+  const fs::path dir = MakeTempDir("writers");
+  const fs::path db = dir / "lab.db";
+  Require(Store::Open(db));  // the schema, before anyone races to make it
+  ManyWritersAtOnce(db);
   fs::remove_all(dir);
+}
+
+BOOST_AUTO_TEST_CASE(threads_and_processes_write_one_postgresql_database_at_once, TPMLAB_NEEDS_POSTGRES) {
+  auto cluster = test::StartPostgresForTest();
+  if (!cluster) return;
+  ManyWritersAtOnce(Require(cluster->CreateDatabase("lab")));
 }
 
 }  // namespace

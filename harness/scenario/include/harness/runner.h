@@ -26,7 +26,7 @@ const char* RunStatusName(RunStatus status);
 
 struct RunOptions {
   std::filesystem::path out_dir;          // run.json and the DUT's state go here
-  std::filesystem::path database;         // SQLite file
+  std::filesystem::path database;         // SQLite file, or a postgresql:// URL
   std::optional<uint64_t> seed;           // overrides the scenario's
   bool keep_state = false;                // reuse the DUT state found in out_dir
   std::string dut_name = "dut0";          // also the DUT's state folder under out_dir

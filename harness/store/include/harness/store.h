@@ -36,6 +36,9 @@ bool IsDatabaseUrl(const std::string& target);
 /// path, a URL without its password (libpq reads that from PGPASSWORD or
 /// ~/.pgpass, never from a tpmlab file).
 std::string DatabaseDisplayName(const std::string& target);
+/// How run.json and enrollment.json name a database so it opens again from
+/// anywhere: a file's absolute path, a URL without its password.
+std::string DatabaseReference(const std::string& target);
 
 // What one step did.
 struct StepResult {
