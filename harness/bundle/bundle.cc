@@ -326,11 +326,14 @@ void Clear(const fs::path& dir) {
 
 Result<json> ExportRunTrace(const fs::path& database, int64_t run_id) {
   std::error_code ec;
-  if (!fs::is_regular_file(database, ec)) return Status::Parse(database.string() + ": no such database");
+  if (!IsDatabaseUrl(database) && !fs::is_regular_file(database, ec)) {
+    return Status::Parse(database.string() + ": no such database");
+  }
   // Through the store, which knows how steps are packed: no SQL out here.
   TRY_ASSIGN(std::unique_ptr<Store> store, Store::Open(database));
   TRY_ASSIGN(StoredRun run, store->LoadRun(run_id));
-  json out = {{"database", database.filename().string()}, {"run_id", run_id}};
+  json out = {{"database", IsDatabaseUrl(database) ? DatabaseDisplayName(database) : database.filename().string()},
+              {"run_id", run_id}};
   out["run"] = {{"id", run.id}, {"scenario", run.info.scenario}, {"scenario_file", run.info.scenario_file},
                 {"seed", run.info.seed}, {"status", run.status}, {"started_at", run.info.started_at},
                 {"finished_at", run.finished_at}, {"tpmlab_version", run.info.tpmlab_version},
@@ -441,8 +444,8 @@ Status WriteBundle(const fs::path& run, const fs::path& out_file) {
   // The run's rows: the database run.json names, or the one beside it when
   // the folder was moved.
   fs::path db = r.value("database", "");
-  if (db.empty() || !fs::exists(db, ec)) db = run_dir / "tpmlab.db";
-  if (!fs::exists(db, ec)) {
+  if (!IsDatabaseUrl(db) && (db.empty() || !fs::exists(db, ec))) db = run_dir / "tpmlab.db";
+  if (!IsDatabaseUrl(db) && !fs::exists(db, ec)) {
     return Status::Parse(run_json.string() + ": its database " + r.value("database", std::string("?")) +
                          " is gone, and there is no tpmlab.db beside it");
   }

@@ -309,7 +309,7 @@ Status WriteRunFiles(Store& store, int64_t run_id, const fs::path& out_dir, RunJ
   fs::create_directories(out_dir, ec);
   if (ec) return Status::Error(Layer::kStore, "cannot create " + out_dir.string() + ": " + ec.message());
   return WriteRunFiles(
-      run, [&](const auto& each) { return store.ForEachStep(run_id, each); }, store.file(), out_dir, form);
+      run, [&](const auto& each) { return store.ForEachStep(run_id, each); }, store.name(), out_dir, form);
 }
 
 Result<Snapshot> SnapshotOfRunStep(const json& snapshot, const fs::path& run_dir, const std::string& where) {

@@ -194,6 +194,13 @@ std::string SqliteConnectString(const std::string& file) {
   return "db=\"" + file + "\"";
 }
 
+// libpq's messages come in lines: one line for a message that names the database.
+std::string OneLine(std::string text) {
+  while (!text.empty() && (text.back() == '\n' || text.back() == ' ')) text.pop_back();
+  text = std::regex_replace(text, std::regex("\\.?\n+"), ": ");
+  return text;
+}
+
 constexpr int kPostgresSchemaLock = 0x7470'6d6c;  // "tpml": one host creates or migrates the schema
 
 }  // namespace
@@ -240,8 +247,7 @@ Status Store::Failed(const std::string& what, const std::exception& e) const {
   } else if (const auto* pg = dynamic_cast<const soci::postgresql_soci_error*>(&e)) {
     full = pg->sqlstate() == "53100" || pg->sqlstate().rfind("58", 0) == 0;  // disk_full, system errors
   }
-  std::string message = e.what();
-  while (!message.empty() && (message.back() == '\n' || message.back() == ' ')) message.pop_back();
+  const std::string message = OneLine(e.what());
   if (full) {
     return Status::Error(Layer::kStore, name_ + ": the disk is full (or failing): " + what +
                                             " was not stored (" + message + "); what was stored before it is intact");
@@ -298,9 +304,7 @@ Result<std::unique_ptr<Store>> Store::Open(const std::string& target) {
       sql->open(soci::sqlite3, SqliteConnectString(target));
     }
   } catch (const std::exception& e) {
-    std::string m = e.what();
-    while (!m.empty() && m.back() == '\n') m.pop_back();
-    return Status::Error(Layer::kStore, "cannot open " + name + ": " + m);
+    return Status::Error(Layer::kStore, "cannot open " + name + ": " + OneLine(e.what()));
   }
   std::unique_ptr<Store> store(new Store(std::move(sql), postgres, file, name));
   if (!postgres) {
@@ -309,6 +313,9 @@ Result<std::unique_ptr<Store>> Store::Open(const std::string& target) {
     // WAL: readers see every committed step while a run is writing, and a
     // crashed writer never corrupts what was committed.
     TRY(store->Exec("PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA foreign_keys=ON;"));
+  } else {
+    // libpq prints notices ("relation ... already exists, skipping") on stderr.
+    TRY(store->Exec("SET client_min_messages = warning"));
   }
   TRY(store->Begin());
   Status schema = store->OpenSchema();
