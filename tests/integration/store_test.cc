@@ -170,6 +170,27 @@ BOOST_AUTO_TEST_CASE(a_run_in_postgresql_whose_process_is_gone_reads_as_interrup
   RunsOfGoneProcessesReadAsInterrupted(Require(cluster->CreateDatabase("killed")));
 }
 
+// PostgreSQL keeps the schema's version in a table: a database a newer
+// tpmlab wrote is refused, not misread; opening it again changes nothing.
+BOOST_AUTO_TEST_CASE(a_postgresql_schema_newer_than_this_tpmlab_is_refused, TPMLAB_NEEDS_POSTGRES) {
+  auto cluster = test::StartPostgresForTest();
+  if (!cluster) return;
+  const std::string url = Require(cluster->CreateDatabase("newer"));
+  Require(Store::Open(url));
+  Require(Store::Open(url));  // a second host opening it finds the schema made
+  const fs::path log = MakeTempDir("psql") / "psql.log";
+  const int psql = Require(RunProgram({(test::DefaultPostgresBinDir() / "psql").string(), url, "-c",
+                                       "UPDATE tpmlab_schema SET version = 99"},
+                                      log, std::chrono::seconds(60)));
+  BOOST_REQUIRE_MESSAGE(psql == 0, FileTail(log, 5));
+  fs::remove_all(log.parent_path());
+  Result<std::unique_ptr<Store>> newer = Store::Open(url);
+  BOOST_REQUIRE(!newer.ok());
+  BOOST_TEST(newer.status().message().find("schema version 99 is newer than this tpmlab knows (7)") !=
+                 std::string::npos,
+             newer.status().message());
+}
+
 // Everything a reader gets of a run: its row and each step whole, with the
 // command trace's bytes and nanosecond timings.
 json Everything(Store& store, int64_t run_id) {
