@@ -231,7 +231,7 @@ Command AddRunCommand(CLI::App& app) {
   run->add_option("SCENARIO", a->scenario, "Scenario file (YAML)")->required();
   run->add_option("-o,--out", a->out_dir, "Folder for run.json and the DUT state (default tpmlab-runs/NAME-TIME)");
   run->add_option("--db", a->db,
-                  "Results database: a SQLite file, or postgresql://… shared by many hosts "
+                  "Results database: a SQLite file, or postgresql://... shared by many hosts "
                   "(default $TPMLAB_DB, else OUT/tpmlab.db)");
   run->add_option("--bench", a->benches,
                   "Bench file: the DUT to run on (hw/README.md); default the embedded swtpm. Given more than once: "

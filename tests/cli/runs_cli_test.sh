@@ -56,7 +56,7 @@ filtered "--since earlier" "1 2" --since 2000-01-01
 expect_exit 0 "TPMLAB_DB names the database" env TPMLAB_DB="$db" "$tpmlab" runs
 expect_stdout "power-cycle" "lists from TPMLAB_DB"
 expect_exit 2 "no database named" env -u TPMLAB_DB "$tpmlab" runs
-expect_stderr "--db FILE \(or set TPMLAB_DB\)" "says how to name one"
+expect_stderr "--db FILE\|URL \(or set TPMLAB_DB\)" "says how to name one"
 expect_exit 2 "a database that is not there" "$tpmlab" runs --db "$tmp/nothing.db"
 expect_stderr "nothing.db: no such results database" "names the file"
 
