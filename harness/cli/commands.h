@@ -3,7 +3,6 @@
 
 #include <CLI/CLI.hpp>
 #include <cstdint>
-#include <filesystem>
 #include <functional>
 #include <optional>
 #include <string>
@@ -56,8 +55,6 @@ bool IsFleetRun(const RunArgs& args);  // fleet_command.cc
 
 // tpmlab-runs/NAME-TIME: where a run goes without --out.
 std::string DefaultOutDir(const std::string& scenario);  // run_command.cc
-// Without --db: $TPMLAB_DB (a lab's shared database), else OUT/tpmlab.db.
-std::string DefaultDatabase(const std::filesystem::path& out_dir);  // run_command.cc
 // A step's progress lines: the step, then each failed check, error and alarm.
 std::string StepProgressLines(const StepResult& step, int total);  // run_command.cc
 

@@ -151,12 +151,6 @@ int Run(RunArgs a, const std::function<void(const RunResult&)>& on_result) {
 
 }  // namespace
 
-std::string DefaultDatabase(const fs::path& out_dir) {
-  const char* env = std::getenv("TPMLAB_DB");
-  if (env != nullptr && *env != '\0') return env;
-  return (out_dir / "tpmlab.db").string();
-}
-
 std::string DefaultOutDir(const std::string& scenario) {
   std::time_t t = std::time(nullptr);
   std::tm tm{};

@@ -220,6 +220,12 @@ std::string DatabaseDisplayName(const std::string& target) {
   return shown;
 }
 
+std::string DefaultDatabase(const std::filesystem::path& out_dir) {
+  const char* env = std::getenv("TPMLAB_DB");
+  if (env != nullptr && *env != '\0') return env;
+  return (out_dir / "tpmlab.db").string();
+}
+
 std::string DatabaseReference(const std::string& target) {
   if (IsDatabaseUrl(target)) return DatabaseDisplayName(target);
   return std::filesystem::absolute(target).lexically_normal().string();

@@ -74,7 +74,7 @@ void RegisterFleet(py::module_& m) {
           bench_names.push_back(file.empty() ? "emulated" : loaded.back()->name);
         }
         const std::vector<std::string> names = FleetDutNames(static_cast<size_t>(count), bench_names);
-        const fs::path db = database.empty() ? out_dir / "tpmlab.db" : fs::path(database);
+        const fs::path db = database.empty() ? DefaultDatabase(out_dir) : database;
         std::atomic<bool> stop{false};
         std::vector<FleetMember> members;
         for (size_t i = 0; i < names.size(); ++i) {

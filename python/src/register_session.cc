@@ -26,7 +26,7 @@ RunOptions MakeOptions(const std::filesystem::path& out_dir, const std::string& 
   RunOptions o;
   if (!bench.empty()) o.bench = Unwrap(LoadBench(bench));
   o.out_dir = out_dir;
-  o.database = database.empty() ? out_dir / "tpmlab.db" : std::filesystem::path(database);
+  o.database = database.empty() ? DefaultDatabase(out_dir) : database;
   o.seed = seed;
   o.keep_state = keep_state;
   o.dut_name = dut_name;

@@ -85,6 +85,17 @@ def test_run_scenario_file_and_python_scenario_share_a_store(source_dir, tmp_pat
     assert [r[0] for r in rows] == ["power-cycle", "py-built", "python"]
 
 
+def test_tpmlab_db_is_the_default_database(source_dir, tmp_path, monkeypatch):
+    """As `tpmlab run` without --db: a lab's TPMLAB_DB collects the run, not OUT/tpmlab.db."""
+    shared = tmp_path / "lab.db"
+    monkeypatch.setenv("TPMLAB_DB", str(shared))
+    r = tpmlab.run_scenario(source_dir / "scenarios" / "power-cycle.yaml", out_dir=tmp_path / "a", cycles=1)
+    assert r.status == "passed", r
+    assert not (tmp_path / "a" / "tpmlab.db").exists()
+    rows = sqlite3.connect(shared).execute("SELECT scenario, status FROM runs").fetchall()
+    assert rows == [("power-cycle", "passed")]
+
+
 def test_bench_emulated_opens_a_dut():
     bench = tpmlab.Bench()
     assert bench.emulated and all(bench.allow.values()) and "clear" in bench.allow

@@ -36,6 +36,9 @@ bool IsDatabaseUrl(const std::string& target);
 /// path, a URL without its password (libpq reads that from PGPASSWORD or
 /// ~/.pgpass, never from a tpmlab file).
 std::string DatabaseDisplayName(const std::string& target);
+/// Where a run's results go when it names no database: $TPMLAB_DB (a lab's
+/// shared one), else OUT/tpmlab.db beside the run.
+std::string DefaultDatabase(const std::filesystem::path& out_dir);
 /// How run.json and enrollment.json name a database so it opens again from
 /// anywhere: a file's absolute path, a URL without its password.
 std::string DatabaseReference(const std::string& target);
