@@ -201,6 +201,24 @@ std::string OneLine(std::string text) {
   return text;
 }
 
+// Writers of one SQLite file in this process (a fleet's DUTs) take turns
+// here rather than in SQLite's busy handler, which sleeps between its tries:
+// with 8 DUTs those sleeps cost a quarter of the fleet's cycles. Other
+// processes still wait in the busy handler.
+std::shared_ptr<std::mutex> WriterTurn(const std::filesystem::path& file) {
+  static std::mutex guard;
+  static std::map<std::string, std::weak_ptr<std::mutex>> turns;
+  std::error_code ec;
+  const std::string key = std::filesystem::weakly_canonical(file, ec).string();
+  std::lock_guard<std::mutex> hold(guard);
+  std::shared_ptr<std::mutex> turn = turns[key].lock();
+  if (!turn) {
+    turn = std::make_shared<std::mutex>();
+    turns[key] = turn;
+  }
+  return turn;
+}
+
 constexpr int kPostgresSchemaLock = 0x7470'6d6c;  // "tpml": one host creates or migrates the schema
 
 }  // namespace
@@ -240,6 +258,7 @@ Store::Store(std::unique_ptr<soci::session> sql, bool postgres, std::filesystem:
   if (!postgres_) {
     auto* backend = static_cast<soci::sqlite3_session_backend*>(sql_->get_backend());
     sqlite_ = reinterpret_cast<::sqlite3*>(backend->conn_);
+    writer_turn_ = WriterTurn(file_);
   }
 }
 
@@ -500,6 +519,8 @@ Status Store::WriteStep(int64_t run_id, const StepResult& step) {
 }
 
 Status Store::RecordStep(int64_t run_id, const StepResult& step) {
+  std::unique_lock<std::mutex> turn;
+  if (writer_turn_) turn = std::unique_lock<std::mutex>(*writer_turn_);
   TRY(Begin());
   caches_->pending.reset();
   Status written = WriteStep(run_id, step);

@@ -13,6 +13,7 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <string>
 #include <vector>
@@ -181,6 +182,7 @@ class Store {
   std::unique_ptr<soci::session> sql_;
   bool postgres_;
   sqlite3* sqlite_ = nullptr;  // SQLite's own handle: busy timeout, transaction state, schema 6
+  std::shared_ptr<std::mutex> writer_turn_;  // SQLite: this process's writers of the file take turns
   std::filesystem::path file_;
   std::string name_;
   std::unique_ptr<Caches> caches_;
