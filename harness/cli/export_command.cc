@@ -67,7 +67,7 @@ int PrintStep(Store& store, const fs::path& db, int64_t run_id, int index, const
       std::cerr << "tpmlab: export: " << walked.ToString() << "\n";
       return ExitFor(walked);
     }
-    std::cerr << "tpmlab: export: " << db.string() << ": run " << run_id << " has no step " << index << "\n";
+    std::cerr << "tpmlab: export: " << DatabaseDisplayName(db) << ": run " << run_id << " has no step " << index << "\n";
     return kExitUsage;
   }
   return kExitPassed;
@@ -80,7 +80,7 @@ int Export(const ExportArgs& a) {
   std::optional<int64_t> run_id = source.second;
   std::error_code ec;
   if (!IsDatabaseUrl(db) && !fs::is_regular_file(db, ec)) {
-    std::cerr << "tpmlab: export: " << db.string() << ": no such database\n";
+    std::cerr << "tpmlab: export: " << DatabaseDisplayName(db) << ": no such database\n";
     return kExitUsage;
   }
   if (!a.step && a.out_dir.empty()) {
@@ -94,22 +94,22 @@ int Export(const ExportArgs& a) {
   }
   auto store = Store::Open(db);
   if (!store.ok()) {
-    std::cerr << "tpmlab: export: " << db.string() << ": not a tpmlab database: " << store.status().message() << "\n";
+    std::cerr << "tpmlab: export: " << DatabaseDisplayName(db) << ": not a tpmlab database: " << store.status().message() << "\n";
     return kExitUsage;
   }
   auto runs = (*store)->ListRuns();
   if (!runs.ok()) {
-    std::cerr << "tpmlab: export: " << db.string() << ": " << runs.status().message() << "\n";
+    std::cerr << "tpmlab: export: " << DatabaseDisplayName(db) << ": " << runs.status().message() << "\n";
     return kExitUsage;
   }
   if (runs->empty()) {
-    std::cerr << "tpmlab: export: " << db.string() << " holds no runs\n";
+    std::cerr << "tpmlab: export: " << DatabaseDisplayName(db) << " holds no runs\n";
     return kExitUsage;
   }
   if (!run_id) run_id = runs->back().id;  // the latest
   const auto run = std::find_if(runs->begin(), runs->end(), [&](const StoredRun& r) { return r.id == *run_id; });
   if (run == runs->end()) {
-    std::cerr << "tpmlab: export: " << db.string() << " has no run " << *run_id << "; it holds run"
+    std::cerr << "tpmlab: export: " << DatabaseDisplayName(db) << " has no run " << *run_id << "; it holds run"
               << (runs->size() == 1 ? " " : "s ") << IdRanges(*runs) << "\n";
     return kExitUsage;
   }
@@ -126,7 +126,7 @@ int Export(const ExportArgs& a) {
     std::cerr << "tpmlab: export: " << written.ToString() << "\n";
     return ExitFor(written);
   }
-  std::cout << "tpmlab export: run " << *run_id << " of " << db.string() << " (" << run->status << ", "
+  std::cout << "tpmlab export: run " << *run_id << " of " << DatabaseDisplayName(db) << " (" << run->status << ", "
             << run->steps << " steps)\n"
             << "  results: " << (out / "run.json").string() << ", " << (out / "junit.xml").string() << "\n";
   return kExitPassed;

@@ -86,6 +86,10 @@ else
   echo "ok: the password is in no file or output"
 fi
 grep -q "postgresql://postgres@/lab" "$tmp/secret/run.json" || fail "run.json does not name the database"
+expect_exit 2 "export of a run not there, through a URL with a password" \
+  "$tpmlab" export "$secret_url:99" -o "$tmp/none99"
+expect_stderr "has no run 99" "export names the run"
+grep -q "s3cret-word" "$tmp/stdout" "$tmp/stderr" && fail "export shows the password"
 
 expect_exit 3 "a database that is not there" \
   "$tpmlab" run "$src/scenarios/power-cycle.yaml" --cycles 1 --out "$tmp/none" -q \
