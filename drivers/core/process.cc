@@ -58,6 +58,53 @@ ChildProcess& ChildProcess::operator=(ChildProcess&& other) noexcept {
 
 namespace {
 std::atomic<bool> die_with_parent_by_default{false};
+
+// Only async-signal-safe calls after fork: another thread (a fleet's other
+// DUTs) may have held stdio's or malloc's lock at the fork.
+void WriteExecFailure(const char* program) {
+  // strerrordesc_np: the untranslated table entry (no locale, no malloc).
+  const char* why = ::strerrordesc_np(errno);
+  if (why == nullptr) why = "unknown error";
+  for (const char* part : {"exec ", program, ": ", why, "\n"}) {
+    (void)!::write(2, part, std::strlen(part));
+  }
+}
+
+void KillOwnGroup(int) { ::kill(0, SIGKILL); }
+
+// The supervisor of a whole_group child: it forks the program into its own
+// group and waits for it. When the harness dies it gets SIGHUP and kills the
+// group, the programs the program started included; otherwise it ends as the
+// program ended, so the harness sees the program's own exit status.
+[[noreturn]] void Supervise(char* const* args, pid_t harness) {
+  struct sigaction on_harness_death {};
+  on_harness_death.sa_handler = KillOwnGroup;
+  ::sigaction(SIGHUP, &on_harness_death, nullptr);
+  ::prctl(PR_SET_PDEATHSIG, SIGHUP);
+  if (::getppid() != harness) KillOwnGroup(0);
+  // A SIGTERM or SIGINT to the group is for the program; the supervisor
+  // stays to report how it ended.
+  ::signal(SIGTERM, SIG_IGN);
+  ::signal(SIGINT, SIG_IGN);
+  const pid_t program = ::fork();
+  if (program < 0) ::_exit(127);
+  if (program == 0) {
+    for (int own : {SIGHUP, SIGTERM, SIGINT}) ::signal(own, SIG_DFL);
+    ::prctl(PR_SET_PDEATHSIG, SIGKILL);  // a supervisor killed on its own
+    ::execvp(args[0], args);
+    WriteExecFailure(args[0]);
+    ::_exit(127);
+  }
+  int status = 0;
+  while (::waitpid(program, &status, 0) < 0) {
+    if (errno != EINTR) ::_exit(127);
+  }
+  if (WIFEXITED(status)) ::_exit(WEXITSTATUS(status));
+  const int ended_by = WTERMSIG(status);
+  ::signal(ended_by, SIG_DFL);
+  ::kill(::getpid(), ended_by);
+  ::_exit(128 + ended_by);
+}
 }  // namespace
 
 void ChildProcess::DieWithParentByDefault(bool on) { die_with_parent_by_default = on; }
@@ -99,17 +146,13 @@ Result<ChildProcess> ChildProcess::Spawn(const std::vector<std::string>& argv,
     ::dup2(devnull, 0);
     ::dup2(log_fd, 1);
     ::dup2(log_fd, 2);
+    if (options.die_with_parent && options.whole_group) Supervise(args.data(), parent);
     ::execvp(args[0], args.data());
-    // Only async-signal-safe calls after fork: another thread (a fleet's
-    // other DUTs) may have held stdio's or malloc's lock at the fork.
-    // strerrordesc_np: the untranslated table entry (no locale, no malloc).
-    const char* why = ::strerrordesc_np(errno);
-    if (why == nullptr) why = "unknown error";
-    for (const char* part : {"exec ", static_cast<const char*>(args[0]), ": ", why, "\n"}) {
-      (void)!::write(2, part, std::strlen(part));
-    }
+    WriteExecFailure(args[0]);
     ::_exit(127);
   }
+  // Here too, so a Kill right after Spawn finds the group.
+  ::setpgid(pid, pid);
   ::close(log_fd);
   ChildProcess child;
   child.pid_ = pid;
@@ -150,21 +193,28 @@ void ChildProcess::Kill(int signal, std::chrono::milliseconds timeout) {
   if (!running()) return;
   // A stopped child cannot act on SIGTERM; SIGKILL needs no waking (and
   // waking it first would let it finish what it was doing).
-  if (signal != SIGKILL) ::kill(pid_, SIGCONT);
-  ::kill(pid_, signal);
+  if (signal != SIGKILL) SignalGroup(SIGCONT);
+  SignalGroup(signal);
   if (Wait(timeout)) return;
-  ::kill(pid_, SIGKILL);
+  SignalGroup(SIGKILL);
   int st = 0;
   if (::waitpid(pid_, &st, 0) == pid_) Reaped(st);
 }
 
 void ChildProcess::Signal(int signal) {
-  if (pid_ > 0) ::kill(pid_, signal);
+  if (pid_ > 0) SignalGroup(signal);
+}
+
+// The child leads its own group: what it started goes with it.
+void ChildProcess::SignalGroup(int signal) {
+  if (::kill(-pid_, signal) != 0) ::kill(pid_, signal);
 }
 
 Result<int> RunProgram(const std::vector<std::string>& argv, const fs::path& log_file,
                        std::chrono::milliseconds timeout) {
-  TRY_ASSIGN(ChildProcess child, ChildProcess::Spawn(argv, log_file));
+  ChildProcess::Options options;
+  options.whole_group = true;
+  TRY_ASSIGN(ChildProcess child, ChildProcess::Spawn(argv, log_file, options));
   if (!child.Wait(timeout)) {
     child.Kill(SIGKILL, std::chrono::milliseconds(1000));
     return Status::Timeout(argv[0] + " did not finish within " +

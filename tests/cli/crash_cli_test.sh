@@ -85,6 +85,26 @@ assert step["snapshot"]["quote"]["verified"] is True, step["snapshot"]["quote"]
   fi
 done
 
+# Kills inside chip manufacture, where random moments rarely land:
+# swtpm_setup runs a swtpm of its own, which no death signal of tpmlab's
+# reaches by itself. Killed as each of the two appears, neither is left.
+for stage in "swtpm_setup" "swtpm socket --flags not-need-init"; do
+  out=$tmp/manufacture-${stage%% *}
+  "$tpmlab" run "$src/scenarios/power-cycle.yaml" --cycles 100000 --out "$out" --db "$tmp/manufacture.db" -q \
+    >"$tmp/bg.out" 2>"$tmp/bg.err" &
+  background=$!
+  seen=
+  for _ in $(seq 3000); do pgrep -f "$stage.*$out" >/dev/null && { seen=1; break; }; sleep 0.01; done
+  kill -9 "$background"
+  wait "$background" 2>/dev/null
+  background=
+  if [[ -z $seen ]]; then
+    fail "manufacture: '$stage' never ran within 30 s"
+    continue
+  fi
+  no_swtpm_of "$out" || fail "a kill while '$stage' ran: swtpm_setup or its swtpm outlived tpmlab"
+done
+
 # A disk that fills up mid-run: only root can make a tiny filesystem; the
 # mount lives in a private namespace and goes away with it.
 if [[ $(id -u) -ne 0 ]] || ! unshare -m true 2>/dev/null; then

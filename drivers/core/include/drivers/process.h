@@ -33,6 +33,10 @@ class ChildProcess final {
     // must never outlive it (QEMU and its swtpm). Spawn from a thread that
     // lives as long as the child.
     bool die_with_parent = false;
+    // With die_with_parent: the programs the child starts die with the
+    // harness too (swtpm_setup's swtpm would not). The child then runs under
+    // a small supervisor that kills its process group when the harness dies.
+    bool whole_group = false;
   };
   /// Makes every later Spawn die_with_parent. A program whose main thread
   /// lives as long as its children (the tpmlab command) turns it on, so a
@@ -59,13 +63,15 @@ class ChildProcess final {
 
  private:
   void Reaped(int wait_status);
+  void SignalGroup(int signal);
 
   pid_t pid_ = -1;
   std::optional<std::string> exit_;
   std::optional<int> exit_code_;
 };
 
-// Runs a program to completion; the result is its exit code.
+// Runs a program to completion; the result is its exit code. A timeout kills
+// the program and whatever it started.
 Result<int> RunProgram(const std::vector<std::string>& argv,
                        const std::filesystem::path& log_file,
                        std::chrono::milliseconds timeout);
