@@ -68,7 +68,7 @@ Result<Source> FromRunJson(const fs::path& given) {
 Result<Source> ParseSource(const std::string& text) {
   std::error_code ec;
   if (IsRunFolderOrJson(text)) return FromRunJson(text);
-  if (fs::exists(text, ec) || IsDatabaseUrl(text) && text.rfind(':') < text.find('/', text.find("://") + 3)) {
+  if (fs::exists(text, ec) || (IsDatabaseUrl(text) && text.rfind(':') < text.find('/', text.find("://") + 3))) {
     return Source{text, std::nullopt, std::nullopt};
   }
   const size_t last = text.rfind(':');
