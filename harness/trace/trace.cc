@@ -112,10 +112,7 @@ class TraceWriter {
     ++summary_.steps;
     const int64_t step_ns = ParseUtc(s.started_at).value_or(writer_.last_ns());
     std::string pending = DescribeStep(s);
-    if (StartsBoot(s)) {
-      CloseConnection(step_ns, "the DUT goes down: " + pending);
-      pending = "boot of the DUT: " + pending;
-    }
+    step_text_ = pending;
     bool estimated = false;
     for (const auto& t : s.trace) estimated = estimated || !t.since_step_start;
     if (estimated && !s.trace.empty()) {
@@ -128,17 +125,19 @@ class TraceWriter {
     for (const auto& t : s.trace) {
       const int64_t sent = t.since_step_start ? step_ns + t.since_step_start->count() : cursor;
       cursor = sent + t.duration.count();
-      if (t.command_code == kStartupCode && connection_ && commands_on_connection_ > 0) {
-        CloseConnection(sent, "the DUT restarts (TPM2_Startup follows)");
+      // A TPM2_Startup after one that succeeded is the DUT's next boot (a
+      // TPM that did not restart refuses it): a connection of its own.
+      if (t.command_code == kStartupCode && connection_ && started_up_) {
+        CloseConnection(sent, "the DUT goes down");
       }
-      if (!connection_) Open(std::min(sent, step_ns), &pending);
+      if (!connection_) Open(sent);
       std::string comment = pending;
       pending.clear();
       if (auto f = faults.find(t.sequence); f != faults.end()) comment = Join(comment, f->second);
       if (t.failed) comment = Join(comment, "no response: the transport gave none for this command");
       SendCommand(t, sent, comment);
+      if (t.command_code == kStartupCode && !t.failed && t.response_code == 0) started_up_ = true;
       ++summary_.commands;
-      ++commands_on_connection_;
     }
     // A step without commands (expect, wait, a fault armed) says what it did on the next packet.
     carried_ = Join(carried_, pending);
@@ -151,15 +150,13 @@ class TraceWriter {
   }
 
  private:
-  void Open(int64_t ns, std::string* pending) {
+  void Open(int64_t ns) {
     const uint16_t port = static_cast<uint16_t>(kFirstClientPort + summary_.connections % 16384);
     const uint32_t isn = static_cast<uint32_t>(0x10000000u + summary_.connections * 0x10000u);
     connection_.emplace(writer_, port, kTpmPort, isn, isn ^ 0x5a5a0000u);
-    connection_->Open(ns, Join(carried_, *pending));
-    carried_.clear();
-    pending->clear();
+    connection_->Open(ns, "boot " + std::to_string(summary_.connections + 1) + " of the DUT, in " + step_text_);
     ++summary_.connections;
-    commands_on_connection_ = 0;
+    started_up_ = false;
   }
 
   void CloseConnection(int64_t ns, const std::string& comment) {
@@ -189,16 +186,13 @@ class TraceWriter {
 
   pcapng::Writer writer_;
   std::optional<pcapng::TcpConnection> connection_;
-  int64_t commands_on_connection_ = 0;
+  bool started_up_ = false;  // the connection carried a TPM2_Startup that succeeded
+  std::string step_text_;
   std::string carried_;
   TraceExportSummary summary_;
 };
 
 }  // namespace
-
-bool StartsBoot(const StepResult& step) {
-  return step.action == "boot" || step.action == "power_cycle" || step.cycle.has_value();
-}
 
 Result<TraceExportSummary> WriteTracePcapng(Store& store, const StoredRun& run, const TraceExportOptions& options,
                                             std::ostream& out) {

@@ -44,15 +44,21 @@ for i, (w, g) in enumerate(zip(want, got)):
     assert w == g, f"code {i}: stored {w[0]} {w[1]:#x}, decoded {g[0]} {g[1]:#x}"
 assert len(want) == len(got), f"{len(want)} codes stored, {len(got)} decoded"
 print(len(want), "codes")' "$tmp/list.tsv" "$tmp/decoded.tsv"
+  # tshark 4.0's table gives TPM2_NV_Read (0x14e) one handle where TPM 2.0 Part 3 gives it
+  # two (authHandle, nvIndex), so it reads the auth area from nvIndex and throws: a
+  # dissector bug, the only malformed packets allowed (the same bytes as the TPM got).
+  local nv_read flagged
+  nv_read=$(shark -r "$pcap" -Y '_ws.malformed && tpm.req.cc == 0x14e' | wc -l)
+  flagged=$(shark -r "$pcap" -Y '(_ws.malformed || _ws.expert.severity >= 6291456 || ip.checksum.status == 0 || tcp.checksum.status == 0 || tcp.analysis.flags) && !(tpm.req.cc == 0x14e)' | wc -l)
+  [[ $flagged -eq 0 ]] && echo "ok: $what: no malformed packet, bad checksum or TCP complaint ($nv_read NV_Read commands tshark 4.0 mis-dissects)" ||
+    { fail "$what: $flagged packets flagged"; shark -r "$pcap" -Y '(_ws.malformed || _ws.expert.severity >= 6291456 || tcp.analysis.flags) && !(tpm.req.cc == 0x14e)' | head; }
   shark -r "$pcap" -q -z expert >"$tmp/expert.txt"
-  if grep -qiE "malformed|^ *error|checksum|bad|lost segment|unseen" "$tmp/expert.txt"; then
-    fail "$what: tshark's expert info complains"; sed 's/^/  | /' "$tmp/expert.txt" | head -20
+  if grep -q "^Warns" "$tmp/expert.txt" || [[ $(awk '/^Errors/,/^Notes|^Chats|^Comments/' "$tmp/expert.txt" | grep -c "Malformed") -gt 1 ]] ||
+     [[ $(awk '/Malformed/ {print $1}' "$tmp/expert.txt") -gt $nv_read ]]; then
+    fail "$what: tshark's expert info has more than the NV_Read dissector errors"; sed 's/^/  | /' "$tmp/expert.txt" | head -20
   else
-    echo "ok: $what: tshark's expert info has no error, malformed packet or bad checksum"
+    echo "ok: $what: tshark's expert info has no warning and no error beyond those"
   fi
-  local flagged
-  flagged=$(shark -r "$pcap" -Y '_ws.malformed || _ws.expert.severity >= 6291456 || ip.checksum.status == 0 || tcp.checksum.status == 0 || tcp.analysis.flags' | wc -l)
-  [[ $flagged -eq 0 ]] && echo "ok: $what: no packet flagged" || { fail "$what: $flagged packets flagged"; shark -r "$pcap" -Y '_ws.expert || tcp.analysis.flags' | head; }
 }
 
 mkdir -p "$tmp/firmware" && cp "$src"/scenarios/firmware/*.yaml "$tmp/firmware/"
@@ -94,7 +100,7 @@ for line in open(sys.argv[2]).read().splitlines():
 assert checked > 50, checked
 print(checked, "commands in their steps")' "$tmp/pc/run.json" "$tmp/times.tsv"
 shark -r "$tmp/pc.pcapng" -Y frame.comment -T fields -e frame.comment >"$tmp/comments"
-grep -q "boot of the DUT: step 2: power_cycle" "$tmp/comments" && echo "ok: a power cycle is a packet comment" ||
+grep -q "boot 2 of the DUT, in step 2: power_cycle" "$tmp/comments" && echo "ok: a power cycle is a packet comment" ||
   { fail "power cycle comment"; head "$tmp/comments"; }
 capinfos "$tmp/pc.pcapng" >"$tmp/capinfos" 2>&1
 grep -q "Capture comment: *tpmlab run 1 of" "$tmp/capinfos" && grep -q "DUT " "$tmp/capinfos" &&

@@ -1,6 +1,7 @@
 // A stored run's commands and responses as a pcapng capture for Wireshark
 // (tshark 4.0's TPM 2.0 dissector, protocol `tpm`): one TCP connection per
-// boot of the DUT to port 2321, each command in the TPM simulator's framing
+// boot of the DUT (a TPM2_Startup after one that succeeded starts the next)
+// to port 2321, each command in the TPM simulator's framing
 // (TPM_SEND_COMMAND, locality, size, bytes; the response's size, bytes and
 // a 4-byte ack), at the wall-clock time it was sent. Boots, power cycles and
 // injected faults are packet comments; the DUT, run and steps are in the
@@ -33,10 +34,5 @@ struct TraceExportSummary {
 /// Writes run `run` of `store` to `out` as pcapng, one step in memory at a time.
 Result<TraceExportSummary> WriteTracePcapng(Store& store, const StoredRun& run, const TraceExportOptions& options,
                                             std::ostream& out);
-
-/// The boots a trace export opens a connection for: a step that boots or
-/// power-cycles the DUT, or a TPM2_Startup sent on a connection that already
-/// carried commands.
-bool StartsBoot(const StepResult& step);
 
 }  // namespace tpmlab
