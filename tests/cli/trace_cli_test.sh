@@ -52,6 +52,11 @@ print(len(want), "codes")' "$tmp/list.tsv" "$tmp/decoded.tsv"
   flagged=$(shark -r "$pcap" -Y '(_ws.malformed || _ws.expert.severity >= 6291456 || ip.checksum.status == 0 || tcp.checksum.status == 0 || tcp.analysis.flags) && !(tpm.req.cc == 0x14e)' | wc -l)
   [[ $flagged -eq 0 ]] && echo "ok: $what: no malformed packet, bad checksum or TCP complaint ($nv_read NV_Read commands tshark 4.0 mis-dissects)" ||
     { fail "$what: $flagged packets flagged"; shark -r "$pcap" -Y '(_ws.malformed || _ws.expert.severity >= 6291456 || tcp.analysis.flags) && !(tpm.req.cc == 0x14e)' | head; }
+  local all good
+  all=$(shark -r "$pcap" | wc -l)
+  good=$(shark -r "$pcap" -Y 'ip.checksum.status == 1 && tcp.checksum.status == 1' | wc -l)
+  [[ $good -eq $all && $all -gt 0 ]] && echo "ok: $what: tshark verified every IPv4 and TCP checksum ($all packets)" ||
+    fail "$what: $good of $all packets with verified checksums"
   shark -r "$pcap" -q -z expert >"$tmp/expert.txt"
   if grep -q "^Warns" "$tmp/expert.txt" || [[ $(awk '/^Errors/,/^Notes|^Chats|^Comments/' "$tmp/expert.txt" | grep -c "Malformed") -gt 1 ]] ||
      [[ $(awk '/Malformed/ {print $1}' "$tmp/expert.txt") -gt $nv_read ]]; then
