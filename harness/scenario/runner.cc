@@ -101,6 +101,7 @@ void Run::ExecuteOne(const Step& step) {
   Status s = Dispatch(step, r);
   r.duration_ms = std::chrono::duration<double, std::milli>(Clock::now() - start).count();
   r.trace = dut_.trace().TakeRecords();
+  for (auto& t : r.trace) t.since_step_start = t.started - start;  // the store keeps this, not `started`
   NoteInjectedFaults(injected_before, r);
   if (r.snapshot) r.snapshot->latency_us = LatencyByCommand(r.trace);
   if (!s.ok() && IsRefusal(step, s)) {

@@ -3,6 +3,8 @@
 #include <openssl/evp.h>
 #include <zstd.h>
 
+#include <algorithm>
+#include <climits>
 #include <cstring>
 #include <memory>
 
@@ -106,6 +108,31 @@ bool UnpackTrace(ByteView in, size_t at, std::vector<TraceRecord>& out, size_t* 
     out.push_back(std::move(r));
   }
   if (end) *end = at;
+  return true;
+}
+
+namespace {
+constexpr uint32_t kTraceTimesTag = 0x314d4954;  // "TIM1"
+constexpr int64_t kNoTime = INT64_MIN;
+}  // namespace
+
+void PackTraceTimes(const std::vector<TraceRecord>& trace, Bytes& out) {
+  const bool any = std::any_of(trace.begin(), trace.end(), [](const TraceRecord& r) { return r.since_step_start.has_value(); });
+  if (!any) return;
+  Put(out, kTraceTimesTag);
+  Put(out, static_cast<uint32_t>(trace.size()));
+  for (const auto& r : trace) Put(out, r.since_step_start ? static_cast<int64_t>(r.since_step_start->count()) : kNoTime);
+}
+
+bool UnpackTraceTimes(ByteView in, size_t at, std::vector<TraceRecord>& trace) {
+  if (at == in.size()) return true;  // stored before the times were kept
+  uint32_t tag = 0, n = 0;
+  if (!Get(in, at, tag) || tag != kTraceTimesTag || !Get(in, at, n) || n != trace.size()) return false;
+  for (auto& r : trace) {
+    int64_t ns = 0;
+    if (!Get(in, at, ns)) return false;
+    if (ns != kNoTime) r.since_step_start = std::chrono::nanoseconds(ns);
+  }
   return true;
 }
 

@@ -25,4 +25,13 @@ void PackTrace(const std::vector<TraceRecord>& trace, Bytes& out);
 /// when the bytes are cut short.
 bool UnpackTrace(ByteView packed, size_t at, std::vector<TraceRecord>& out, size_t* end = nullptr);
 
+/// When each command was sent within its step (TraceRecord::since_step_start),
+/// as a section of its own at the end of a step's record: a tpmlab that
+/// predates it stops reading before it, and a record without it (stored
+/// earlier) leaves the times absent. Writes nothing when no command has one.
+void PackTraceTimes(const std::vector<TraceRecord>& trace, Bytes& out);
+/// Reads that section from `at` when it is there; false when it is there but
+/// damaged or does not match the trace.
+bool UnpackTraceTimes(ByteView packed, size_t at, std::vector<TraceRecord>& trace);
+
 }  // namespace tpmlab::store_codec

@@ -137,7 +137,8 @@ void Put32(Bytes& raw, size_t n) {
 }
 
 // A step's record before compression: its JSON part (length first), its
-// packed command trace, then the JSON's long byte strings.
+// packed command trace, then the JSON's long byte strings, then when each
+// command was sent (a section older readers never reach).
 Bytes PackRecord(nlohmann::json body, const std::vector<TraceRecord>& trace) {
   std::vector<Bytes> tail;
   MoveHexToTail(body, tail);
@@ -152,6 +153,7 @@ Bytes PackRecord(nlohmann::json body, const std::vector<TraceRecord>& trace) {
     Put32(raw, b.size());
     raw.insert(raw.end(), b.begin(), b.end());
   }
+  store_codec::PackTraceTimes(trace, raw);
   return raw;
 }
 

@@ -68,7 +68,7 @@ bool Get32(ByteView r, size_t& at, size_t& n) {
 }
 
 // The byte strings a record's JSON moved to its tail, as the hex they were.
-bool ReadTail(ByteView r, size_t at, std::vector<std::string>& tail) {
+bool ReadTail(ByteView r, size_t& at, std::vector<std::string>& tail) {
   size_t count = 0;
   if (at == r.size()) return true;  // nothing moved (records written earlier on 7's way in)
   if (!Get32(r, at, count)) return false;
@@ -142,6 +142,7 @@ Status Store::ReadRecord(int64_t base_id, ByteView record, json& body, std::vect
   std::vector<std::string> tail;
   if (!ReadTail(r, at, tail)) return Status::Parse(where + ": stored record is cut short");
   if (!PutHexBack(body, tail)) return Status::Parse(where + ": stored record names bytes it does not hold");
+  if (!store_codec::UnpackTraceTimes(r, at, commands)) return Status::Parse(where + ": stored command times are damaged");
   if (trace) *trace = std::move(commands);
   return Status::Ok();
 }

@@ -7,6 +7,11 @@
 // Prints the median and 90th percentile of RecordStep (the commit included),
 // the database's bytes per step (a SQLite file's; store_backends_bench.sh
 // asks PostgreSQL for its own) and how long ForEachStep took over them all.
+//
+//   store_bench --read DB RUN_ID
+//
+// Only reads: how long ForEachStep takes over a stored run, and the commands
+// its steps hold (trace_bench.sh sets `tpmlab trace` against it).
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
@@ -36,6 +41,20 @@ uint64_t FolderBytes(const std::filesystem::path& db) {
 
 int main(int argc, char** argv) {
   using namespace tpmlab;
+  if (argc == 4 && std::string(argv[1]) == "--read") {
+    auto db = Store::Open(argv[2]);
+    if (!db.ok()) return std::fprintf(stderr, "%s\n", db.status().ToString().c_str()), 1;
+    int64_t steps = 0, commands = 0;
+    const auto t0 = Clock::now();
+    Status each = (*db)->ForEachStep(std::stoll(argv[3]), [&](StepResult&& s) {
+      ++steps;
+      commands += static_cast<int64_t>(s.trace.size());
+      return Status::Ok();
+    });
+    std::printf("ForEachStep %.1f ms (%lld steps, %lld commands)\n", Ms(Clock::now() - t0),
+                static_cast<long long>(steps), static_cast<long long>(commands));
+    return each.ok() ? 0 : 1;
+  }
   if (argc < 4) {
     std::fprintf(stderr, "usage: %s SOURCE.db RUN_ID OUT.db [STEPS]\n", argv[0]);
     return 2;

@@ -252,5 +252,48 @@ BOOST_AUTO_TEST_CASE(a_full_disk_loses_only_the_step_in_flight) {
   fs::remove_all(dir);
 }
 
+// When each command was sent (what `tpmlab trace` places packets by): the
+// runner records it, the store keeps it; a step stored without it (as every
+// step was before the store kept it) reads back without, not as zero.
+BOOST_AUTO_TEST_CASE(command_send_times_read_back_and_steps_stored_without_them_have_none) {
+  const std::vector<StepResult> steps = RecordedSteps();
+  const StepResult& boot = steps.at(0);
+  BOOST_REQUIRE(boot.trace.size() > 2);
+  for (size_t i = 0; i < boot.trace.size(); ++i) {
+    const auto& t = boot.trace[i];
+    BOOST_REQUIRE_MESSAGE(t.since_step_start.has_value(), "command " << i << " has its send time");
+    BOOST_TEST(t.since_step_start->count() >= 0);
+    if (i > 0) {  // one command at a time: sent after the previous one was answered
+      const auto& before = boot.trace[i - 1];
+      BOOST_TEST((*t.since_step_start >= *before.since_step_start + before.duration), "command " << i);
+    }
+  }
+  const fs::path dir = MakeTempDir("times");
+  const fs::path file = dir / "results.db";
+  auto store = Require(Store::Open(file));
+  RunInfo info;
+  info.scenario = "times";
+  info.started_at = "2026-12-06T10:00:00Z";
+  const int64_t run_id = Require(store->BeginRun(info));
+  StepResult without = boot;
+  without.index = 1;
+  for (auto& t : without.trace) t.since_step_start.reset();
+  BOOST_REQUIRE(store->RecordStep(run_id, boot).ok());
+  BOOST_REQUIRE(store->RecordStep(run_id, without).ok());
+  std::vector<StepResult> read;
+  BOOST_REQUIRE(store->ForEachStep(run_id, [&](StepResult&& s) {
+    read.push_back(std::move(s));
+    return Status::Ok();
+  }).ok());
+  BOOST_REQUIRE(read.size() == 2u);
+  BOOST_REQUIRE(read[0].trace.size() == boot.trace.size());
+  for (size_t i = 0; i < boot.trace.size(); ++i) {
+    BOOST_TEST((read[0].trace[i].since_step_start == boot.trace[i].since_step_start), "command " << i);
+    BOOST_TEST(!read[1].trace[i].since_step_start.has_value(), "command " << i);
+    BOOST_TEST(read[1].trace[i].command == boot.trace[i].command);
+  }
+  fs::remove_all(dir);
+}
+
 }  // namespace
 }  // namespace tpmlab::testing

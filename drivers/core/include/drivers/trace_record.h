@@ -4,6 +4,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <optional>
 
 #include "drivers/bytes.h"
 
@@ -18,6 +19,11 @@ struct TraceRecord {
   Bytes command;
   Bytes response;
   bool failed = false;  // the transport gave no response
+  // When it was sent, counted from the start of the step that sent it (the
+  // wall time StepResult::started_at names): what the store keeps of
+  // `started`, so an exported trace shows real times. Absent in steps stored
+  // before the store kept it (durations only).
+  std::optional<std::chrono::nanoseconds> since_step_start;
 };
 
 }  // namespace tpmlab
