@@ -31,6 +31,7 @@ std::vector<Command> AddBenchCommands(CLI::App& app);      // bench_commands.cc:
 Command AddReproduceCommand(CLI::App& app);                 // reproduce_command.cc
 Command AddExportCommand(CLI::App& app);                    // export_command.cc
 std::vector<Command> AddRunsCommands(CLI::App& app);        // runs_command.cc: runs, runs show
+Command AddCompareCommand(CLI::App& app);                   // compare_command.cc
 
 // tpmlab run's options, and the run itself with its summary and exit code;
 // `on_result` sees a run that completed (tpmlab reproduce explains its drift).
