@@ -283,18 +283,23 @@ std::vector<CommandLatency> CompareLatency(const RunDigest& a, const RunDigest& 
 AreaVerdict LatencyVerdict(const std::vector<CommandLatency>& latency, const CompareOptions& options) {
   const std::string threshold = Fixed(options.threshold, 2) + "x";
   int compared = 0;
-  std::vector<std::pair<double, std::string>> slower;  // worst ratio first
+  // The commands that cost the most time first (a fast command twice as
+  // slow matters less than a slow one 1.3 times as slow).
+  std::vector<std::pair<double, std::string>> slower;
   for (const auto& c : latency) {
     if (!c.a || !c.b) continue;
     ++compared;
     if (c.regressed.empty()) continue;
-    double worst = 0;
+    double worst_delta = 0, worst_ratio = 0;
     std::string which;
     for (const auto& q : c.regressed) {
-      const double r = q == "p50" ? *c.ratio_p50 : q == "p90" ? *c.ratio_p90 : *c.ratio_p99;
-      if (r > worst) worst = r, which = q;
+      const double LatencyFigures::*field = q == "p50" ? &LatencyFigures::p50_us
+                                            : q == "p90" ? &LatencyFigures::p90_us : &LatencyFigures::p99_us;
+      const double delta = (*c.b).*field - (*c.a).*field;
+      if (delta > worst_delta) worst_delta = delta, worst_ratio = (*c.b).*field / (*c.a).*field, which = q;
     }
-    slower.push_back({worst, c.command + " " + which + " " + Fixed(worst, 1) + "x slower"});
+    slower.push_back({worst_delta, c.command + " " + which + " " + Fixed(worst_ratio, 1) + "x slower (+" +
+                                       Fixed(worst_delta / 1000, 1) + " ms)"});
   }
   if (compared == 0) return {"latency", "not compared", "latency: not compared (no command timed in both runs)"};
   if (slower.empty()) {
