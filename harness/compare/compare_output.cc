@@ -72,13 +72,18 @@ std::string ScriptSafe(std::string text) {
 std::string Cell(const json& v) {
   if (v.is_null()) return "<td>–</td>";
   if (v.is_string()) return "<td>" + Escape(v.get<std::string>()) + "</td>";
+  if (v.is_array()) {  // firmware booted, in order
+    std::string items;
+    for (const auto& item : v) items += (items.empty() ? "" : " → ") + (item.is_string() ? item.get<std::string>() : item.dump());
+    return "<td>" + Escape(items) + "</td>";
+  }
   return "<td>" + Escape(v.dump()) + "</td>";
 }
 
 std::string Us(const std::optional<LatencyFigures>& f, double LatencyFigures::*q) {
   if (!f) return "<td>–</td>";
   std::ostringstream s;
-  s.precision(1);
+  s.precision(2);
   s << std::fixed << (*f).*q / 1000.0;
   return "<td>" + s.str() + "</td>";
 }
