@@ -33,6 +33,7 @@ Command AddExportCommand(CLI::App& app);                    // export_command.cc
 Command AddTraceCommand(CLI::App& app);                     // trace_command.cc
 std::vector<Command> AddRunsCommands(CLI::App& app);        // runs_command.cc: runs, runs show
 Command AddReferenceCommand(CLI::App& app);                 // reference_command.cc: golden PCRs, Keylime
+Command AddCompareCommand(CLI::App& app);                   // compare_command.cc
 
 // tpmlab run's options, and the run itself with its summary and exit code;
 // `on_result` sees a run that completed (tpmlab reproduce explains its drift).
