@@ -30,6 +30,7 @@ Command AddDoctorCommand(CLI::App& app);                    // doctor_command.cc
 std::vector<Command> AddBenchCommands(CLI::App& app);      // bench_commands.cc: bench check, hw list
 Command AddReproduceCommand(CLI::App& app);                 // reproduce_command.cc
 Command AddExportCommand(CLI::App& app);                    // export_command.cc
+Command AddReportCommand(CLI::App& app);                    // report_command.cc
 std::vector<Command> AddRunsCommands(CLI::App& app);        // runs_command.cc: runs, runs show
 
 // tpmlab run's options, and the run itself with its summary and exit code;

@@ -124,6 +124,7 @@ int Main(int argc, char** argv) {
   for (auto& c : AddBenchCommands(app)) commands.push_back(std::move(c));
   commands.push_back(AddReproduceCommand(app));
   commands.push_back(AddExportCommand(app));
+  commands.push_back(AddReportCommand(app));
   for (auto& c : AddRunsCommands(app)) commands.push_back(std::move(c));
 
   // The build makes the man page and the bash completion from this tree.
