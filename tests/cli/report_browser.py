@@ -39,16 +39,19 @@ class Browser:
         self.profile = tempfile.mkdtemp(prefix="tpmlab-report-chromium-")
         to_chrome_r, self.to_chrome = os.pipe()
         self.from_chrome, from_chrome_w = os.pipe()
-        # fd 3: what Chromium reads; fd 4: what it writes.
+        # fd 3: what Chromium reads; fd 4: what it writes. Through copies, in
+        # case a pipe end already is fd 3 or 4; subprocess closes every fd
+        # not in pass_fds after this runs, so 3 and 4 are the ones kept.
         def child_fds():
-            os.dup2(to_chrome_r, 3)
-            os.dup2(from_chrome_w, 4)
+            reads, writes = os.dup(to_chrome_r), os.dup(from_chrome_w)
+            os.dup2(reads, 3)
+            os.dup2(writes, 4)
         self.proc = subprocess.Popen(
             [binary, "--headless=new", "--no-sandbox", "--remote-debugging-pipe", "--disable-gpu",
              "--no-first-run", "--no-default-browser-check", "--disable-extensions", "--disable-sync",
              "--disable-background-networking", "--disable-component-update", "--user-data-dir=" + self.profile,
              "--window-size=1280,2000", "about:blank"],
-            pass_fds=(to_chrome_r, from_chrome_w), preexec_fn=child_fds, start_new_session=True,
+            pass_fds=(3, 4), preexec_fn=child_fds, start_new_session=True,
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         os.close(to_chrome_r)
         os.close(from_chrome_w)
