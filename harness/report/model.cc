@@ -439,7 +439,7 @@ class ModelBuilder {
     std::sort(entries.begin(), entries.end());
     for (const auto& p : entries) {
       const std::string name = p.filename().string();
-      if (name == "report.html" || name.ends_with(".tmp") || name.ends_with("-wal") || name.ends_with("-shm")) continue;
+      if (name == "report.html" || name.starts_with(".") || name.ends_with(".tmp") || name.ends_with("-wal") || name.ends_with("-shm")) continue;
       const bool dir = fs::is_directory(p, ec);
       files.push_back({{"name", name + (dir ? "/" : "")},
                        {"href", p.lexically_relative(out_dir).generic_string() + (dir ? "/" : "")},
