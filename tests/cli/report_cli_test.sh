@@ -77,6 +77,27 @@ grep -q '"PCR_POLICY_MISMATCH"' "$tmp/alarm-platform-firmware-update/report.html
   grep -q 'FIRMWARE_BLOB\|S_CRTM_VERSION' "$tmp/alarm-platform-firmware-update/report.html" &&
   echo "ok: the firmware update's alarm and cause are in the report" || fail "the firmware update's drift is missing"
 
+# A run with more alarms than a list keeps: each code lists its first 50 with
+# their evidence and counts the rest; the totals are still run.json's.
+expect_exit 0 "run 80 power cycles" "$tpmlab" run "$src/scenarios/power-cycle.yaml" --cycles 80 -q --out "$tmp/soak"
+expect_exit 0 "report the soak" "$tpmlab" report "$tmp/soak"
+check_py "alarm lists are capped, totals kept" '
+import json, re, sys
+html = open(sys.argv[1]).read()
+run = json.load(open(sys.argv[2]))
+model = json.loads(re.search(r"id=\"report-data\">(.*?)</script>", html, re.S).group(1))
+counts = {}
+for s in run["steps"]:
+    for a in s["alarms"]:
+        counts[a["code"]] = counts.get(a["code"], 0) + 1
+assert max(counts.values()) > 50, counts
+for g in model["alarms"]["groups"]:
+    assert g["count"] == counts[g["code"]], g["code"]
+    assert len(g["list"]) == min(50, g["count"]) and g["left_out"] == g["count"] - len(g["list"])
+assert sum(model["steps"]["kinds"].values()) == run["summary"]["power_cycles"]
+assert sum(model["series"]["steps"]) == len(run["steps"])
+' "$tmp/soak/report.html" "$tmp/soak/run.json"
+
 # Bad inputs: exit 2 naming what.
 expect_exit 2 "a folder without run.json" "$tpmlab" report "$tmp/alarm-clock/inputs"
 expect_stderr "run.json" "the missing run.json is named"
