@@ -75,7 +75,7 @@ function alarms() {
   options.plugins.tooltip = {callbacks: {label: (c) => c.dataset.label + ' at step ' + c.raw.x + (c.raw.n > 1 ? ' (' + c.raw.n + ')' : '')}};
   new Chart(chartBox($('alarm-chart'), 'chart-alarms'), {type: 'scatter', data: {datasets}, options});
   for (const g of A.groups) {
-    const d = el('details', {open: ''}, el('summary', {},
+    const d = el('details', g.count <= 10 ? {open: ''} : {}, el('summary', {},
       el('b', {class: 'sev-' + g.severity, text: g.code}), ' \u2014 ' + g.count + ' (' + g.severity + '), steps ' + g.first_step + '\u2013' + g.last_step));
     const rows = g.list.map((a) => el('tr', {class: 'alarm', 'data-step': a.step, 'data-code': a.code},
       num(a.step), el('td', {text: a.message}), el('td', {}, el('pre', {text: JSON.stringify(a.evidence || {}, null, 1)}))));
