@@ -31,6 +31,7 @@ std::vector<Command> AddBenchCommands(CLI::App& app);      // bench_commands.cc:
 Command AddReproduceCommand(CLI::App& app);                 // reproduce_command.cc
 Command AddExportCommand(CLI::App& app);                    // export_command.cc
 Command AddTraceCommand(CLI::App& app);                     // trace_command.cc
+Command AddReportCommand(CLI::App& app);                    // report_command.cc
 std::vector<Command> AddRunsCommands(CLI::App& app);        // runs_command.cc: runs, runs show
 Command AddReferenceCommand(CLI::App& app);                 // reference_command.cc: golden PCRs, Keylime
 Command AddCompareCommand(CLI::App& app);                   // compare_command.cc

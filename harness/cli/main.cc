@@ -125,6 +125,7 @@ int Main(int argc, char** argv) {
   commands.push_back(AddReproduceCommand(app));
   commands.push_back(AddExportCommand(app));
   commands.push_back(AddTraceCommand(app));
+  commands.push_back(AddReportCommand(app));
   for (auto& c : AddRunsCommands(app)) commands.push_back(std::move(c));
   commands.push_back(AddReferenceCommand(app));
   commands.push_back(AddCompareCommand(app));
