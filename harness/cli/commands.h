@@ -35,6 +35,8 @@ Command AddReportCommand(CLI::App& app);                    // report_command.cc
 std::vector<Command> AddRunsCommands(CLI::App& app);        // runs_command.cc: runs, runs show
 Command AddReferenceCommand(CLI::App& app);                 // reference_command.cc: golden PCRs, Keylime
 Command AddCompareCommand(CLI::App& app);                   // compare_command.cc
+// tpmlab compare A B -o HTML with its default threshold: tpmlab report --compare.
+int CompareRunsCommand(const std::string& a, const std::string& b, const std::string& html);  // compare_command.cc
 
 // tpmlab run's options, and the run itself with its summary and exit code;
 // `on_result` sees a run that completed (tpmlab reproduce explains its drift).

@@ -15,6 +15,7 @@
 #include "commands.h"
 #include "exit_codes.h"
 #include "harness/compare.h"
+#include "harness/report.h"
 
 namespace tpmlab::cli {
 namespace {
@@ -50,13 +51,10 @@ int Compare(const CompareArgs& args) {
     return ExitFor(comparison.status());
   }
   if (!args.html.empty()) {
-    std::string chart_js;
-    if (const std::string file = FindChartJs(); !file.empty()) {
-      std::ifstream in(file, std::ios::binary);
-      chart_js.assign(std::istreambuf_iterator<char>(in), {});
-    }
+    // Without Chart.js the page still has every table, only not the chart.
+    auto chart_js = LoadChartJs();
     std::ofstream out(args.html, std::ios::binary | std::ios::trunc);
-    out << ComparisonToHtml(*comparison, chart_js);
+    out << ComparisonToHtml(*comparison, chart_js.ok() ? *chart_js : "");
     if (!out) {
       std::cerr << "tpmlab: compare: cannot write " << args.html << "\n";
       return kExitUsage;
@@ -73,6 +71,14 @@ int Compare(const CompareArgs& args) {
 }
 
 }  // namespace
+
+int CompareRunsCommand(const std::string& a, const std::string& b, const std::string& html) {
+  CompareArgs args;
+  args.a = a;
+  args.b = b;
+  args.html = html;
+  return Compare(args);
+}
 
 Command AddCompareCommand(CLI::App& app) {
   auto a = std::make_shared<CompareArgs>();

@@ -22,6 +22,7 @@ using nlohmann::json;
 
 struct ReportArgs {
   std::string source, out;
+  std::vector<std::string> compare;  // --compare A B: a qualification comparison instead
 };
 
 struct Source {
@@ -81,6 +82,11 @@ int Fail(const std::string& message, int code) {
 }
 
 int Report(const ReportArgs& a) {
+  if (!a.compare.empty()) {
+    if (!a.source.empty()) return Fail("give either a run or --compare A B, not both", kExitUsage);
+    return CompareRunsCommand(a.compare[0], a.compare[1], a.out.empty() ? "compare.html" : a.out);
+  }
+  if (a.source.empty()) return Fail("name a run: RUN_DIR or DB[:RUN] (or --compare A B)", kExitUsage);
   std::error_code ec;
   Source source;
   if (fs::is_directory(a.source, ec)) {
@@ -149,9 +155,11 @@ Command AddReportCommand(CLI::App& app) {
   auto a = std::make_shared<ReportArgs>();
   auto* cmd = app.add_subcommand("report", "Write one self-contained HTML report of a run: alarms, PCR drift per boot, "
                                            "counters and clock, command latency, expectations, faults");
-  cmd->add_option("RUN_DIR|DB[:RUN]", a->source, "A run's folder, or a database and the run (default: the latest)")
-      ->required();
-  cmd->add_option("-o,--out", a->out, "The HTML file to write (default: RUN_DIR/report.html)");
+  cmd->add_option("RUN_DIR|DB[:RUN]", a->source, "A run's folder, or a database and the run (default: the latest)");
+  cmd->add_option("--compare", a->compare,
+                  "Compare two runs A B instead (as tpmlab compare A B -o FILE; default FILE compare.html)")
+      ->expected(2);
+  cmd->add_option("-o,--out", a->out, "The HTML file to write (default: RUN_DIR/report.html, compare.html)");
   return {cmd, [a] { return Report(*a); }};
 }
 

@@ -256,8 +256,10 @@ std::vector<CommandLatency> CompareLatency(const RunDigest& a, const RunDigest& 
   for (const auto& [name, s] : a.latency) by_command[name].a = Figures(s);
   for (const auto& [name, s] : b.latency) by_command[name].b = Figures(s);
   std::vector<CommandLatency> out;
-  for (auto& [name, c] : by_command) {
-    c.command = name;
+  for (auto& entry : by_command) {
+    // Not a structured binding: clang 14 cannot capture one in the lambda below.
+    CommandLatency& c = entry.second;
+    c.command = entry.first;
     if (c.a && c.b) {
       auto ratio = [](double x, double y) -> std::optional<double> {
         if (x <= 0) return std::nullopt;

@@ -151,14 +151,6 @@ json ComparisonToJson(const Comparison& c) {
           {"differs", c.differs()}};
 }
 
-std::string FindChartJs() {
-  std::error_code ec;
-  for (const char* file : {"/usr/share/javascript/chart.js/chart.min.js", "/usr/share/javascript/chart.js/chart.js"}) {
-    if (std::filesystem::is_regular_file(file, ec)) return file;
-  }
-  return "";
-}
-
 std::string ComparisonToHtml(const Comparison& c, const std::string& chart_js) {
   std::ostringstream h;
   h << "<!DOCTYPE html>\n<html lang=en><head><meta charset=utf-8>\n"

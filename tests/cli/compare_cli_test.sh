@@ -125,6 +125,14 @@ assert "PCR0 sha1, sha256: platform firmware changed" in h
 chart = os.path.exists("/usr/share/javascript/chart.js/chart.min.js")
 assert ("<canvas id=latency-ratio>" in h) == chart and ("new Chart(" in h) == chart
 ' "$tmp/compare.html"
+# tpmlab report --compare A B is the same page (with compare's default threshold).
+expect_exit 1 "report --compare" "$tpmlab" report --compare "$tmp/base" "$tmp/blob" -o "$tmp/report-compare.html"
+check_py "report --compare names the changed PCR and its cause" '
+import sys
+h = open(sys.argv[1]).read()
+assert "<table id=pcrs" in h and "PCR0 sha1, sha256: platform firmware changed" in h
+' "$tmp/report-compare.html"
+expect_exit 2 "report with a run and --compare" "$tpmlab" report "$tmp/base" --compare "$tmp/base" "$tmp/blob"
 
 # 7. Bad input: exit 2 naming what.
 expect_exit 2 "no such run" "$tpmlab" compare "$tmp/nothing" "$tmp/base"

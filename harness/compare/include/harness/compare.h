@@ -189,7 +189,4 @@ nlohmann::json ComparisonToJson(const Comparison& comparison);
 /// a bar chart of the latency ratios; a CSP meta tag forbids any network fetch.
 std::string ComparisonToHtml(const Comparison& comparison, const std::string& chart_js);
 
-/// Where Debian's libjs-chart.js puts Chart.js; "" when it is not installed.
-std::string FindChartJs();
-
 }  // namespace tpmlab
