@@ -8,7 +8,8 @@ with a temporary profile and is killed (the whole group) however this ends.
 
   report_browser.py check REPORT.html RUN.json SCREENSHOT.png
       no console error or exception, no request but the file itself, every
-      canvas drawn, the alarm list and the PCR grid exactly what run.json
+      canvas drawn, the alarm lists (each code's first alarms, plus how many are left
+      out) and the PCR grid exactly what run.json
       holds; the screenshot is kept.
   report_browser.py time REPORT.html
       prints the seconds from navigation to the load event.
@@ -130,6 +131,9 @@ PAGE_STATE = r"""
 (() => {
   const alarms = [...document.querySelectorAll('tr.alarm')].map((r) =>
     [Number(r.dataset.step), r.dataset.code, r.children[1].textContent]);
+  // Per alarm code, how many the page says it left out of its list.
+  const left_out = Object.fromEntries([...document.querySelectorAll('#alarm-groups details')].map((d) =>
+    [d.querySelector('summary b').textContent, parseInt((d.querySelector('p.left-out') || {}).textContent || '0', 10)]));
   const cells = [];
   for (const bank of document.querySelectorAll('div.bank')) {
     for (let guard = 0; guard < 10000; guard++) {
@@ -149,7 +153,7 @@ PAGE_STATE = r"""
   const first = document.querySelector('td.cell[data-step] a');
   let detail = null;
   if (first) { first.click(); detail = document.getElementById('drift-detail').textContent; }
-  return {rendered: document.body.dataset.rendered, alarms, cells, canvases, detail,
+  return {rendered: document.body.dataset.rendered, alarms, left_out, cells, canvases, detail,
           status: (document.getElementById('run-status') || {}).textContent};
 })()
 """
@@ -176,6 +180,10 @@ def check(report, run_json, screenshot):
     if not binary:
         print("SKIPPED: chromium is absent (Debian package chromium)")
         return 77
+    for f in (report, run_json):
+        if not os.path.isfile(f):
+            print("FAIL: %s does not exist" % f)
+            return 1
     run = json.load(open(run_json))
     url = "file://" + os.path.abspath(report)
     browser = Browser(binary)
@@ -202,7 +210,7 @@ def check(report, run_json, screenshot):
             failures.append("log error: %s" % p["entry"].get("text"))
         elif method == "Network.requestWillBeSent" and p["request"]["url"] != url:
             failures.append("network request: %s" % p["request"]["url"])
-    if state["rendered"] != "yes":
+    if state.get("rendered") != "yes":
         failures.append("the report's script did not finish")
     if not state["canvases"]:
         failures.append("no chart drawn at all")
@@ -210,15 +218,22 @@ def check(report, run_json, screenshot):
         if w == 0 or h == 0 or drawn == 0:
             failures.append("chart %s is empty (%dx%d, %d pixels drawn)" % (cid, w, h, drawn))
     want_alarms, want_cells = expected_from_run_json(run)
-    if sorted(state["alarms"]) != want_alarms:
-        failures.append("alarm list %s, run.json holds %s" % (sorted(state["alarms"]), want_alarms))
+    # A long run's list shows each code's first alarms and says how many it
+    # left out; what it shows and what it leaves out add up to run.json's.
+    for code in sorted({a[1] for a in want_alarms} | {a[1] for a in state["alarms"]}):
+        want = [a for a in want_alarms if a[1] == code]
+        shown = sorted(a for a in state["alarms"] if a[1] == code)
+        left = state["left_out"].get(code, 0)
+        if not shown or shown != want[:len(shown)] or len(shown) + left != len(want):
+            failures.append("%s alarms listed %s (%d more said left out), run.json holds %s" % (code, shown, left, want))
     if sorted(state["cells"]) != want_cells:
         failures.append("PCR grid %s, run.json holds %s" % (sorted(state["cells"]), want_cells))
     if want_cells and "Against" not in (state["detail"] or ""):
         failures.append("a grid cell's click shows no drift: %r" % state["detail"])
     if state["status"] is None or not state["status"].startswith(run["status"]):
         failures.append("header result %r, run.json says %r" % (state["status"], run["status"]))
-    print("%d alarms, %d grid cells, charts %s" % (len(state["alarms"]), len(state["cells"]),
+    print("%d alarms (%d left out of the lists), %d grid cells, charts %s" % (
+        len(state["alarms"]), sum(state["left_out"].values()), len(state["cells"]),
                                                   ", ".join("%s (%d px)" % (c[0], c[3]) for c in state["canvases"])))
     for f in failures:
         print("FAIL: " + f)

@@ -4,11 +4,17 @@
 #      and no other did; junit.xml parses and reports no failure;
 #   2. a copy that expects the wrong alarm fails (exit 1) and its junit.xml
 #      names the unmet expectation;
-#   3. `tpmlab bundle` + `tpmlab replay` reproduce the same alarms (exit 0).
-#   library_test.sh TPMLAB_BINARY SCENARIO.yaml
+#   3. `tpmlab bundle` + `tpmlab replay` reproduce the same alarms (exit 0);
+#   4. `tpmlab report` of the run opens offline in headless Chromium with no
+#      console error or network request, every chart drawn, and its alarm
+#      list and PCR x boot grid exactly run.json's (tests/cli/report_browser.py;
+#      the screenshot and report go to ARTIFACT_DIR). Without Chromium or
+#      Chart.js this part says so and the rest still counts.
+#   library_test.sh TPMLAB_BINARY SCENARIO.yaml [ARTIFACT_DIR]
 set -uo pipefail
 tpmlab=$1
 scenario=$2
+artifacts=${3:-}
 tmp=$(mktemp -d /tmp/tpmlab-library-XXXXXX)
 trap 'rm -rf "$tmp"' EXIT
 failures=0
@@ -58,6 +64,23 @@ PY
 # 3. Its repro bundle replays to the same alarms at the same steps.
 expect_exit 0 "$name bundles" "$tpmlab" bundle "$tmp/run" -o "$tmp/repro.tar.gz"
 expect_exit 0 "$name replays from its bundle" "$tpmlab" replay "$tmp/repro.tar.gz" -o "$tmp/replayed"
+
+# 4. Its HTML report, as a lab engineer opens it.
+expect_exit 0 "$name reports" "$tpmlab" report "$tmp/run" -o "$tmp/report.html"
+if ! command -v "${TPMLAB_CHROMIUM:-chromium}" >/dev/null; then
+  echo "note: the report's browser check did not run: chromium is absent (Debian package chromium)"
+elif [[ ! -r ${TPMLAB_CHART_JS:-/usr/share/javascript/chart.js/chart.min.js} ]]; then
+  echo "note: the report's browser check did not run: Chart.js is absent (Debian package libjs-chart.js)"
+else
+  shot=$tmp/report.png
+  if [[ -n $artifacts ]]; then
+    mkdir -p "$artifacts"
+    shot=$artifacts/$name.png
+    cp "$tmp/report.html" "$artifacts/$name.html"
+  fi
+  /usr/bin/python3 "$(dirname "${BASH_SOURCE[0]}")/../cli/report_browser.py" check \
+      "$tmp/report.html" "$tmp/run/run.json" "$shot" || fail "$name: its report in Chromium"
+fi
 
 if [[ $failures -ne 0 ]]; then
   echo "$failures failure(s)"
