@@ -174,7 +174,7 @@ Result<std::unique_ptr<PowerControl>> OpenPower(const Bench& bench, const BenchH
       c.cipher = static_cast<int>(b.cipher);
       c.interface = b.interface;
       c.timeout = std::chrono::seconds(b.timeout_s);
-      c.off_time = sequence.off_time;
+      c.off_time = std::chrono::duration_cast<std::chrono::milliseconds>(sequence.off_time);
       c.clock = &clock;
       TRY_ASSIGN(auto ipmi, IpmiPower::Create(c));
       return std::unique_ptr<PowerControl>(std::move(ipmi));
@@ -189,7 +189,7 @@ Result<std::unique_ptr<PowerControl>> OpenPower(const Bench& bench, const BenchH
       c.verify_tls = b.verify_tls;
       c.ca_file = b.ca_file;
       c.timeout = std::chrono::seconds(b.timeout_s);
-      c.off_time = sequence.off_time;
+      c.off_time = std::chrono::duration_cast<std::chrono::milliseconds>(sequence.off_time);
       c.clock = &clock;
       TRY_ASSIGN(auto redfish, RedfishPower::Create(c));
       if (!b.verify_tls) {

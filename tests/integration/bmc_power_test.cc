@@ -197,7 +197,7 @@ BOOST_AUTO_TEST_CASE(on_status_reset_cycle_off, IPMI_SIM_NEEDED) {
   BOOST_TEST(IsOn(*power));
   const std::string events = bmc.Events();
   BOOST_TEST(Count(events, "on ") == 2u, events);
-  BOOST_TEST(Contains(events, "off\n") || Contains(events, "sigterm\n"), events);
+  BOOST_TEST((Contains(events, "off\n") || Contains(events, "sigterm\n")), events);
 
   EXPECT_OK(power->Off(PowerCut::kHard));
   BOOST_TEST(!IsOn(*power));
