@@ -110,11 +110,11 @@ YAML
   (( $(date +%s) - start < 25 )) || fail "the closed port took more than the timeout"
   expect_stdout "^\[MISS\] power: IPMI BMC 127\.0\.0\.1:$closed .*no BMC answered" "names host:port and why"
 
-  printf 'wrong\n' >"$tmp/wrong.pw"; chmod 600 "$tmp/wrong.pw"
+  printf 'Wr0ng-Pa55\n' >"$tmp/wrong.pw"; chmod 600 "$tmp/wrong.pw"
   sed "s/bmc.pw/wrong.pw/" "$tmp/ipmi.yaml" >"$tmp/wrong.yaml"
   expect_exit 1 "bench check ipmi, wrong password" "$tpmlab" bench check "$tmp/wrong.yaml"
   expect_stdout "^\[MISS\] power: IPMI BMC 127\.0\.0\.1:$port .*refused the password" "a wrong password is named"
-  grep -q -- "wrong" <(grep -v 'wrong\.pw' "$tmp/stdout") && fail "the wrong password was echoed"
+  grep -q -- "Wr0ng-Pa55" "$tmp/stdout" "$tmp/stderr" && fail "the wrong password was echoed"
 
   chmod 644 "$tmp/bmc.pw"
   expect_exit 1 "bench check ipmi, password file readable by others" "$tpmlab" bench check "$tmp/ipmi.yaml"
