@@ -146,12 +146,25 @@ struct IpmiSim {
   }
   std::unique_ptr<IpmiPower> Power() const { return Power(Config()); }
   std::string Events() const { return ReadAll(events); }
+  // The chassis writes its events a moment after ipmi_sim started it (Python
+  // starting up): the events once `word` appears `n` times, or after 20 s.
+  std::string EventsOnce(const std::string& word, size_t n) const;
 };
 
 size_t Count(const std::string& text, const std::string& word) {
   size_t n = 0;
   for (size_t at = text.find(word); at != std::string::npos; at = text.find(word, at + 1)) ++n;
   return n;
+}
+
+std::string IpmiSim::EventsOnce(const std::string& word, size_t n) const {
+  const auto deadline = SteadyClock::now() + std::chrono::seconds(20);
+  std::string text = Events();
+  while (Count(text, word) < n && SteadyClock::now() < deadline) {
+    std::this_thread::sleep_for(milliseconds(50));
+    text = Events();
+  }
+  return text;
 }
 
 bool IsOn(IpmiPower& p) {
@@ -175,7 +188,8 @@ BOOST_AUTO_TEST_CASE(on_status_reset_cycle_off, IPMI_SIM_NEEDED) {
   BOOST_TEST(!IsOn(*power));
   EXPECT_OK(power->On());
   BOOST_TEST(IsOn(*power));
-  BOOST_TEST(Count(bmc.Events(), "on ") == 1u, bmc.Events());
+  const std::string started = bmc.EventsOnce("on ", 1);
+  BOOST_TEST(Count(started, "on ") == 1u, started);
 
   // A soft cycle is the BMC's reset: the machine restarts in place.
   auto reset = power->Cycle(PowerCut::kSoft);
@@ -185,8 +199,8 @@ BOOST_AUTO_TEST_CASE(on_status_reset_cycle_off, IPMI_SIM_NEEDED) {
     reset = power->Cycle(PowerCut::kSoft);
   }
   EXPECT_OK(reset);
-  std::this_thread::sleep_for(milliseconds(300));
-  BOOST_TEST(Count(bmc.Events(), "reset") == 1u, bmc.Events());
+  const std::string reset_seen = bmc.EventsOnce("reset", 1);
+  BOOST_TEST(Count(reset_seen, "reset") == 1u, reset_seen);
   BOOST_TEST(IsOn(*power));
 
   // A hard cycle: off (the chassis gone), off_time, on (a new chassis).
@@ -195,7 +209,7 @@ BOOST_AUTO_TEST_CASE(on_status_reset_cycle_off, IPMI_SIM_NEEDED) {
   const double seconds = std::chrono::duration<double>(SteadyClock::now() - start).count();
   BOOST_TEST_MESSAGE("ipmi_sim hard cycle (off, 500 ms, on, each confirmed by chassis power status): " << seconds << " s");
   BOOST_TEST(IsOn(*power));
-  const std::string events = bmc.Events();
+  const std::string events = bmc.EventsOnce("on ", 2);
   BOOST_TEST(Count(events, "on ") == 2u, events);
   BOOST_TEST((Contains(events, "off\n") || Contains(events, "sigterm\n")), events);
 
