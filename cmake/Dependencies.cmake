@@ -10,6 +10,7 @@ find_package(CLI11 REQUIRED)
 find_package(LibArchive 3 REQUIRED)  # repro bundles (.tar.gz)
 find_package(Threads REQUIRED)
 find_package(SOCI REQUIRED)  # the store, over SQLite and PostgreSQL (cmake/FindSOCI.cmake)
+find_package(CURL REQUIRED)  # Redfish power (libcurl4-openssl-dev)
 pkg_check_modules(LIBUSB REQUIRED IMPORTED_TARGET libusb-1.0)
 
 foreach(lib tss2-esys tss2-mu tss2-rc tss2-sys)

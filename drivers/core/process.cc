@@ -1,4 +1,5 @@
 #include "drivers/process.h"
+#include "drivers/process_env.h"
 
 #include <atomic>
 
@@ -14,6 +15,7 @@
 #include <deque>
 #include <fstream>
 #include <sstream>
+#include <string_view>
 #include <thread>
 
 namespace tpmlab {
@@ -76,7 +78,7 @@ void KillOwnGroup(int) { ::kill(0, SIGKILL); }
 // group and waits for it. When the harness dies it gets SIGHUP and kills the
 // group, the programs the program started included; otherwise it ends as the
 // program ended, so the harness sees the program's own exit status.
-[[noreturn]] void Supervise(char* const* args, pid_t harness) {
+[[noreturn]] void Supervise(char* const* args, char* const* envp, pid_t harness) {
   struct sigaction on_harness_death {};
   on_harness_death.sa_handler = KillOwnGroup;
   ::sigaction(SIGHUP, &on_harness_death, nullptr);
@@ -91,7 +93,7 @@ void KillOwnGroup(int) { ::kill(0, SIGKILL); }
   if (program == 0) {
     for (int own : {SIGHUP, SIGTERM, SIGINT}) ::signal(own, SIG_DFL);
     ::prctl(PR_SET_PDEATHSIG, SIGKILL);  // a supervisor killed on its own
-    ::execvp(args[0], args);
+    ::execvpe(args[0], args, envp);
     WriteExecFailure(args[0]);
     ::_exit(127);
   }
@@ -114,6 +116,32 @@ Result<ChildProcess> ChildProcess::Spawn(const std::vector<std::string>& argv,
   return Spawn(argv, log_file, Options{});
 }
 
+namespace {
+// The environment of a child: the harness's, with `additions` set. Built
+// before fork: after it, only async-signal-safe calls.
+struct ChildEnvironment {
+  std::vector<std::string> set;
+  std::vector<char*> envp;
+  explicit ChildEnvironment(const EnvironmentAdditions& additions) {
+    for (const auto& [name, value] : additions) set.push_back(name + "=" + value);
+    for (char** e = environ; e != nullptr && *e != nullptr; ++e) {
+      const std::string_view entry(*e);
+      bool replaced = false;
+      for (const auto& [name, value] : additions) {
+        replaced = replaced || (entry.size() > name.size() && entry.compare(0, name.size(), name) == 0 &&
+                                entry[name.size()] == '=');
+      }
+      if (!replaced) envp.push_back(*e);
+    }
+    for (auto& s : set) envp.push_back(s.data());
+    envp.push_back(nullptr);
+  }
+};
+
+// Set by RunProgramWithEnvironment around its Spawn, on its own thread only.
+thread_local const EnvironmentAdditions* spawn_environment = nullptr;
+}  // namespace
+
 Result<ChildProcess> ChildProcess::Spawn(const std::vector<std::string>& argv,
                                          const fs::path& log_file, Options options) {
   if (argv.empty()) return Status::Error(Layer::kHarness, "empty command line");
@@ -126,6 +154,7 @@ Result<ChildProcess> ChildProcess::Spawn(const std::vector<std::string>& argv,
   std::vector<char*> args;
   for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
   args.push_back(nullptr);
+  ChildEnvironment environment(spawn_environment ? *spawn_environment : EnvironmentAdditions{});
 
   const pid_t parent = ::getpid();
   pid_t pid = ::fork();
@@ -146,8 +175,8 @@ Result<ChildProcess> ChildProcess::Spawn(const std::vector<std::string>& argv,
     ::dup2(devnull, 0);
     ::dup2(log_fd, 1);
     ::dup2(log_fd, 2);
-    if (options.die_with_parent && options.whole_group) Supervise(args.data(), parent);
-    ::execvp(args[0], args.data());
+    if (options.die_with_parent && options.whole_group) Supervise(args.data(), environment.envp.data(), parent);
+    ::execvpe(args[0], args.data(), environment.envp.data());
     WriteExecFailure(args[0]);
     ::_exit(127);
   }
@@ -224,6 +253,15 @@ Result<int> RunProgram(const std::vector<std::string>& argv, const fs::path& log
     return Status::Error(Layer::kEmulator, argv[0] + " " + child.exit_description().value_or("ended"));
   }
   return *child.exit_code();
+}
+
+Result<int> RunProgramWithEnvironment(const std::vector<std::string>& argv, const fs::path& log_file,
+                                      std::chrono::milliseconds timeout, const EnvironmentAdditions& environment) {
+  spawn_environment = &environment;
+  struct Reset {
+    ~Reset() { spawn_environment = nullptr; }
+  } reset;
+  return RunProgram(argv, log_file, timeout);
 }
 
 std::string FileTail(const fs::path& file, size_t lines) {

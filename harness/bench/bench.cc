@@ -36,7 +36,7 @@ constexpr Named<DutTransportKind> kTransports[] = {
 constexpr Named<PowerKind> kPowerKinds[] = {
     {"emulated", PowerKind::kEmulated}, {"none", PowerKind::kNone},       {"usb-relay", PowerKind::kUsbRelay},
     {"usb-hub-port", PowerKind::kUsbHubPort}, {"command", PowerKind::kCommand}, {"manual", PowerKind::kManual},
-    {"board", PowerKind::kBoard}};
+    {"board", PowerKind::kBoard}, {"ipmi", PowerKind::kIpmi}, {"redfish", PowerKind::kRedfish}};
 constexpr Named<BootLogSource> kBootLogSources[] = {{"emulated-firmware", BootLogSource::kEmulatedFirmware},
                                                     {"securityfs", BootLogSource::kSecurityfs},
                                                     {"file", BootLogSource::kFile},
@@ -159,10 +159,12 @@ class BenchParser : public YamlReader {
   }
 
   Result<BenchPower> Power(const YAML::Node& n) const {
-    TRY(Keys(n, "power", {"kind", "usb", "relay", "channel", "hub", "port", "on_command", "off_command", "off_ms"}));
+    std::set<std::string> keys = {"kind", "usb", "relay", "channel", "hub", "port", "on_command", "off_command", "off_ms"};
+    for (bool redfish : {false, true}) keys.merge(BenchBmcKeys(redfish));
+    TRY(Keys(n, "power", keys));
     BenchPower p;
     p.where = Where(n);
-    if (!n["kind"]) return Error(n, "power needs a kind (emulated | none | usb-relay | usb-hub-port | command | manual)");
+    if (!n["kind"]) return Error(n, "power needs a kind (emulated | none | usb-relay | usb-hub-port | command | manual | ipmi | redfish)");
     TRY_ASSIGN(p.kind, Enum(n["kind"], "power.kind", kPowerKinds));
     // Each kind's own keys; any other is a mistake worth naming.
     std::set<std::string> own;
@@ -170,6 +172,8 @@ class BenchParser : public YamlReader {
       case PowerKind::kUsbRelay: own = {"usb", "relay", "channel"}; break;
       case PowerKind::kUsbHubPort: own = {"hub", "port"}; break;
       case PowerKind::kCommand: own = {"on_command", "off_command"}; break;
+      case PowerKind::kIpmi: own = BenchBmcKeys(false); break;
+      case PowerKind::kRedfish: own = BenchBmcKeys(true); break;
       default: break;
     }
     own.insert({"kind", "off_ms"});
@@ -199,6 +203,8 @@ class BenchParser : public YamlReader {
       TRY_ASSIGN(p.hub, String(n["hub"], "power.hub"));
       TRY_ASSIGN(p.port, U32(n["port"], "power.port"));
       if (p.port < 1) return Error(n["port"], "power.port counts from 1");
+    } else if (p.kind == PowerKind::kIpmi || p.kind == PowerKind::kRedfish) {
+      TRY_ASSIGN(p.bmc, ParseBenchBmc(*this, n, p.kind == PowerKind::kRedfish));
     } else if (p.kind == PowerKind::kCommand) {
       if (!n["on_command"] || !n["off_command"]) return Error(n, "power kind command needs on_command and off_command");
       TRY_ASSIGN(p.on_command, String(n["on_command"], "power.on_command"));
@@ -230,6 +236,11 @@ class BenchParser : public YamlReader {
     }
     if ((b.power.kind == PowerKind::kBoard) != b.is_board()) {
       return Error(root["power"], "power kind board is a QEMU board's own (QMP and its agent), and a board has no other");
+    }
+    if ((b.power.kind == PowerKind::kIpmi || b.power.kind == PowerKind::kRedfish) && emulated) {
+      // The emulator is powered through its own channel; a BMC would switch nothing tpmlab reads.
+      return Error(root["power"], std::string("power kind ") + PowerKindName(b.power.kind) +
+                                      " switches a real machine through its BMC; an emulated DUT has power: emulated");
     }
     if (b.power.kind == PowerKind::kEmulated && !emulated) {
       return Error(root["power"] ? root["power"] : root, "power kind emulated needs an emulated DUT");
@@ -573,6 +584,12 @@ std::vector<ProbeItem> ProbeBench(const Bench& bench, UsbContext* usb, const std
       }
       break;
     }
+    case PowerKind::kIpmi:
+    case PowerKind::kRedfish: {
+      const BmcProbe bmc = ProbeBenchBmc(p.bmc, p.kind == PowerKind::kRedfish);
+      items.push_back({"power", bmc.present ? ProbeState::kPresent : ProbeState::kMissing, bmc.detail});
+      break;
+    }
     case PowerKind::kManual:
       if (::isatty(STDIN_FILENO)) {
         items.push_back({"power", ProbeState::kPresent, "manual (the operator is asked at this terminal)"});
@@ -624,6 +641,16 @@ std::string BenchSummaryJson(const Bench& bench) {
   nlohmann::json power = {{"kind", PowerKindName(bench.power.kind)}};
   if (bench.power.usb) power["usb"] = bench.power.usb->ToString();
   if (!bench.power.hub.empty()) power["hub"] = bench.power.hub + " port " + std::to_string(bench.power.port);
+  if (bench.power.kind == PowerKind::kIpmi || bench.power.kind == PowerKind::kRedfish) {
+    // Where and as whom; the password's source is named, never its value.
+    const BenchBmc& bmc = bench.power.bmc;
+    power["bmc"] = bmc.Endpoint(bench.power.kind == PowerKind::kRedfish);
+    power["user"] = bmc.user;
+    if (bench.power.kind == PowerKind::kRedfish) {
+      power["verify_tls"] = bmc.verify_tls;
+      if (!bmc.verify_tls) power["warning"] = "TLS certificate of " + bmc.url + " not verified (verify_tls: false)";
+    }
+  }
   nlohmann::json allow = nlohmann::json::object();
   for (Operation op : kAllOperations) {
     allow[OperationKey(op)] = bench.allow.Get(op);

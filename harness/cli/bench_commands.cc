@@ -100,6 +100,8 @@ std::vector<Command> AddBenchCommands(CLI::App& app) {
   auto* bench = app.add_subcommand("bench", "Bench files (hw/README.md)");
   bench->require_subcommand(1);
   auto* check = bench->add_subcommand("check", "Validate a bench file and look for each of its parts on this machine");
+  check->footer("Power through a BMC (kind ipmi or redfish) is asked for the machine's power state only;\n"
+                "nothing is switched. Passwords come from password_file or password_env, never the bench file.");
   check->add_option("FILE", *file, "Bench file (hw/benches/*.yaml)")->required();
   auto* hw = app.add_subcommand("hw", "Hardware tpmlab can see on this machine");
   hw->require_subcommand(1);

@@ -4,6 +4,7 @@
 #include <filesystem>
 #include <regex>
 
+#include "drivers/bmc_power.h"
 #include "drivers/device_transport.h"
 #include "drivers/ftdi_spi.h"
 #include "drivers/operator_power.h"
@@ -162,6 +163,39 @@ Result<std::unique_ptr<PowerControl>> OpenPower(const Bench& bench, const BenchH
       c.sequence = sequence;
       TRY_ASSIGN(auto command, CommandPower::Create(c));
       return std::unique_ptr<PowerControl>(std::move(command));
+    }
+    case PowerKind::kIpmi: {
+      const BenchBmc& b = p.bmc;
+      IpmiPowerConfig c;
+      c.host = b.host;
+      c.port = b.port;
+      c.user = b.user;
+      c.password = BmcSecret{b.password_file, b.password_env};
+      c.cipher = static_cast<int>(b.cipher);
+      c.interface = b.interface;
+      c.timeout = std::chrono::seconds(b.timeout_s);
+      c.off_time = std::chrono::duration_cast<std::chrono::milliseconds>(sequence.off_time);
+      c.clock = &clock;
+      TRY_ASSIGN(auto ipmi, IpmiPower::Create(c));
+      return std::unique_ptr<PowerControl>(std::move(ipmi));
+    }
+    case PowerKind::kRedfish: {
+      const BenchBmc& b = p.bmc;
+      RedfishPowerConfig c;
+      c.url = b.url;
+      c.system = b.system;
+      c.user = b.user;
+      c.password = BmcSecret{b.password_file, b.password_env};
+      c.verify_tls = b.verify_tls;
+      c.ca_file = b.ca_file;
+      c.timeout = std::chrono::seconds(b.timeout_s);
+      c.off_time = std::chrono::duration_cast<std::chrono::milliseconds>(sequence.off_time);
+      c.clock = &clock;
+      TRY_ASSIGN(auto redfish, RedfishPower::Create(c));
+      if (!b.verify_tls) {
+        warnings.push_back("Redfish service " + b.url + ": its TLS certificate is not verified (verify_tls: false)");
+      }
+      return std::unique_ptr<PowerControl>(std::move(redfish));
     }
     case PowerKind::kManual: {
       TRY_ASSIGN(auto manual, ManualPower::OnTerminal(bench.name));

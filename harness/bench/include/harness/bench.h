@@ -12,13 +12,14 @@
 
 #include "drivers/status.h"
 #include "drivers/usb_device.h"
+#include "harness/bench_bmc.h"
 #include "harness/bench_board.h"
 #include "harness/yaml_reader.h"
 
 namespace tpmlab {
 
 enum class DutTransportKind { kEmulated, kDevice, kTisSpiSim, kTisSpiFtdi, kTisSpiTpm2go, kQemu };
-enum class PowerKind { kEmulated, kNone, kUsbRelay, kUsbHubPort, kCommand, kManual, kBoard };
+enum class PowerKind { kEmulated, kNone, kUsbRelay, kUsbHubPort, kCommand, kManual, kBoard, kIpmi, kRedfish };
 enum class BootLogSource { kEmulatedFirmware, kSecurityfs, kFile, kAgent };
 
 const char* DutTransportName(DutTransportKind kind);  // as in the file: "tis-spi-ftdi"
@@ -58,6 +59,7 @@ struct BenchPower {
   uint32_t port = 0;             // usb-hub-port: port number on that hub
   std::string on_command, off_command;  // command: run by /bin/sh
   uint32_t off_ms = 0;           // how long the power stays off in a cycle
+  BenchBmc bmc;                  // ipmi / redfish: the BMC (harness/bench_bmc.h)
   SourceLocation where;
 };
 
