@@ -33,8 +33,8 @@ using nlohmann::json;
 
 std::atomic<bool> g_stop{false};
 std::atomic<int> g_signal{0};
-void OnSignal(int signal) {
-  g_signal = signal;
+void OnSignal(int number) {
+  g_signal = number;
   g_stop = true;
 }
 
@@ -127,6 +127,15 @@ int Serve(const ServeArgs& a) {
   auto store = Store::Open(db);
   if (!store.ok()) return Fail(store.status());
 
+  serve::ServeOptions options;
+  options.flavour = *flavour;
+  options.port = static_cast<uint16_t>(a.port);
+  options.stop = &g_stop;
+  options.first_step_index = 1;
+  options.log = [](const std::string& line) { std::cerr << "tpmlab serve: " << line << "\n"; };
+  auto server = serve::Server::Listen(options);
+  if (!server.ok()) return Fail(server.status());
+
   DutRequest request;
   request.fault_seed = a.seed;
   if (!bench || bench->emulated()) request.emulated.state_dir = out_dir / request.name;
@@ -159,7 +168,7 @@ int Serve(const ServeArgs& a) {
     fs::copy_file(bench->file, out_dir / "inputs" / "bench.yaml", fs::copy_options::overwrite_existing, ec);
     if (!ec) inputs["bench"] = "inputs/bench.yaml";
   }
-  json serve_json = {{"protocol", a.protocol}, {"host", "127.0.0.1"}, {"port", a.port}, {"faults", a.faults},
+  json serve_json = {{"protocol", a.protocol}, {"host", "127.0.0.1"}, {"port", (*server)->data_port()}, {"faults", a.faults},
                      {"startup", !a.no_startup}, {"seed", a.seed}};
 
   // The signals are ours from here: the DUT is open and must close in order.
@@ -169,18 +178,6 @@ int Serve(const ServeArgs& a) {
   sigaction(SIGTERM, &sa, nullptr);
   ::signal(SIGPIPE, SIG_IGN);
 
-  serve::ServeOptions options;
-  options.flavour = *flavour;
-  options.port = static_cast<uint16_t>(a.port);
-  options.stop = &g_stop;
-  options.first_step_index = 1;
-  options.log = [](const std::string& line) { std::cerr << "tpmlab serve: " << line << "\n"; };
-  auto server = serve::Server::Listen(*dut, options);
-  if (!server.ok()) {
-    dut->Close();
-    return Fail(server.status());
-  }
-  serve_json["port"] = (*server)->data_port();
 
   RunInfo info;
   info.scenario = "serve";
@@ -237,7 +234,7 @@ int Serve(const ServeArgs& a) {
             << "export TPM2TOOLS_TCTI=" << tcti << "\n"
             << "  (tpm2-tools: -T " << tcti << "; Ctrl-C or SIGTERM stops)" << std::endl;
 
-  Status served = (*server)->Serve(record);
+  Status served = (*server)->Serve(*dut, record);
   const serve::ServeCounts counts = (*server)->counts();
   server->reset();
 
@@ -249,6 +246,7 @@ int Serve(const ServeArgs& a) {
   closing.action = "close";
   closing.status = "passed";
   closing.started_at = UtcNow();
+  dut->faults().ClearRules();  // the Shutdown is tpmlab's, not a client's
   dut->Close();
   closing.duration_ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - close_start).count();
   closing.trace = dut->trace().TakeRecords();

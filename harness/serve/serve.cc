@@ -179,8 +179,8 @@ Result<FaultRule> ParseFaultSpec(const std::string& spec) {
   return rule;
 }
 
-Result<std::unique_ptr<Server>> Server::Listen(Dut& dut, const ServeOptions& options) {
-  std::unique_ptr<Server> server(new Server(dut, options));
+Result<std::unique_ptr<Server>> Server::Listen(const ServeOptions& options) {
+  std::unique_ptr<Server> server(new Server(options));
   if (options.port == 65535) {
     return Status::Error(Layer::kTransport, "--port 65535: the second port would be 65536").WithKind(ErrorKind::kBadInput);
   }
@@ -317,7 +317,7 @@ void Server::OpenStep() {
 }
 
 void Server::FlushStep(const std::string& action, nlohmann::json detail, bool always) {
-  std::vector<TraceRecord> records = dut_.trace().TakeRecords();
+  std::vector<TraceRecord> records = dut_->trace().TakeRecords();
   if (!step_open_ && records.empty() && !always) return;
   if (!step_open_) OpenStep();
   StepResult r;
@@ -348,7 +348,7 @@ void Server::FlushStep(const std::string& action, nlohmann::json detail, bool al
 
 Status Server::SetLocality(uint8_t locality) {
   if (locality == locality_) return Status::Ok();
-  TRY(dut_.trace().SetLocality(locality));
+  TRY(dut_->trace().SetLocality(locality));
   locality_ = locality;
   return Status::Ok();
 }
@@ -356,7 +356,7 @@ Status Server::SetLocality(uint8_t locality) {
 Status Server::PowerOn(const std::string& signal) {
   FlushStep("serve");
   OpenStep();
-  Status s = dut_.PowerOn();
+  Status s = dut_->PowerOn();
   ++counts_.power_ons;
   locality_ = 0;
   nlohmann::json detail = {{"signal", signal}};
@@ -376,10 +376,10 @@ bool Server::HandleData(Connection& c, const DataRequest& request) {
   }
   OpenStep();
   const uint32_t code = TpmHeaderCode(request.command);
-  auto response = dut_.trace().Exchange(request.command);
+  auto response = dut_->trace().Exchange(request.command);
   last_command_ = Clock::now();
   if (!response.ok()) {
-    if (response.status().timed_out()) dut_.trace().AbandonResponse();
+    if (response.status().timed_out()) dut_->trace().AbandonResponse();
     ++counts_.failed;
     ++step_failed_;
     Log(c.name + ": command " + Hex(code) + " got no answer: " + response.status().ToString() +
@@ -457,7 +457,8 @@ bool Server::HandleControl(Connection& c, const ControlRequest& request) {
   }
 }
 
-Status Server::Serve(const std::function<Status(StepResult&&)>& record) {
+Status Server::Serve(Dut& dut, const std::function<Status(StepResult&&)>& record) {
+  dut_ = &dut;
   record_ = &record;
   next_index_ = options_.first_step_index;
   while (options_.stop == nullptr || !options_.stop->load()) {
@@ -488,6 +489,7 @@ Status Server::Serve(const std::function<Status(StepResult&&)>& record) {
   FlushStep("serve");
   connections_.clear();
   record_ = nullptr;
+  dut_ = nullptr;
   return record_error_;
 }
 

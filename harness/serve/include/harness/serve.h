@@ -59,9 +59,9 @@ Result<FaultRule> ParseFaultSpec(const std::string& spec);
 class Server {
  public:
   /// Binds both ports on options.host (port and port + 1; for port 0, a
-  /// free pair). The DUT must be open, powered and outlive the server.
+  /// free pair), before any DUT is opened, so a port in use costs no boot.
   /// @returns kTransport naming host:port when a port cannot be bound.
-  static Result<std::unique_ptr<Server>> Listen(Dut& dut, const ServeOptions& options);
+  static Result<std::unique_ptr<Server>> Listen(const ServeOptions& options);
   ~Server();
   Server(const Server&) = delete;
   Server& operator=(const Server&) = delete;
@@ -69,16 +69,16 @@ class Server {
   uint16_t data_port() const { return data_port_; }
   uint16_t control_port() const { return static_cast<uint16_t>(data_port_ + 1); }
 
-  /// Serves until options.stop is set. Every relayed command's trace record
+  /// Serves `dut` (open and powered) until options.stop is set. Every relayed command's trace record
   /// goes into a step ("serve"; "power_on" for a _TPM_Init) handed to
   /// `record` (index and trace filled in); an error from `record` stops
   /// serving and is returned.
-  Status Serve(const std::function<Status(StepResult&&)>& record);
+  Status Serve(Dut& dut, const std::function<Status(StepResult&&)>& record);
   const ServeCounts& counts() const { return counts_; }
 
  private:
   struct Connection;
-  Server(Dut& dut, ServeOptions options) : dut_(dut), options_(std::move(options)) {}
+  explicit Server(ServeOptions options) : options_(std::move(options)) {}
 
   Status Accept(int listener, bool data);
   // Reads what arrived; false when the connection is to be closed.
@@ -94,7 +94,7 @@ class Server {
   void OpenStep();
   void Log(const std::string& line) const;
 
-  Dut& dut_;
+  Dut* dut_ = nullptr;  // while serving
   ServeOptions options_;
   int data_listener_ = -1;
   int control_listener_ = -1;
