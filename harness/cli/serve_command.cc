@@ -178,7 +178,6 @@ int Serve(const ServeArgs& a) {
   sigaction(SIGTERM, &sa, nullptr);
   ::signal(SIGPIPE, SIG_IGN);
 
-
   RunInfo info;
   info.scenario = "serve";
   info.scenario_file = bench ? bench->file : "";

@@ -9,8 +9,8 @@
 #   serve_bench.sh --build-dir DIR [--n N]
 #
 # Prints per tool the median wall time of one call (ms) on each path and
-# the ratio serve/direct; the last line the medians of the relayed commands
-# themselves as the store timed them (TPM round trip inside tpmlab).
+# the ratio serve/direct; then tpmlab serve's own summary (commands relayed
+# and stored, connections).
 set -uo pipefail
 export LC_ALL=C
 build="" n=100
@@ -84,18 +84,4 @@ for tool in getrandom pcrread; do
 done
 
 kill -INT "$serve_pid"; wait "$serve_pid"; serve_pid=""
-# The relayed commands' own round trips, as the store's trace timed them.
-"$tpmlab" export "$tmp/serve/tpmlab.db" --step 1 >/dev/null 2>&1 || true
-python3 - "$tmp/serve/run.json" <<'PY'
-import json, sys, statistics
-run = json.load(open(sys.argv[1]))
-by = {}
-for step in run["steps"]:
-    if step.get("action") != "serve":
-        continue
-    for cc, stats in (step.get("latency_us") or {}).items():
-        by.setdefault(cc, []).append(stats)
-print("store: serve steps", sum(1 for s in run["steps"] if s.get("action") == "serve"),
-      "; relayed commands:", run.get("outcome", {}).get("serve", {}).get("commands", "?") if isinstance(run.get("outcome"), dict) else "?")
-PY
 grep '^tpmlab serve: stopped' "$tmp/serve.out"
