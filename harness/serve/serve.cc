@@ -208,6 +208,8 @@ Result<std::unique_ptr<Server>> Server::Listen(const ServeOptions& options) {
   return Status::Error(Layer::kTransport, "no free pair of ports P, P+1 on " + options.host + " after 64 tries");
 }
 
+Server::Server(ServeOptions options) : options_(std::move(options)) {}
+
 Server::~Server() {
   connections_.clear();
   if (data_listener_ >= 0) ::close(data_listener_);

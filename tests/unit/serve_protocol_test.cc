@@ -93,7 +93,7 @@ void ExpectBad(const Bytes& bytes, uint64_t offset, const std::string& words) {
   p.Feed(bytes);
   auto r = p.Next();
   BOOST_REQUIRE_MESSAGE(!r.ok(), "accepted " + ToHex(bytes));
-  BOOST_TEST(r.status().layer() == Layer::kParse);
+  BOOST_TEST((r.status().layer() == Layer::kParse));
   BOOST_TEST(r.status().offset().value_or(999) == offset);
   BOOST_TEST(r.status().message().find("byte offset " + std::to_string(offset)) != std::string::npos,
              r.status().message());

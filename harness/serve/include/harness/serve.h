@@ -78,7 +78,7 @@ class Server {
 
  private:
   struct Connection;
-  explicit Server(ServeOptions options) : options_(std::move(options)) {}
+  explicit Server(ServeOptions options);  // in serve.cc, where Connection is complete
 
   Status Accept(int listener, bool data);
   // Reads what arrived; false when the connection is to be closed.
