@@ -35,6 +35,7 @@ Command AddReportCommand(CLI::App& app);                    // report_command.cc
 std::vector<Command> AddRunsCommands(CLI::App& app);        // runs_command.cc: runs, runs show
 Command AddReferenceCommand(CLI::App& app);                 // reference_command.cc: golden PCRs, Keylime
 Command AddCompareCommand(CLI::App& app);                   // compare_command.cc
+Command AddServeCommand(CLI::App& app);                     // serve_command.cc: a bench's TPM to other tools
 // tpmlab compare A B -o HTML with its default threshold: tpmlab report --compare.
 int CompareRunsCommand(const std::string& a, const std::string& b, const std::string& html);  // compare_command.cc
 

@@ -129,6 +129,7 @@ int Main(int argc, char** argv) {
   for (auto& c : AddRunsCommands(app)) commands.push_back(std::move(c));
   commands.push_back(AddReferenceCommand(app));
   commands.push_back(AddCompareCommand(app));
+  commands.push_back(AddServeCommand(app));
 
   // The build makes the man page and the bash completion from this tree.
   if (argc == 2 && std::string(argv[1]) == kGenerateManPage) {
