@@ -99,7 +99,7 @@ std::vector<Command> AddBenchCommands(CLI::App& app) {
   auto file = std::make_shared<std::string>();
   auto* bench = app.add_subcommand("bench", "Bench files (hw/README.md)");
   bench->require_subcommand(1);
-  auto* check = bench->add_subcommand("check", "Validate a bench file and look for each of its parts on this machine");
+  auto* check = bench->add_subcommand("check", "Validate a bench file and look for each of its parts on this machine (a flash: chip is not probed: its images, flashrom and a dummy chip's file are)");
   check->add_option("FILE", *file, "Bench file (hw/benches/*.yaml)")->required();
   auto* hw = app.add_subcommand("hw", "Hardware tpmlab can see on this machine");
   hw->require_subcommand(1);
