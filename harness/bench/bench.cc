@@ -295,7 +295,7 @@ class BenchParser : public YamlReader {
       const bool written = root["allow"] && root["allow"]["flash"];
       TRY_ASSIGN(b.flash, ParseBenchFlash(*this, root["flash"], written ? std::optional<bool>(a.flash) : std::nullopt));
     }
-    a.flash = b.flash && b.flash->allowed;
+    if (b.flash) a.flash = b.flash->allowed;  // without a chip, as every other key
     TRY(CheckBenchFlash(*this, root, b));
     return b;
   }

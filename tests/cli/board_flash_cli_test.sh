@@ -54,7 +54,7 @@ check_py "each flash recorded: previous contents kept with their SHA-256, image 
 import hashlib, json, os, sys
 run_dir = os.path.dirname(sys.argv[1]); run = json.load(open(sys.argv[1]))
 def sha(path): return hashlib.sha256(open(path, "rb").read()).hexdigest()
-flashes = [s["detail"]["board"]["flashes"] for s in run["steps"] if "flashes" in s.get("detail", {}).get("board", {})][-1]
+flashes = [s["detail"]["board"]["flashes"] for s in run["steps"] if "flashes" in ((s.get("detail") or {}).get("board") or {})][-1]
 assert [f["image"] for f in flashes] == ["baseline", "firmware-blob"], flashes
 ovmf = "/usr/share/OVMF/"
 baseline = open(ovmf + "OVMF_VARS_4M.fd", "rb").read() + open(ovmf + "OVMF_CODE_4M.fd", "rb").read()
@@ -71,7 +71,7 @@ before = open(os.path.join(run_dir, flashes[1]["before_file"]), "rb").read()
 assert before[540672:] == baseline[540672:], "the kept image is not the baseline code"
 chip = open(os.path.join(run_dir, "board", "flash-chip.bin"), "rb").read()
 assert chip[540672:] == blob[540672:], "the chip does not hold the new code"
-fw = next(s for s in run["steps"] if s.get("action") == "firmware_update" or "platform" in s.get("detail", {}))
+fw = next(s for s in run["steps"] if s.get("action") == "firmware_update" or "platform" in (s.get("detail") or {}))
 assert any("flashrom" in c["detail"] for c in fw["checks"]), fw["checks"]
 print("write+verify ms:", [f["write_verify_ms"] for f in flashes], "read ms:", [f["read_ms"] for f in flashes])
 ' "$tmp/fw/run.json"
