@@ -85,17 +85,17 @@ BOOST_AUTO_TEST_CASE(real_programmer_needs_allow_flash) {
   BOOST_REQUIRE(!refused.ok());
   BOOST_TEST(Contains(refused.message(), "allow.flash: true"));
   BOOST_TEST(Contains(refused.message(), "/lab/benches/b.yaml"));
-  // A scenario's platform firmware update is refused before the run starts.
-  BenchDemand demand;
-  demand.firmware_model = true;
-  demand.firmware_name = "a";
-  const Status plan = RefusedSteps({{"s.yaml:5:5", "firmware_update", demand}}, *b);
-  BOOST_REQUIRE(!plan.ok());
-  BOOST_TEST(Contains(plan.message(), "s.yaml:5:5: firmware_update needs allow.flash"));
-  // allow.flash: false on a dummy chip is kept.
+  // allow.flash: false on a dummy chip is kept, and a scenario's platform
+  // firmware update is then refused before the run starts.
   auto off = ParseIn(kBoard + "allow: {flash: false}\nflash: {programmer: \"dummy:emulate=SST25VF032B,image=c.bin\", images: {a: a.bin}}\n");
   BOOST_REQUIRE_MESSAGE(off.ok(), off.status().ToString());
   BOOST_TEST(!CheckAllowed(*off, Operation::kFlash).ok());
+  BenchDemand demand;
+  demand.firmware_model = true;
+  demand.firmware_name = "a";
+  const Status plan = RefusedSteps({{"s.yaml:5:5", "firmware_update", demand}}, *off);
+  BOOST_REQUIRE(!plan.ok());
+  BOOST_TEST(Contains(plan.message(), "s.yaml:5:5: firmware_update needs allow.flash"), plan.message());
 }
 
 BOOST_AUTO_TEST_CASE(errors_name_the_place) {
