@@ -70,8 +70,12 @@ std::string ResolveAccel(const std::string& binary, const std::string& requested
 Result<std::unique_ptr<QemuProcess>> QemuProcess::Launch(QemuConfig config) {
   auto binary = FindProgram(config.binary);
   if (!binary) return MissingPackage(config.binary + " not found on PATH", "qemu-system-x86");
-  TRY(NeedFile(config.ovmf_code, "OVMF code image", "ovmf"));
-  TRY(NeedFile(config.ovmf_vars, "OVMF vars image", "ovmf"));
+  if (config.flash_chip.empty()) {
+    TRY(NeedFile(config.ovmf_code, "OVMF code image", "ovmf"));
+    TRY(NeedFile(config.ovmf_vars, "OVMF vars image", "ovmf"));
+  } else {
+    TRY(NeedFile(config.flash_chip, "firmware flash chip file", "ovmf"));
+  }
   TRY(NeedFile(config.kernel, "kernel", "linux-image-cloud-amd64"));
   std::error_code ec;
   if (!config.initrd.empty() && !fs::is_regular_file(config.initrd, ec)) {
@@ -105,8 +109,12 @@ Result<std::unique_ptr<QemuProcess>> QemuProcess::Launch(QemuConfig config) {
        "-no-shutdown", "-machine", c.machine + (c.smm ? ",smm=on" : ""), "-accel", q->accel_,
        "-m", std::to_string(c.memory_mb)};
   if (c.smm) a.insert(a.end(), {"-global", "driver=cfi.pflash01,property=secure,value=on"});
-  a.insert(a.end(), {"-drive", "if=pflash,format=raw,unit=0,readonly=on,file=" + fs::absolute(c.ovmf_code).string(),
-                     "-drive", "if=pflash,format=raw,unit=1,file=" + fs::absolute(c.ovmf_vars).string()});
+  if (!c.flash_chip.empty()) {
+    a.insert(a.end(), {"-drive", "if=pflash,format=raw,unit=0,file=" + fs::absolute(c.flash_chip).string()});
+  } else {
+    a.insert(a.end(), {"-drive", "if=pflash,format=raw,unit=0,readonly=on,file=" + fs::absolute(c.ovmf_code).string(),
+                       "-drive", "if=pflash,format=raw,unit=1,file=" + fs::absolute(c.ovmf_vars).string()});
+  }
   if (c.s3) a.insert(a.end(), {"-global", "ICH9-LPC.disable_s3=0"});
   a.insert(a.end(), {"-chardev", "socket,id=chrtpm,path=" + fs::absolute(c.swtpm_ctrl_socket).string(),
                      "-tpmdev", "emulator,id=tpm0,chardev=chrtpm",

@@ -216,7 +216,8 @@ class BenchParser : public YamlReader {
   Result<Bench> Parse(const std::string& text) const {
     TRY_ASSIGN(YAML::Node root, YamlReader::Parse(text));
     if (!root.IsMap()) return Error("a bench file is a mapping (name, dut, power, ...)");
-    TRY(Keys(root, "the bench", {"name", "dut", "power", "firmware_control", "boot_log", "allow", "board"}));
+    TRY(Keys(root, "the bench", {"name", "dut", "power", "firmware_control", "boot_log", "allow", "board",
+                                      "flash"}));
     Bench b;
     b.file = file();
     if (!root["name"]) return Error(root, "the bench needs a name");
@@ -301,6 +302,12 @@ class BenchParser : public YamlReader {
         if (al[key]) { TRY_ASSIGN(a.At(op), Bool(al[key], std::string("allow.") + key)); }
       }
     }
+    if (root["flash"]) {
+      const bool written = root["allow"] && root["allow"]["flash"];
+      TRY_ASSIGN(b.flash, ParseBenchFlash(*this, root["flash"], written ? std::optional<bool>(a.flash) : std::nullopt));
+    }
+    if (b.flash) a.flash = b.flash->allowed;  // without a chip, as every other key
+    TRY(CheckBenchFlash(*this, root, b));
     return b;
   }
 };
@@ -480,6 +487,8 @@ constexpr OperationInfo kOperationInfo[] = {
      &BenchAllow::hierarchy},
     {Operation::kExtend, "extend", "a PCR extend on this machine's own TPM (its attestation fails until it reboots)",
      &BenchAllow::extend},
+    {Operation::kFlash, "flash", "writing platform firmware with flashrom (a bad image leaves the machine unbootable)",
+     &BenchAllow::flash},
 };
 
 const OperationInfo& InfoOf(Operation op) {
@@ -508,7 +517,8 @@ Result<Bench> LoadBench(const fs::path& file) {
 }
 
 Status CheckAllowed(const Bench& bench, Operation op) {
-  if (bench.emulated() || bench.allow.Get(op)) return Status::Ok();
+  // A flash chip is real unless it is flashrom's dummy (a file), whatever the TPM is.
+  if (op == Operation::kFlash ? bench.allow.flash : bench.emulated() || bench.allow.Get(op)) return Status::Ok();
   // A chip tpmlab boots itself forgets its PCRs at the next power cycle.
   if (op == Operation::kExtend && bench.harness_boots()) return Status::Ok();
   std::string dut = std::string(DutTransportName(bench.dut.transport));
@@ -600,6 +610,11 @@ std::vector<ProbeItem> ProbeBench(const Bench& bench, UsbContext* usb, const std
   }
 
   if (bench.firmware_model) items.push_back(ProbeReadable("firmware_control", "model", *bench.firmware_model));
+  if (bench.flash) {
+    for (const auto& f : ProbeFlash(*bench.flash)) {
+      items.push_back({f.part, f.present ? ProbeState::kPresent : ProbeState::kMissing, f.detail});
+    }
+  }
 
   switch (bench.boot_log.source) {
     case BootLogSource::kEmulatedFirmware:
@@ -667,6 +682,10 @@ std::string BenchSummaryJson(const Bench& bench) {
                                                                  {"tpm", bench.board->tpm_interface},
                                                                  {"images", bench.board->ImageNames()},
                                                                  {"default", bench.board->default_image}})
+                                               : nlohmann::json()},
+                         {"flash", bench.flash ? nlohmann::json({{"programmer", bench.flash->programmer},
+                                                                 {"region", bench.flash->region},
+                                                                 {"images", bench.flash->ImageNames()}})
                                                : nlohmann::json()}})
       .dump();
 }

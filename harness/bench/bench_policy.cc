@@ -16,7 +16,11 @@ std::string UnrunnableOnBoard(const BenchDemand& demand, const Bench& bench) {
   if (demand.emulator_process) return "this fault freezes or kills the emulator behind the board's firmware";
   if (demand.emulator_state) return "checkpoints copy the emulator's NV state behind the board's back";
   if (demand.tpm_image) return "TPM images are swtpm builds: the board's chip is launched by the board";
-  if (demand.firmware_model && !bench.board->Image(demand.firmware_name)) {
+  if (demand.firmware_model && bench.flash && !bench.flash->Image(demand.firmware_name)) {
+    return "the board boots what its flash chip holds, and the bench's flash.images name none '" +
+           demand.firmware_name + "' (it has: " + bench.flash->ImageNames() + ")";
+  }
+  if (demand.firmware_model && !bench.flash && !bench.board->Image(demand.firmware_name)) {
     return "the board boots real firmware images, and the bench names none '" + demand.firmware_name +
            "' (it has: " + bench.board->ImageNames() + ")";
   }
@@ -48,7 +52,9 @@ Status RefusedSteps(const std::vector<PlannedStep>& steps, const Bench& bench) {
       unrunnable += "\n  " + step.where + ": " + step.action + ": " + why;
       continue;
     }
-    const auto op = step.demand.operation;
+    auto op = step.demand.operation;
+    // A platform firmware update on a bench with a flash chip writes it.
+    if (!op && step.demand.firmware_model && bench.flash) op = Operation::kFlash;
     if (op && !CheckAllowed(bench, *op).ok()) {
       refused += "\n  " + step.where + ": " + step.action + " needs allow." + OperationKey(*op);
     }

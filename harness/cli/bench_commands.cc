@@ -101,7 +101,9 @@ std::vector<Command> AddBenchCommands(CLI::App& app) {
   bench->require_subcommand(1);
   auto* check = bench->add_subcommand("check", "Validate a bench file and look for each of its parts on this machine");
   check->footer("Power through a BMC (kind ipmi or redfish) is asked for the machine's power state only;\n"
-                "nothing is switched. Passwords come from password_file or password_env, never the bench file.");
+                "nothing is switched. Passwords come from password_file or password_env, never the bench file.\n"
+                "A flash: chip is not probed (that could disturb a running machine): its images, flashrom\n"
+                "and a dummy chip's file are looked at.");
   check->add_option("FILE", *file, "Bench file (hw/benches/*.yaml)")->required();
   auto* hw = app.add_subcommand("hw", "Hardware tpmlab can see on this machine");
   hw->require_subcommand(1);

@@ -13,9 +13,11 @@
 #include <system_error>
 
 #include "drivers/agent_transport.h"
+#include "drivers/flash.h"
 #include "drivers/process.h"
 #include "drivers/qemu.h"
 #include "drivers/swtpm.h"
+#include "harness/platform_flash.h"
 
 namespace tpmlab {
 namespace {
@@ -94,6 +96,10 @@ class QemuBoard final : public Board {
   AgentClient& agent() { return *agent_; }
 
   Status SelectInitial() {
+    if (bench_.flash) {
+      TRY(PrepareChip());
+      return SelectFirmware(options_.firmware.empty() ? bench_.flash->default_image : options_.firmware);
+    }
     const std::string name = options_.firmware.empty() ? board_.default_image : options_.firmware;
     return SelectFirmware(name);
   }
@@ -157,6 +163,19 @@ class QemuBoard final : public Board {
   }
 
   Status SelectFirmware(const std::string& name) override {
+    if (bench_.flash) {
+      // Written with flashrom while the board is off: at the next cold boot
+      // or power cycle (LaunchAndWait), so the chip is never written under a
+      // running firmware and the harness keeps its TPM until then.
+      const FlashImage* image = bench_.flash->Image(name);
+      if (!image) {
+        return Status::Error(Layer::kScenario, "bench '" + bench_.name + "' has no flash image '" + name +
+                                                   "' (flash.images: " + bench_.flash->ImageNames() + ")");
+      }
+      pending_flash_ = image;
+      image_changed_ = true;
+      return Status::Ok();
+    }
     const BoardImage* image = board_.Image(name);
     if (!image) {
       return Status::Error(Layer::kScenario, "bench '" + bench_.name + "' has no firmware image '" + name +
@@ -204,10 +223,21 @@ class QemuBoard final : public Board {
                         {"memory_mb", board_.memory_mb},
                         {"kernel", kernel_.string()},
                         {"initramfs", initrd_.string()},
-                        {"firmware", image_ ? image_->name : ""},
+                        {"firmware", image_ ? image_->name : flashed_ ? flashed_->name : ""},
                         {"boot_ms", {{"firmware", times_.firmware.count()}, {"kernel", times_.kernel.count()},
                                      {"agent", times_.agent.count()}, {"total", times_.total.count()}}}};
     if (image_) j["firmware_images"] = {{"code", image_->code.string()}, {"vars", image_->vars.string()}, {"smm", image_->smm}};
+    if (bench_.flash) {
+      nlohmann::json parts = nlohmann::json::array();
+      if (flashed_) {
+        for (const auto& p : flashed_->parts) parts.push_back(p.string());
+      }
+      j["firmware_images"] = {{"chip", chip_.string()}, {"programmer", chip_programmer_},
+                              {"image", flashed_ ? flashed_->name : ""}, {"parts", parts},
+                              {"smm", flashed_ && flashed_->smm},
+                              {"pending", pending_flash_ ? pending_flash_->name : ""}};
+      j["flashes"] = flashes_;
+    }
     if (qemu_) j["accel"] = qemu_->accel();
     if (!hello_.raw.empty()) {
       j["agent"] = {{"version", hello_.version}, {"kernel", hello_.kernel}, {"tpm", hello_.tpm},
@@ -247,16 +277,60 @@ class QemuBoard final : public Board {
     return Status::Ok();
   }
 
+  // The bench's chip file, or the run's copy of it (so a run never changes
+  // the bench's files); the programmer string then names the copy.
+  Status PrepareChip() {
+    const BenchFlash& flash = *bench_.flash;
+    const fs::path bench_chip = *flash.chip_file();
+    if (flash.in_place) {
+      chip_ = bench_chip;
+      chip_programmer_ = flash.programmer;
+      return Status::Ok();
+    }
+    chip_ = options_.work_dir / "flash-chip.bin";
+    chip_programmer_ = WithProgrammerParam(flash.programmer, "image", chip_.string());
+    std::error_code ec;
+    fs::remove(chip_, ec);
+    if (!fs::exists(bench_chip, ec)) return Status::Ok();  // a new chip: erased until the first flash
+    const uint64_t size = fs::file_size(bench_chip, ec);
+    if (size != DummyChipSize(flash.programmer).value_or(size)) {
+      return Status::Error(Layer::kScenario, flash.where.ToString() + ": the chip file " + bench_chip.string() + " is " +
+                                                 std::to_string(size) + " bytes, not the emulated chip's " +
+                                                 std::to_string(*DummyChipSize(flash.programmer)))
+          .WithKind(ErrorKind::kBadInput);
+    }
+    fs::copy_file(bench_chip, chip_, fs::copy_options::overwrite_existing, ec);
+    if (ec) return Status::Error(Layer::kHarness, "cannot copy " + bench_chip.string() + " to " + chip_.string() + ": " + ec.message());
+    return Status::Ok();
+  }
+
+  // Writes the image SelectFirmware chose into the chip; the board is off.
+  Status FlashPending() {
+    FlashOptions flash_options;
+    flash_options.programmer = chip_programmer_;
+    const fs::path run_dir = options_.run_dir.empty() ? options_.work_dir.parent_path() : options_.run_dir;
+    TRY_ASSIGN(FlashRecord record, FlashPlatformFirmware(bench_, pending_flash_->name, run_dir, flash_options));
+    flashes_.push_back(record.ToJson());
+    flashed_ = std::exchange(pending_flash_, nullptr);
+    return Status::Ok();
+  }
+
   Status LaunchAndWait() {
     qemu_.reset();
+    if (pending_flash_) TRY(FlashPending());
     TRY(LaunchSwtpm());
     QemuConfig config;
     config.binary = board_.qemu;
     config.machine = board_.machine;
-    config.smm = image_->smm;
+    if (bench_.flash) {
+      config.smm = flashed_ && flashed_->smm;
+      config.flash_chip = chip_;
+    } else {
+      config.smm = image_->smm;
+      config.ovmf_code = image_->code;
+      config.ovmf_vars = vars_;
+    }
     config.tpm_interface = board_.tpm_interface;
-    config.ovmf_code = image_->code;
-    config.ovmf_vars = vars_;
     config.kernel = kernel_;
     config.initrd = initrd_;
     config.append = "console=ttyS0,115200 tpmlab.channel=/dev/ttyS1 panic=0 " + board_.cmdline;
@@ -389,6 +463,13 @@ class QemuBoard final : public Board {
   fs::path kernel_, initrd_, tpm_state_;
   const BoardImage* image_ = nullptr;
   fs::path vars_;
+  // A bench flash: chip: the file QEMU boots as its one pflash, the image in
+  // it, the one to write at the next power on, and what each flash did.
+  fs::path chip_;
+  std::string chip_programmer_;
+  const FlashImage* flashed_ = nullptr;
+  const FlashImage* pending_flash_ = nullptr;
+  nlohmann::json flashes_ = nlohmann::json::array();
   bool image_changed_ = false;
   std::unique_ptr<SwtpmProcess> swtpm_;
   std::unique_ptr<QemuProcess> qemu_;

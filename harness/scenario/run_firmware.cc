@@ -16,8 +16,12 @@ Status Run::FirmwareUpdate(const FirmwareUpdateStep& f, StepResult& r) {
     // The name is the scenario's; which flash image it is, the bench's.
     TRY(board->SelectFirmware(f.model->name));
     r.detail["platform"] = {{"to", f.model->name}, {"board", board->Describe()["firmware_images"]}};
-    r.checks.push_back({"firmware_update", true, "platform firmware image " + f.model->name +
-                                                     " flashed, booted from the next power cycle"});
+    r.checks.push_back({"firmware_update", true,
+                        options_.bench->flash
+                            ? "platform firmware image " + f.model->name + " written with flashrom (" +
+                                  options_.bench->flash->programmer + ") and verified at the next power cycle, "
+                                  "with the board off; the chip's previous contents kept in firmware/"
+                            : "platform firmware image " + f.model->name + " flashed, booted from the next power cycle"});
     return Status::Ok();
   }
   if (f.model && !MeasuresFirmware()) {

@@ -124,6 +124,7 @@ DutRequest DutRequestOf(const Scenario& scenario, const RunOptions& options, uin
   request.fault_seed = seed;
   request.hardware = options.hardware;
   request.board.work_dir = options.out_dir / "board";
+  request.board.run_dir = options.out_dir;
   request.board.banks = scenario.platform.banks;
   if (scenario.platform.firmware) request.board.firmware = scenario.platform.firmware->name;
   return request;

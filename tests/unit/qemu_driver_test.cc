@@ -184,6 +184,12 @@ BOOST_AUTO_TEST_CASE(missing_qemu_ovmf_or_kernel_names_the_package) {
   QemuConfig no_kernel = config;
   no_kernel.kernel = "/boot/tpmlab-absent-vmlinuz";
   expect_package(no_kernel, "linux-image-cloud-amd64", "tpmlab-absent-vmlinuz");
+  // A whole firmware chip as the one pflash (a bench's flash: chip) instead of code + vars.
+  QemuConfig no_chip = config;
+  no_chip.ovmf_code.clear();
+  no_chip.ovmf_vars.clear();
+  no_chip.flash_chip = dir.path / "absent-chip.bin";
+  expect_package(no_chip, "ovmf", "absent-chip.bin");
 
   // Everything there but no swtpm listening: an emulator error, not a package.
   auto no_swtpm = QemuProcess::Launch(config);

@@ -27,6 +27,9 @@ struct QemuConfig {
   std::string tpm_interface = "tpm-tis";   // or "tpm-crb"
   std::filesystem::path ovmf_code;         // read-only pflash 0
   std::filesystem::path ovmf_vars;         // the run's writable copy, pflash 1
+  // Instead of ovmf_code + ovmf_vars: one writable pflash (unit 0) holding a
+  // whole firmware chip (OVMF's vars then code), as flashrom wrote it.
+  std::filesystem::path flash_chip;
   std::filesystem::path kernel, initrd;
   std::string append;                      // kernel command line
   int memory_mb = 512;

@@ -14,6 +14,7 @@
 #include "drivers/usb_device.h"
 #include "harness/bench_bmc.h"
 #include "harness/bench_board.h"
+#include "harness/bench_flash.h"
 #include "harness/yaml_reader.h"
 
 namespace tpmlab {
@@ -78,17 +79,19 @@ enum class Operation {
   kClockSet,   // TPM2_ClockSet: the clock never goes back
   kHierarchy,  // TPM2_HierarchyControl disabling a hierarchy
   kExtend,     // a PCR extend on a chip this machine's platform measured (device DUTs only)
+  kFlash,      // platform firmware written with flashrom (bench flash:; a dummy chip is a file)
 };
 inline constexpr Operation kAllOperations[] = {
     Operation::kClear,          Operation::kChangeEps, Operation::kChangePps, Operation::kNvWrite,
     Operation::kAllocateBanks,  Operation::kFirmwareInstall, Operation::kClockSet, Operation::kHierarchy,
-    Operation::kExtend};
+    Operation::kExtend, Operation::kFlash};
 const char* OperationKey(Operation op);   // the key under `allow:` ("change_eps")
 const char* OperationTitle(Operation op); // "TPM2_ChangeEPS (new endorsement seed)"
 
 struct BenchAllow {
   bool clear = false, change_eps = false, change_pps = false, nv_write = false,
-       allocate_banks = false, firmware_install = false, clock = false, hierarchy = false, extend = false;
+       allocate_banks = false, firmware_install = false, clock = false, hierarchy = false, extend = false,
+       flash = false;
   bool Get(Operation op) const;
   bool& At(Operation op);
 };
@@ -102,6 +105,7 @@ struct Bench {
   BenchBootLog boot_log;
   BenchAllow allow;
   std::optional<BenchBoard> board;  // dut transport qemu: the virtual board
+  std::optional<BenchFlash> flash;  // the platform firmware chip, written with flashrom
 
   /// An emulated DUT (swtpm, also behind the simulated SPI TPM) may undergo anything.
   bool emulated() const {

@@ -19,6 +19,9 @@ struct QemuBoardOptions {
   std::filesystem::path work_dir;       // the board's flash copies, kernel, initramfs, sockets, logs
   std::vector<std::string> banks = {"sha1", "sha256"};  // the chip is manufactured with these
   std::string firmware;                 // the image to boot first ("" = the bench's default)
+  // A bench with a flash: chip keeps the chip's previous contents in
+  // run_dir/firmware at each flash ("" = work_dir's parent).
+  std::filesystem::path run_dir;
 };
 
 struct OpenedBoard {
