@@ -173,7 +173,8 @@ class MachineBoard final : public Board {
   Status NoPower(const Status& failed, const std::string& doing) {
     return Status::Error(failed.layer(), "no power: the power switch (" + std::string(PowerKindName(bench_.power.kind)) +
                                              ") of bench '" + bench_.name + "' failed " + doing + ": " +
-                                             failed.message());
+                                             failed.message())
+        .WithKind(ErrorKind::kTransport);  // a run error (3), whatever layer the switch's was
   }
 
   SshDiagnosis SshSaid() const {

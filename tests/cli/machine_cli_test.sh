@@ -251,5 +251,10 @@ expect_stderr "Linux version 6.1.0" "the console's last lines quoted"
 console_bench "$tmp/nocons.yaml" "$dead" 4
 expect_exit 1 "bench check: console port closed" "$tpmlab" bench check "$tmp/nocons.yaml"
 
+# 12. The example bench: a host this machine does not know, a PDU command it lacks.
+expect_exit 1 "bench check on hw/benches/machine-ssh.yaml" "$tpmlab" bench check "$src/hw/benches/machine-ssh.yaml"
+grep -q '^\[MISS\] machine.agent.ssh: host lab-board-7 does not resolve' "$tmp/stdout" || \
+  { fail "the unresolved example host is not named"; sed 's/^/  | /' "$tmp/stdout"; }
+
 ((failures == 0)) && echo "all machine CLI checks passed"
 exit $((failures > 0))
