@@ -76,6 +76,9 @@ class MachineBoard final : public Board {
     if (!power_) {
       // Nothing to switch: the machine is up (or coming up) by itself.
       already_up_ = true;
+      // A session from an earlier boot step said its hello already: a new
+      // one says it again (a console is asked instead).
+      if (machine_.link == MachineLink::kSsh) DropLink();
       return WaitForAgent("connecting (power: none: the machine must be up by itself)", start, "", false);
     }
     already_up_ = false;
@@ -243,6 +246,7 @@ class MachineBoard final : public Board {
     const auto deadline = start + budget;
     times_ = {};
     attempts_ = 0;
+    attempt_start_ = Clock::now();  // a link kept from before (a console) counts from here
     std::string last;         // the last reason a link could not be had
     uint64_t console_bytes = 0;
     std::string console_recent;
