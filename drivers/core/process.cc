@@ -171,9 +171,13 @@ Result<ChildProcess> ChildProcess::Spawn(const std::vector<std::string>& argv,
       // The parent may have died before prctl took effect.
       if (::getppid() != parent) ::_exit(127);
     }
-    int devnull = ::open("/dev/null", O_RDONLY);
-    ::dup2(devnull, 0);
-    ::dup2(log_fd, 1);
+    if (options.stdin_fd >= 0) {
+      ::dup2(options.stdin_fd, 0);
+    } else {
+      int devnull = ::open("/dev/null", O_RDONLY);
+      ::dup2(devnull, 0);
+    }
+    ::dup2(options.stdout_fd >= 0 ? options.stdout_fd : log_fd, 1);
     ::dup2(log_fd, 2);
     if (options.die_with_parent && options.whole_group) Supervise(args.data(), environment.envp.data(), parent);
     ::execvpe(args[0], args.data(), environment.envp.data());

@@ -135,7 +135,13 @@ Status AgentChannel::Write(ByteView data, Clock::time_point deadline) {
 Result<size_t> AgentChannel::Read(uint8_t* out, size_t max, Clock::time_point deadline) {
   for (;;) {
     const ssize_t n = ::read(read_fd_, out, max);
-    if (n >= 0) return static_cast<size_t>(n);
+    if (n >= 0) {
+      constexpr size_t kRecent = 4096;
+      bytes_read_ += static_cast<uint64_t>(n);
+      recent_.append(reinterpret_cast<const char*>(out), static_cast<size_t>(n));
+      if (recent_.size() > kRecent) recent_.erase(0, recent_.size() - kRecent);
+      return static_cast<size_t>(n);
+    }
     if (errno == EINTR) continue;
     if (errno == ECONNRESET) return size_t{0};
     if (errno != EAGAIN && errno != EWOULDBLOCK) return Errno("read from the agent channel " + description_, errno);

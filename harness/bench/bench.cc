@@ -32,7 +32,8 @@ struct Named {
 constexpr Named<DutTransportKind> kTransports[] = {
     {"emulated", DutTransportKind::kEmulated},        {"device", DutTransportKind::kDevice},
     {"tis-spi-sim", DutTransportKind::kTisSpiSim},    {"tis-spi-ftdi", DutTransportKind::kTisSpiFtdi},
-    {"tis-spi-tpm2go", DutTransportKind::kTisSpiTpm2go}, {"qemu", DutTransportKind::kQemu}};
+    {"tis-spi-tpm2go", DutTransportKind::kTisSpiTpm2go}, {"qemu", DutTransportKind::kQemu},
+    {"machine", DutTransportKind::kMachine}};
 constexpr Named<PowerKind> kPowerKinds[] = {
     {"emulated", PowerKind::kEmulated}, {"none", PowerKind::kNone},       {"usb-relay", PowerKind::kUsbRelay},
     {"usb-hub-port", PowerKind::kUsbHubPort}, {"command", PowerKind::kCommand}, {"manual", PowerKind::kManual},
@@ -103,7 +104,7 @@ class BenchParser : public YamlReader {
     BenchDut dut;
     dut.where = Where(n);
     if (!n["transport"]) {
-      return Error(n, "dut needs a transport (emulated | device | tis-spi-sim | tis-spi-ftdi | tis-spi-tpm2go | qemu)");
+      return Error(n, "dut needs a transport (emulated | device | tis-spi-sim | tis-spi-ftdi | tis-spi-tpm2go | qemu | machine)");
     }
     TRY_ASSIGN(dut.transport, Enum(n["transport"], "dut.transport", kTransports));
     const bool usb_bridge = dut.transport == DutTransportKind::kTisSpiFtdi || dut.transport == DutTransportKind::kTisSpiTpm2go;
@@ -217,7 +218,7 @@ class BenchParser : public YamlReader {
     TRY_ASSIGN(YAML::Node root, YamlReader::Parse(text));
     if (!root.IsMap()) return Error("a bench file is a mapping (name, dut, power, ...)");
     TRY(Keys(root, "the bench", {"name", "dut", "power", "firmware_control", "boot_log", "allow", "board",
-                                      "flash"}));
+                                 "flash", "machine"}));
     Bench b;
     b.file = file();
     if (!root["name"]) return Error(root, "the bench needs a name");
@@ -229,6 +230,10 @@ class BenchParser : public YamlReader {
       return Error(root["board"] ? root["board"] : root, "board: goes with dut transport qemu, and it needs one");
     }
     if (b.is_board()) { TRY_ASSIGN(b.board, ParseBenchBoard(*this, root["board"])); }
+    if (b.is_machine() != static_cast<bool>(root["machine"])) {
+      return Error(root["machine"] ? root["machine"] : root, "machine: goes with dut transport machine, and it needs one");
+    }
+    if (b.is_machine()) { TRY_ASSIGN(b.machine, ParseBenchMachine(*this, root["machine"])); }
 
     if (root["power"]) {
       TRY_ASSIGN(b.power, Power(root["power"]));
@@ -278,12 +283,12 @@ class BenchParser : public YamlReader {
         return Error(bl["source"], "boot_log source emulated-firmware needs a DUT tpmlab starts itself; this "
                                    "machine's platform booted a device DUT (use securityfs or file)");
       }
-      if ((b.boot_log.source == BootLogSource::kAgent) != b.is_board()) {
-        return Error(bl["source"], "boot_log source agent is a board's (its OS reads the log through tpmlab-agent), "
-                                   "and a board has no other");
+      if ((b.boot_log.source == BootLogSource::kAgent) != (b.is_board() || b.is_machine())) {
+        return Error(bl["source"], "boot_log source agent is a board's or a machine's (its OS reads the log through "
+                                   "tpmlab-agent), and they have no other");
       }
     } else {
-      b.boot_log.source = b.is_board()        ? BootLogSource::kAgent
+      b.boot_log.source = b.is_board() || b.is_machine() ? BootLogSource::kAgent
                           : b.harness_boots() ? BootLogSource::kEmulatedFirmware
                                               : BootLogSource::kSecurityfs;
     }
@@ -559,6 +564,11 @@ std::vector<ProbeItem> ProbeBench(const Bench& bench, UsbContext* usb, const std
     case DutTransportKind::kTisSpiTpm2go:
       items.push_back(ProbeUsb("dut", "TPM2Go", *dut.usb, seen));
       break;
+    case DutTransportKind::kMachine:
+      for (const auto& p : ProbeMachine(*bench.machine)) {
+        items.push_back({p.part, p.present ? ProbeState::kPresent : ProbeState::kMissing, p.detail});
+      }
+      break;
     case DutTransportKind::kQemu:
       items.push_back(ProbeSwtpm("dut"));
       for (const auto& p : ProbeBoard(*bench.board)) {
@@ -627,7 +637,9 @@ std::vector<ProbeItem> ProbeBench(const Bench& bench, UsbContext* usb, const std
       items.push_back(ProbeReadable("boot_log", "log file", bench.boot_log.path));
       break;
     case BootLogSource::kAgent:
-      items.push_back({"boot_log", ProbeState::kPresent, "read from the board's securityfs by tpmlab-agent"});
+      items.push_back({"boot_log", ProbeState::kPresent, std::string("read from the ") +
+                                                          (bench.is_machine() ? "machine's" : "board's") +
+                                                          " securityfs by tpmlab-agent"});
       break;
   }
   return items;
@@ -686,7 +698,8 @@ std::string BenchSummaryJson(const Bench& bench) {
                          {"flash", bench.flash ? nlohmann::json({{"programmer", bench.flash->programmer},
                                                                  {"region", bench.flash->region},
                                                                  {"images", bench.flash->ImageNames()}})
-                                               : nlohmann::json()}})
+                                               : nlohmann::json()},
+                         {"machine", bench.machine ? MachineSummaryJson(*bench.machine) : nlohmann::json()}})
       .dump();
 }
 

@@ -32,6 +32,7 @@ std::string UnrunnableOnBoard(const BenchDemand& demand, const Bench& bench) {
 std::string UnrunnableOn(const BenchDemand& demand, const Bench& bench) {
   if (bench.emulated()) return "";
   if (bench.is_board()) return UnrunnableOnBoard(demand, bench);
+  if (bench.is_machine()) return UnrunnableOnMachine(demand, bench);  // bench_machine.cc
   const bool has_power = bench.power.kind != PowerKind::kNone;
   if (demand.power_switch && !has_power) {
     return "a power cycle needs a power switch, and the bench has power: none";
@@ -61,7 +62,7 @@ Status RefusedSteps(const std::vector<PlannedStep>& steps, const Bench& bench) {
   }
   if (refused.empty() && unrunnable.empty()) return Status::Ok();
   std::string message = "bench '" + bench.name + "' (" + bench.file + ") is " +
-                        (bench.is_board() ? "a QEMU board" : "a real chip");
+                        (bench.is_board() ? "a QEMU board" : bench.is_machine() ? "a whole machine" : "a real chip");
   if (!unrunnable.empty()) message += "; these steps cannot run on it:" + unrunnable;
   if (!refused.empty()) {
     message += std::string(unrunnable.empty() ? "" : "\nand it") + " does not allow what this scenario does:" +

@@ -105,6 +105,9 @@ std::vector<Command> AddBenchCommands(CLI::App& app) {
                 "A flash: chip is not probed (that could disturb a running machine): its images, flashrom\n"
                 "and a dummy chip's file are looked at.");
   check->add_option("FILE", *file, "Bench file (hw/benches/*.yaml)")->required();
+  check->footer("A machine bench (dut: {transport: machine}) is checked without touching the machine: ssh on PATH "
+                "and the host resolving, the serial device present and openable, or the TCP console's port "
+                "accepting a connection. `tpmlab doctor --bench FILE` then boots it and examines its TPM.");
   auto* hw = app.add_subcommand("hw", "Hardware tpmlab can see on this machine");
   hw->require_subcommand(1);
   auto* list = hw->add_subcommand("list", "List TPM devices and recognised USB devices");

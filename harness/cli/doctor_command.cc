@@ -325,7 +325,7 @@ int RunDoctorCommand(const DoctorArgs& a) {
     fs::create_directories(config.state_dir, ec);
     if (ec) return Usage("--state " + a.state + ": " + ec.message());
   }
-  if (bench && bench->is_board()) {
+  if (bench && (bench->is_board() || bench->is_machine())) {
     std::string tmpl = (fs::temp_directory_path() / "tpmlab-doctor-XXXXXX").string();
     if (::mkdtemp(tmpl.data()) == nullptr) {
       return Unreachable(Status::Error(Layer::kHarness, "cannot make a temporary folder in " +
@@ -333,7 +333,9 @@ int RunDoctorCommand(const DoctorArgs& a) {
     }
     temp.path = tmpl;
     request.board.work_dir = temp.path / "board";
-    if (chosen && chosen->model && bench->board->Image(chosen->model->name)) request.board.firmware = chosen->model->name;
+    if (chosen && chosen->model && bench->board && bench->board->Image(chosen->model->name)) {
+      request.board.firmware = chosen->model->name;
+    }
   }
   auto opened = OpenDut(bench, request);
   if (!opened.ok()) return Unreachable(opened.status());

@@ -11,6 +11,7 @@
 #include "drivers/tis_spi.h"
 #include "drivers/tpm2go_spi.h"
 #include "drivers/usb_power.h"
+#include "harness/machine_board.h"
 
 namespace tpmlab {
 namespace {
@@ -293,6 +294,21 @@ Result<std::unique_ptr<Dut>> OpenBenchDut(const Bench& bench, const BenchDutOpti
     DutBusInfo info;
     info.bus = EmulatedBus::kHardware;
     info.description = "tpmlab-agent on a QEMU " + bench.board->machine + " board (" + bench.board->tpm_interface + ")";
+    config.bus_info = info;
+    return Dut::OpenHardware(std::move(config));
+  }
+
+  if (bench.is_machine()) {
+    // The machine's switch is the machine's: it cuts the whole platform, and
+    // the board decides when (harness/machine_board.h).
+    TRY_ASSIGN(OpenedBoard machine, OpenMachineBoard(bench, options.board, std::move(config.power)));
+    config.transport = std::move(machine.transport);
+    config.board = std::move(machine.board);
+    config.platform_started = true;  // its own firmware sends Startup at every boot
+    config.no_power_reason.clear();
+    DutBusInfo info;
+    info.bus = EmulatedBus::kHardware;
+    info.description = "tpmlab-agent on " + bench.machine->LinkDescription();
     config.bus_info = info;
     return Dut::OpenHardware(std::move(config));
   }

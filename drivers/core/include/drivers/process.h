@@ -37,6 +37,11 @@ class ChildProcess final {
     // harness too (swtpm_setup's swtpm would not). The child then runs under
     // a small supervisor that kills its process group when the harness dies.
     bool whole_group = false;
+    // The child's stdin and stdout instead of /dev/null and the log (a pipe
+    // pair carrying a protocol, as ssh to tpmlab-agent); -1: the defaults.
+    // The caller keeps (and closes) its own copies.
+    int stdin_fd = -1;
+    int stdout_fd = -1;
   };
   /// Makes every later Spawn die_with_parent. A program whose main thread
   /// lives as long as its children (the tpmlab command) turns it on, so a

@@ -42,12 +42,20 @@ class AgentChannel {
   /// 0 bytes means the other end closed; a timeout error after `deadline`.
   Result<size_t> Read(uint8_t* out, size_t max, std::chrono::steady_clock::time_point deadline);
 
+  /// Every byte read so far (frames and console noise alike): on a console,
+  /// 0 after a boot's budget means the machine printed nothing at all.
+  uint64_t bytes_read() const { return bytes_read_; }
+  /// The last bytes read (at most 4 KiB), for saying what a console printed.
+  const std::string& recent() const { return recent_; }
+
  private:
   AgentChannel(int read_fd, int write_fd, std::string description);
 
   int read_fd_;
   int write_fd_;
   std::string description_;
+  uint64_t bytes_read_ = 0;
+  std::string recent_;
 };
 
 
@@ -73,6 +81,10 @@ class AgentClient {
   void AbandonTpmResponse() { tpm_owed_.reset(); }
 
   bool attached() const { return channel_ != nullptr; }
+  /// The attached channel (null when none), for what it has carried.
+  const AgentChannel* channel() const { return channel_.get(); }
+  /// Drops the channel (a session that ended); forgets any owed reply.
+  void Detach() { Attach(nullptr); }
   std::string channel_description() const;
   /// Bytes skipped on the channel that were not frames (console noise), so far.
   uint64_t skipped_bytes() const { return reader_.skipped_total(); }

@@ -15,11 +15,12 @@
 #include "harness/bench_bmc.h"
 #include "harness/bench_board.h"
 #include "harness/bench_flash.h"
+#include "harness/bench_machine.h"
 #include "harness/yaml_reader.h"
 
 namespace tpmlab {
 
-enum class DutTransportKind { kEmulated, kDevice, kTisSpiSim, kTisSpiFtdi, kTisSpiTpm2go, kQemu };
+enum class DutTransportKind { kEmulated, kDevice, kTisSpiSim, kTisSpiFtdi, kTisSpiTpm2go, kQemu, kMachine };
 enum class PowerKind { kEmulated, kNone, kUsbRelay, kUsbHubPort, kCommand, kManual, kBoard, kIpmi, kRedfish };
 enum class BootLogSource { kEmulatedFirmware, kSecurityfs, kFile, kAgent };
 
@@ -106,6 +107,7 @@ struct Bench {
   BenchAllow allow;
   std::optional<BenchBoard> board;  // dut transport qemu: the virtual board
   std::optional<BenchFlash> flash;  // the platform firmware chip, written with flashrom
+  std::optional<BenchMachine> machine;  // dut transport machine: a whole machine (bench_machine.h)
 
   /// An emulated DUT (swtpm, also behind the simulated SPI TPM) may undergo anything.
   bool emulated() const {
@@ -114,10 +116,12 @@ struct Bench {
   /// Whether tpmlab plays the platform: it powers the chip, sends Startup and
   /// measures the scenario's firmware model. Not for a device DUT, which this
   /// machine's own firmware and kernel started and measured.
-  bool harness_boots() const { return dut.transport != DutTransportKind::kDevice && !is_board(); }
+  bool harness_boots() const { return dut.transport != DutTransportKind::kDevice && !is_board() && !is_machine(); }
   /// A whole board (QEMU + OVMF): its firmware starts and measures the chip,
   /// tpmlab powers, resets and suspends the board.
   bool is_board() const { return dut.transport == DutTransportKind::kQemu; }
+  /// A whole machine with its own firmware and TPM, reached through tpmlab-agent.
+  bool is_machine() const { return dut.transport == DutTransportKind::kMachine; }
   /// Whether a part is a USB device (a bridge, a relay, a hub port), so that
   /// checking the bench means enumerating USB.
   bool uses_usb() const { return dut.usb.has_value() || power.usb.has_value() || power.kind == PowerKind::kUsbHubPort; }
