@@ -160,6 +160,17 @@ std::string UnrunnableOnMachine(const BenchDemand& demand, const Bench& bench) {
   if (demand.emulator_process) return "this fault freezes or kills an emulator: an emulated DUT only";
   if (demand.emulator_state) return "checkpoints copy an emulator's NV state: an emulated DUT only";
   if (demand.tpm_image) return "TPM images are swtpm builds: tpmlab has no firmware installer for a machine's chip";
+  if (demand.firmware_model && bench.flash) {
+    // The chip is written with flashrom while the machine is off: tpmlab must be able to switch it off.
+    if (bench.power.kind == PowerKind::kNone) {
+      return "writing platform firmware '" + demand.firmware_name + "' needs the machine off, and the bench has "
+             "power: none";
+    }
+    if (!bench.flash->Image(demand.firmware_name)) {
+      return "the bench's flash.images name no '" + demand.firmware_name + "' (it has: " + bench.flash->ImageNames() + ")";
+    }
+    return "";
+  }
   if (demand.firmware_model) {
     const std::string& installed = bench.machine ? bench.machine->firmware : std::string();
     if (installed.empty() || installed != demand.firmware_name) {

@@ -12,6 +12,7 @@
 
 #include "drivers/agent_links.h"
 #include "drivers/agent_transport.h"
+#include "harness/platform_flash.h"
 
 namespace tpmlab {
 namespace {
@@ -55,8 +56,9 @@ std::string ConsoleTail(const std::string& bytes, size_t max_lines) {
 
 class MachineBoard final : public Board {
  public:
-  MachineBoard(const Bench& bench, fs::path work_dir, std::unique_ptr<PowerControl> power)
-      : bench_(bench), machine_(*bench.machine), work_dir_(std::move(work_dir)), power_(std::move(power)),
+  MachineBoard(const Bench& bench, fs::path work_dir, fs::path run_dir, std::unique_ptr<PowerControl> power)
+      : bench_(bench), machine_(*bench.machine), work_dir_(std::move(work_dir)), run_dir_(std::move(run_dir)),
+        power_(std::move(power)),
         agent_(std::make_unique<AgentClient>(nullptr)),
         off_time_(bench.power.off_ms ? milliseconds(bench.power.off_ms) : milliseconds(5000)) {
     target_.host = machine_.ssh_host;
@@ -82,17 +84,16 @@ class MachineBoard final : public Board {
       return WaitForAgent("connecting (power: none: the machine must be up by itself)", start, "", false);
     }
     already_up_ = false;
-    DropLink();
-    if (Status off = power_->Off(PowerCut::kHard); !off.ok()) return NoPower(off, "switching it off");
-    std::this_thread::sleep_for(off_time_);
-    if (Status on = power_->On(); !on.ok()) return NoPower(on, "switching it on");
-    return WaitForAgent("power on", start, before, false);
+    return OffFlashOn("power on", start, before);
   }
 
   Status PowerCycle(PowerCycleKind kind) override {
     if (const std::string why = Refuses(kind); !why.empty()) return Status::Error(Layer::kScenario, why);
     const auto start = Clock::now();
     const std::string before = hello_.boot_id;
+    // New firmware goes in while the machine is off, whatever the cycle:
+    // a reboot or a BMC reset never takes the power away.
+    if (pending_flash_) return OffFlashOn(std::string("the ") + PowerCycleKindName(kind) + " (off to flash new firmware)", start, before);
     switch (kind) {
       case PowerCycleKind::kReset:
         // The OS reboots: its kernel sends Shutdown(CLEAR), the firmware Startup(CLEAR).
@@ -107,11 +108,7 @@ class MachineBoard final : public Board {
         if (Status cycled = power_->Cycle(PowerCut::kSoft); !cycled.ok()) return NoPower(cycled, "cycling it");
         return WaitForAgent("the power-loss", start, before, false);
       case PowerCycleKind::kHardLoss:
-        DropLink();
-        if (Status off = power_->Off(PowerCut::kHard); !off.ok()) return NoPower(off, "switching it off");
-        std::this_thread::sleep_for(off_time_);
-        if (Status on = power_->On(); !on.ok()) return NoPower(on, "switching it on");
-        return WaitForAgent("the hard-loss", start, before, false);
+        return OffFlashOn("the hard-loss", start, before);
       case PowerCycleKind::kRestart:
         break;
     }
@@ -127,6 +124,17 @@ class MachineBoard final : public Board {
   }
 
   Status SelectFirmware(const std::string& name) override {
+    if (bench_.flash) {
+      // Written with flashrom at the next power-off (OffFlashOn); flashrom
+      // reads the chip first and leaves one that already holds it unwritten.
+      if (!bench_.flash->Image(name)) {
+        return Status::Error(Layer::kScenario, "bench '" + bench_.name + "' has no flash image '" + name +
+                                                   "' (flash.images: " + bench_.flash->ImageNames() + ")");
+      }
+      pending_flash_ = name;
+      firmware_ = name;
+      return Status::Ok();
+    }
     if (machine_.firmware.empty() || machine_.firmware == name) {
       firmware_ = name;
       return Status::Ok();
@@ -150,6 +158,10 @@ class MachineBoard final : public Board {
                         {"boot_ms", {{"agent", times_.agent.count()}, {"total", times_.total.count()}}},
                         {"bus_trace", "none: a real machine's TPM bus is not observed, so platform_commands "
                                       "stays empty (what the firmware measured is in its event log)"}};
+    if (bench_.flash) {
+      j["flash"] = {{"programmer", bench_.flash->programmer}, {"pending", pending_flash_}};
+      j["flashes"] = flashes_;
+    }
     if (!hello_.raw.empty()) {
       j["agent"] = {{"version", hello_.version}, {"kernel", hello_.kernel}, {"tpm", hello_.tpm},
                     {"log_size", hello_.log_size}, {"boot_id", hello_.boot_id}, {"uptime_ms", hello_.uptime_ms}};
@@ -173,6 +185,23 @@ class MachineBoard final : public Board {
   }
 
  private:
+  // Power off, write pending firmware, wait off_ms, power on, and wait for
+  // the agent of the new boot.
+  Status OffFlashOn(const std::string& what, Clock::time_point start, const std::string& before) {
+    DropLink();
+    if (Status off = power_->Off(PowerCut::kHard); !off.ok()) return NoPower(off, "switching it off");
+    const auto off_since = Clock::now();
+    if (!pending_flash_.empty()) {
+      // The run folder is the board folder's parent (RUN/board).
+      TRY_ASSIGN(FlashRecord record, FlashPlatformFirmware(bench_, pending_flash_, run_dir_));
+      flashes_.push_back(record.ToJson());
+      pending_flash_.clear();
+    }
+    if (const auto off_for = Clock::now() - off_since; off_for < off_time_) std::this_thread::sleep_for(off_time_ - off_for);
+    if (Status on = power_->On(); !on.ok()) return NoPower(on, "switching it on");
+    return WaitForAgent(what, start, before, false);
+  }
+
   Status NoPower(const Status& failed, const std::string& doing) {
     return Status::Error(failed.layer(), "no power: the power switch (" + std::string(PowerKindName(bench_.power.kind)) +
                                              ") of bench '" + bench_.name + "' failed " + doing + ": " +
@@ -358,6 +387,7 @@ class MachineBoard final : public Board {
   const Bench& bench_;
   const BenchMachine& machine_;
   fs::path work_dir_;
+  fs::path run_dir_;  // where flashes keep the chip's previous contents (RUN/firmware)
   std::unique_ptr<PowerControl> power_;
   std::unique_ptr<AgentClient> agent_;
   milliseconds off_time_;
@@ -370,6 +400,8 @@ class MachineBoard final : public Board {
   int attempts_ = 0;
   bool already_up_ = false;
   std::string firmware_;
+  std::string pending_flash_;         // a flash image to write at the next power-off
+  nlohmann::json flashes_ = nlohmann::json::array();
   bool closed_ = false;
 };
 
@@ -382,7 +414,20 @@ Result<OpenedBoard> OpenMachineBoard(const Bench& bench, const QemuBoardOptions&
   std::error_code ec;
   fs::create_directories(work_dir, ec);
   if (ec) return Status::Error(Layer::kStore, "cannot create " + work_dir.string() + ": " + ec.message());
-  auto machine = std::make_unique<MachineBoard>(bench, work_dir, std::move(power));
+  const bool has_power = power != nullptr;
+  const fs::path run_dir = options.run_dir.empty() ? work_dir.parent_path() : fs::absolute(options.run_dir);
+  auto machine = std::make_unique<MachineBoard>(bench, work_dir, run_dir, std::move(power));
+  if (bench.flash) {
+    // The scenario's firmware (or the bench's default image) is written
+    // before the first boot; flashrom leaves a chip that already holds it.
+    const std::string first = options.firmware.empty() ? bench.flash->default_image : options.firmware;
+    if (!first.empty() && has_power) {
+      TRY(machine->SelectFirmware(first));
+    } else if (!options.firmware.empty()) {
+      return Status::Error(Layer::kScenario, "bench '" + bench.name + "': writing platform firmware '" +
+                                                 options.firmware + "' needs the machine off, and the bench has power: none");
+    }
+  }
   OpenedBoard opened;
   opened.transport = std::make_unique<AgentTransport>(machine->agent(), "tpmlab-agent on " +
                                                                             bench.machine->LinkDescription());
