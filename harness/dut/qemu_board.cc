@@ -34,6 +34,11 @@ Status Missing(const std::string& what, const std::string& package) {
       .WithKind(ErrorKind::kMissingPackage);
 }
 
+// tpmlab's console on ttyS0, the agent's channel on ttyS1, and the bench's own words.
+std::string KernelCommandLine(const BenchBoard& board) {
+  return "console=ttyS0,115200 tpmlab.channel=/dev/ttyS1 panic=0 " + board.cmdline;
+}
+
 milliseconds Since(Clock::time_point t) {
   return std::chrono::duration_cast<milliseconds>(Clock::now() - t);
 }
@@ -333,7 +338,7 @@ class QemuBoard final : public Board {
     config.tpm_interface = board_.tpm_interface;
     config.kernel = kernel_;
     config.initrd = initrd_;
-    config.append = "console=ttyS0,115200 tpmlab.channel=/dev/ttyS1 panic=0 " + board_.cmdline;
+    config.append = KernelCommandLine(board_);
     config.memory_mb = static_cast<int>(board_.memory_mb);
     config.accel = board_.accel;
     config.work_dir = options_.work_dir / "qemu";
@@ -536,6 +541,32 @@ Result<fs::path> FindAgentBinary() {
       .WithKind(ErrorKind::kMissingPackage);
 }
 
+Result<BoardKit> WriteBoardKit(const Bench& bench, const fs::path& dir_in, const std::vector<std::string>& banks) {
+  if (!bench.board) return Status::Error(Layer::kScenario, "bench '" + bench.name + "' has no board: section");
+  const fs::path dir = fs::absolute(dir_in);
+  std::error_code ec;
+  fs::create_directories(dir, ec);
+  if (ec) return Status::Error(Layer::kStore, "cannot create " + dir.string() + ": " + ec.message());
+  BoardKit kit;
+  TRY_ASSIGN(kit.kernel, PrepareKernel(*bench.board, dir));
+  TRY_ASSIGN(fs::path agent, FindAgentBinary());
+  kit.initramfs = dir / "initramfs.cpio";
+  TRY(WriteInitramfs(kit.initramfs, {{"dev", InitramfsEntry::kDir, "", 0755},
+                                     {"dev/console", InitramfsEntry::kCharDev, "", 0600, 5, 1},
+                                     {"init", InitramfsEntry::kFile, agent.string(), 0755},
+                                     {"proc", InitramfsEntry::kDir, "", 0755},
+                                     {"sys", InitramfsEntry::kDir, "", 0755}}));
+  // The chip, manufactured as every emulated DUT's is.
+  kit.tpm_state = dir / "tpm";
+  if (!SwtpmStateExists(kit.tpm_state)) {
+    ProvisionOptions provision;
+    provision.banks = banks;
+    TRY(ProvisionSwtpmState(kit.tpm_state, provision));
+  }
+  kit.append = KernelCommandLine(*bench.board);
+  return kit;
+}
+
 Result<OpenedBoard> OpenQemuBoard(const Bench& bench, const QemuBoardOptions& options_in) {
   if (!bench.board) return Status::Error(Layer::kHarness, "bench '" + bench.name + "' has no board");
   const BenchBoard& board = *bench.board;
@@ -545,22 +576,8 @@ Result<OpenedBoard> OpenQemuBoard(const Bench& bench, const QemuBoardOptions& op
   fs::create_directories(options.work_dir, ec);
   if (ec) return Status::Error(Layer::kStore, "cannot create " + options.work_dir.string() + ": " + ec.message());
   if (!FindProgram(board.qemu)) return Missing(board.qemu + " not found", "qemu-system-x86");
-  TRY_ASSIGN(fs::path kernel, PrepareKernel(board, options.work_dir));
-  TRY_ASSIGN(fs::path agent, FindAgentBinary());
-  const fs::path initrd = options.work_dir / "initramfs.cpio";
-  TRY(WriteInitramfs(initrd, {{"dev", InitramfsEntry::kDir, "", 0755},
-                              {"dev/console", InitramfsEntry::kCharDev, "", 0600, 5, 1},
-                              {"init", InitramfsEntry::kFile, agent.string(), 0755},
-                              {"proc", InitramfsEntry::kDir, "", 0755},
-                              {"sys", InitramfsEntry::kDir, "", 0755}}));
-  // The chip, manufactured as every emulated DUT's is.
-  const fs::path tpm_state = options.work_dir / "tpm";
-  if (!SwtpmStateExists(tpm_state)) {
-    ProvisionOptions provision;
-    provision.banks = options.banks;
-    TRY(ProvisionSwtpmState(tpm_state, provision));
-  }
-  auto qemu_board = std::make_unique<QemuBoard>(bench, options, kernel, initrd, tpm_state);
+  TRY_ASSIGN(BoardKit kit, WriteBoardKit(bench, options.work_dir, options.banks));
+  auto qemu_board = std::make_unique<QemuBoard>(bench, options, kit.kernel, kit.initramfs, kit.tpm_state);
   TRY(qemu_board->SelectInitial());
   OpenedBoard opened;
   opened.transport = std::make_unique<AgentTransport>(qemu_board->agent(), "tpmlab-agent on " + bench.name);

@@ -29,6 +29,23 @@ struct OpenedBoard {
   std::unique_ptr<Transport> transport;  // to the TPM, through the agent; needs the board
 };
 
+// What a board boots besides its platform firmware: the kernel (signed when
+// the bench's Secure Boot images need it), an initramfs whose /init is
+// tpmlab-agent, a manufactured chip, and the kernel command line.
+struct BoardKit {
+  std::filesystem::path kernel;
+  std::filesystem::path initramfs;
+  std::filesystem::path tpm_state;  // a swtpm state folder (tpm2-00.permall)
+  std::string append;               // the kernel command line: console on ttyS0, the agent on ttyS1
+};
+
+/// Writes the kit into `dir` (the chip only when `dir`/tpm holds none): what
+/// OpenQemuBoard boots, and what a lab that launches its board itself uses
+/// (hw/sim/up, through `tpmlab bench kit`).
+/// @returns kind missing_package naming the Debian package of what is absent.
+Result<BoardKit> WriteBoardKit(const Bench& bench, const std::filesystem::path& dir,
+                               const std::vector<std::string>& banks = {"sha1", "sha256"});
+
 /// Prepares the board (manufactures its chip, signs the kernel when the
 /// bench says so, writes the initramfs) without powering it on: Boot() does.
 /// @returns kind missing_package naming the Debian package of what is absent
