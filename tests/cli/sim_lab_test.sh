@@ -7,7 +7,8 @@
 #      update between power off and on, PCR 0 drift explained from OVMF's
 #      own logs, the chip's previous contents kept;
 #   3. an IPMI power-loss (the BMC resets the board in place) and an
-#      attestation across it: reset_count up, the quote verifies;
+#      attestation across it: reset_count up, the quote verifies; and
+#      tpmlab doctor on it;
 #   4. a BMC that does not answer stops the run naming host:port (exit 3);
 #   5. a flash that fails stops the run naming the image and the programmer;
 #   6. hw/sim/down leaves nothing running.
@@ -88,6 +89,9 @@ started=$SECONDS
 expect_exit 0 "an IPMI power-loss and an attestation across it" \
   "$tpmlab" run "$tmp/power-loss.yaml" --bench "$bench" -q --out "$tmp/loss"
 echo "   ($((SECONDS - started)) s)"
+
+# 3b. tpmlab doctor boots it and examines its TPM with OVMF's log.
+expect_exit 0 "tpmlab doctor on the simulated lab" "$tpmlab" doctor --bench "$bench" -q
 
 # 4. A BMC that does not answer.
 closed=$(/usr/bin/python3 -c 'import socket; s=socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
