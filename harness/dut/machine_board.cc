@@ -93,7 +93,9 @@ class MachineBoard final : public Board {
     const std::string before = hello_.boot_id;
     // New firmware goes in while the machine is off, whatever the cycle:
     // a reboot or a BMC reset never takes the power away.
-    if (pending_flash_) return OffFlashOn(std::string("the ") + PowerCycleKindName(kind) + " (off to flash new firmware)", start, before);
+    if (!pending_flash_.empty()) {
+      return OffFlashOn(std::string("the ") + PowerCycleKindName(kind) + " (off to flash new firmware)", start, before);
+    }
     switch (kind) {
       case PowerCycleKind::kReset:
         // The OS reboots: its kernel sends Shutdown(CLEAR), the firmware Startup(CLEAR).
