@@ -155,7 +155,11 @@ Status Dut::NoPower(const std::string& what) const {
 }
 
 Status Dut::PowerOn() {
-  if (board_) return board_->Boot();  // its firmware sends Startup and measures
+  if (board_) {
+    // Its firmware sends Startup and measures; the keys of a boot before are gone.
+    tpm_->ForgetTransientKeys();
+    return board_->Boot();
+  }
   if (!power_) return Status::Ok();  // nothing to switch: the chip has power
   // A real chip may have been on since the last run; only a power cycle
   // delivers _TPM_Init to it.
@@ -195,6 +199,9 @@ Status Dut::PowerCycle(PowerCycleKind kind, const BootOptions& boot) {
       return Status::Error(Layer::kScenario, std::string("a ") + PowerCycleKindName(kind) + " cycle: " + why);
     }
     (void)boot;
+    // The chip was reset (or resumed through a new agent connection): its
+    // transient objects are gone.
+    tpm_->ForgetTransientKeys();
     return board_->PowerCycle(kind);
   }
   // Refused before the Shutdown: a chip left shut down and never reset

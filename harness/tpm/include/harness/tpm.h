@@ -116,6 +116,10 @@ class Tpm {
   /// (the same key each time, until its seed changes), and the AK stays
   /// loaded until the next Startup or clear.
   void set_persist_keys(bool persist) { persist_keys_ = persist; }
+  /// Drops the transient keys made in this session: someone else reset and
+  /// started the chip (a board's firmware), and _TPM_Init flushed them, so
+  /// the next EnsureEk/Srk/Ak makes them again.
+  void ForgetTransientKeys();
 
  private:
   Tpm(Transport& transport, std::unique_ptr<TctiAdapter> tcti);
@@ -129,7 +133,6 @@ class Tpm {
   Result<KeyInfo> EnsurePrimary(uint32_t handle, Hierarchy hierarchy, const void* templ,
                                 KeyType type);
   void ForgetObjects();
-  void ForgetTransientKeys();
   // TPM_CAP_HANDLES of the handle type `first` starts.
   Result<std::vector<uint32_t>> Handles(uint32_t first, const char* what);
 
