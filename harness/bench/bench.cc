@@ -608,6 +608,25 @@ std::vector<ProbeItem> ProbeBench(const Bench& bench, UsbContext* usb, const std
     case PowerKind::kRedfish: {
       const BmcProbe bmc = ProbeBenchBmc(p.bmc, p.kind == PowerKind::kRedfish);
       items.push_back({"power", bmc.present ? ProbeState::kPresent : ProbeState::kMissing, bmc.detail});
+      // A console the machine serves itself (a QEMU chardev, a BMC's
+      // serial-over-LAN) listens only while it runs: refused while its BMC
+      // says it is off is what an off machine does, not a missing part.
+      // (ProbeBenchBmc ends an IPMI line with "chassis power off" and puts
+      // ": power off;" in a Redfish one.)
+      const std::string ipmi_off = "chassis power off";
+      const bool said_off =
+          bmc.present && (bmc.detail.find(": power off;") != std::string::npos ||
+                          (bmc.detail.size() >= ipmi_off.size() &&
+                           bmc.detail.compare(bmc.detail.size() - ipmi_off.size(), ipmi_off.size(), ipmi_off) == 0));
+      if (said_off && bench.is_machine() && bench.machine->link == MachineLink::kTcp) {
+        for (ProbeItem& item : items) {
+          if (item.part == "machine.agent.console" && item.state == ProbeState::kMissing) {
+            item.state = ProbeState::kPresent;
+            item.detail += " while the machine is off (its BMC says so): a console the machine serves itself "
+                           "listens only while it runs, so it is tried again at boot";
+          }
+        }
+      }
       break;
     }
     case PowerKind::kManual:
