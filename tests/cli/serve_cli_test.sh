@@ -12,7 +12,7 @@
 set -uo pipefail
 tpmlab=$(realpath "$1")
 src=$2
-for tool in tpm2_getrandom tpm2_pcrread tpm2_createek tpm2_createak tpm2_quote tpm2_checkquote tpm2_startup; do
+for tool in tpm2_getrandom tpm2_pcrread tpm2_createek tpm2_createak tpm2_quote tpm2_checkquote tpm2_startup tpm2_flushcontext; do
   command -v $tool >/dev/null || { echo "SKIPPED: $tool is absent (Debian package tpm2-tools)"; exit 77; }
 done
 command -v swtpm >/dev/null || { echo "SKIPPED: swtpm is absent (Debian package swtpm)"; exit 77; }
@@ -81,9 +81,12 @@ drive() {  # what, tcti
   else
     fail "$what: tpm2_pcrread"; sed 's/^/  | /' "$dir/pcrs.txt" "$tmp/tool.err"
   fi
+  # Straight to a TPM (no resource manager between), the tools leave their
+  # objects loaded: flush them between tools, as one does against swtpm.
   if (cd "$dir" &&
-      tpm2_createek -c ek.ctx -G rsa -u ek.pub &&
+      tpm2_createek -c ek.ctx -G rsa -u ek.pub && tpm2_flushcontext -t &&
       tpm2_createak -C ek.ctx -c ak.ctx -G rsa -g sha256 -s rsassa -u ak.pub -n ak.name -f pem &&
+      tpm2_flushcontext -t && tpm2_flushcontext -s &&
       tpm2_quote -c ak.ctx -l sha256:0,1,2 -q 0badc0de -m quote.msg -s quote.sig -o quote.pcrs -g sha256 &&
       tpm2_checkquote -u ak.pub -m quote.msg -s quote.sig -f quote.pcrs -g sha256 -q 0badc0de) \
       >"$tmp/tool.out" 2>"$tmp/tool.err"; then
@@ -107,16 +110,20 @@ boot = [int(cc, 16) for step, seq, cc, rc in rows if step == "0"]
 assert 0x144 in boot or boot == [], f"boot step: {boot}"
 codes = [cc for cc, rc in served]
 assert 0x158 in codes, "no Quote stored"
-drive = served[:codes.index(0x158) + 1]  # what drive() sent; later tests send more
+last_quote = len(codes) - 1 - codes[::-1].index(0x158)
+drive = served[:last_quote + 1]  # what drive() sent; later tests send more
 codes = [cc for cc, rc in drive]
 assert codes.count(0x17B) == 3, f"{codes.count(0x17B)} GetRandom"
 order = [0x17B, 0x17E, 0x131, 0x153, 0x157, 0x158]  # GetRandom, PCR_Read, CreatePrimary, Create, Load, Quote
 at = 0
 for want in order:
     at = codes.index(want, at)
-for cc, rc in drive:
-    if cc in order:
-        assert rc == "0x00000000", f"command {cc:#x} answered {rc}"
+# A busy chip may answer TPM_RC_RETRY (0x922) or YIELDED (0x908) and the
+# tools send the command again: the last answer to each is success.
+for want in order:
+    answers = [rc for cc, rc in drive if cc == want]
+    assert answers[-1] == "0x00000000", f"command {want:#x} answered {answers}"
+    assert all(rc in ("0x00000000", "0x00000922", "0x00000908") for rc in answers), f"command {want:#x} answered {answers}"
 print(len(served), "commands served")' "$tmp/list.tsv"
   "$tpmlab" runs --db "$folder" >"$tmp/runs.txt" 2>&1 && grep -q serve "$tmp/runs.txt" &&
     echo "ok: $what: tpmlab runs lists the serve run" || { fail "$what: tpmlab runs"; cat "$tmp/runs.txt"; }
