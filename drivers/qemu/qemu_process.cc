@@ -48,7 +48,10 @@ bool KvmRunsGuestCode(const std::string& binary) {
   const char reset_vector[] = {'\xb0', '\x10', '\xe6', '\xf4', '\xf4'};  // mov al,0x10; out 0xf4,al; hlt
   std::copy(std::begin(reset_vector), std::end(reset_vector), bios.begin() + 0xfff0);
   std::ofstream(dir / "probe.bin", std::ios::binary) << bios;
-  auto rc = RunProgram({binary, "-accel", "kvm", "-machine", "pc", "-nodefaults", "-display", "none",
+  // With SMM on: Secure Boot builds of OVMF need it, and a nested KVM (a
+  // VM in a cloud VM) may run guest code yet refuse SMM ("System Management
+  // Mode not supported by this hypervisor"); such a host boots with TCG.
+  auto rc = RunProgram({binary, "-accel", "kvm", "-machine", "pc,smm=on", "-nodefaults", "-display", "none",
                         "-bios", (dir / "probe.bin").string(), "-device",
                         "isa-debug-exit,iobase=0xf4,iosize=0x04"},
                        dir / "probe.log", milliseconds(10000));
