@@ -57,8 +57,8 @@ def sha(path): return hashlib.sha256(open(path, "rb").read()).hexdigest()
 flashes = [s["detail"]["board"]["flashes"] for s in run["steps"] if "flashes" in ((s.get("detail") or {}).get("board") or {})][-1]
 assert [f["image"] for f in flashes] == ["baseline", "firmware-blob"], flashes
 ovmf = "/usr/share/OVMF/"
-baseline = open(ovmf + "OVMF_VARS_4M.fd", "rb").read() + open(ovmf + "OVMF_CODE_4M.fd", "rb").read()
-blob = open(ovmf + "OVMF_VARS_4M.fd", "rb").read() + open(ovmf + "OVMF_CODE_4M.secboot.fd", "rb").read()
+baseline = open(ovmf + "OVMF_VARS_4M.snakeoil.fd", "rb").read() + open(ovmf + "OVMF_CODE_4M.secboot.fd", "rb").read()
+blob = open(ovmf + "OVMF_VARS_4M.snakeoil.fd", "rb").read() + open(ovmf + "OVMF_CODE_4M.fd", "rb").read()
 for f in flashes:
     assert f["verified"] and f["size"] == 4194304 and "SST25VF032B" in f["chip"], f
     assert f["before_file"].startswith("firmware/flash-"), f
